@@ -1,0 +1,5 @@
+//! Pure AArch64 formats: syndrome decoding and translation descriptors.
+#![forbid(unsafe_code)]
+
+pub mod esr;
+pub mod pte;

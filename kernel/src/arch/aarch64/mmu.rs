@@ -1,0 +1,158 @@
+//! Tandem's own address space: EL2 stage 1, identity mapped, W^X.
+//!
+//! Device windows from the board description are Device-nGnRE; RAM is Normal
+//! write-back, never executable; the image's text is the only executable
+//! memory and is read-only; rodata is read-only; stack guard pages are unmapped.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
+use aarch64_cpu::registers::ID_AA64MMFR0_EL1;
+
+use crate::aarch64::pte::{self, MemType, Perms, stage1_attrs};
+use crate::mm::pagetable::{ENTRIES, MapError, PageTable, TableMemory};
+use crate::platform::desc::BoardDesc;
+use crate::platform::fdt::MachineFacts;
+
+/// Input address bits of the EL2 map (T0SZ = 25: three levels from level 1).
+const VA_BITS: u32 = 39;
+const POOL_TABLES: usize = 48;
+
+#[repr(C, align(4096))]
+struct Pool([[u64; ENTRIES]; POOL_TABLES]);
+
+static mut POOL: Pool = Pool([[0; ENTRIES]; POOL_TABLES]);
+static POOL_USED: AtomicUsize = AtomicUsize::new(0);
+static ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Translation tables carved from a static pool, accessed by physical address
+/// (identity mapped, so the same before and after the MMU is on).
+struct BootTables;
+
+impl TableMemory for BootTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let i = POOL_USED.fetch_add(1, Ordering::Relaxed);
+        if i >= POOL_TABLES {
+            return None;
+        }
+        // The pool is zeroed BSS; each table is handed out once.
+        Some((&raw const POOL) as u64 + (i * 4096) as u64)
+    }
+
+    fn read(&self, table_pa: u64, idx: usize) -> u64 {
+        // SAFETY: table_pa came from alloc_table: an identity-mapped pool table; idx < 512.
+        unsafe { core::ptr::read_volatile((table_pa as *const u64).add(idx)) }
+    }
+
+    fn write(&mut self, table_pa: u64, idx: usize, desc: u64) {
+        // SAFETY: as in `read`; the tables are only written during single-CPU boot.
+        unsafe { core::ptr::write_volatile((table_pa as *mut u64).add(idx), desc) }
+    }
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __stacks_start: u8;
+    static __image_end: u8;
+    static __cpu_stack_stride: u8;
+    static __emergency_stack_size: u8;
+    static __max_cpus: u8;
+}
+
+/// Addresses of the image's sections (linker symbols).
+pub struct ImageLayout {
+    /// First byte of the image (the Image header).
+    pub start: u64,
+    /// End of executable text.
+    pub text_end: u64,
+    /// End of read-only data.
+    pub rodata_end: u64,
+    /// Start of the per-CPU stack area.
+    pub stacks_start: u64,
+    /// End of the image in memory (BSS and stacks included).
+    pub end: u64,
+    /// Bytes per CPU in the stack area.
+    pub stack_stride: u64,
+    /// Emergency stack bytes per CPU.
+    pub emergency_size: u64,
+    /// CPUs the stack area has room for.
+    pub max_cpus: usize,
+}
+
+/// The image layout from the linker script.
+pub fn layout() -> ImageLayout {
+    ImageLayout {
+        start: (&raw const __image_start) as u64,
+        text_end: (&raw const __text_end) as u64,
+        rodata_end: (&raw const __rodata_end) as u64,
+        stacks_start: (&raw const __stacks_start) as u64,
+        end: (&raw const __image_end) as u64,
+        stack_stride: (&raw const __cpu_stack_stride) as u64,
+        emergency_size: (&raw const __emergency_stack_size) as u64,
+        max_cpus: (&raw const __max_cpus) as usize,
+    }
+}
+
+/// Builds the EL2 map for this machine. Boot CPU only, before [`enable`].
+pub fn build(board: &BoardDesc, facts: &MachineFacts) -> Result<(), MapError> {
+    let mut mem = BootTables;
+    let mut pt = PageTable::new(&mut mem, 1, VA_BITS)?;
+    let device = stage1_attrs(Perms::RW, MemType::Device);
+    for w in board.mmio_windows {
+        pt.map(&mut mem, w.base, w.base, w.size, device)?;
+    }
+    let ram = stage1_attrs(Perms::RW, MemType::Normal);
+    for r in facts.memory.as_slice() {
+        let base = r.base & !0xfff;
+        let end = (r.end() + 0xfff) & !0xfff;
+        if end <= 1 << VA_BITS {
+            pt.map(&mut mem, base, base, end - base, ram)?;
+        }
+    }
+    let l = layout();
+    pt.map(&mut mem, l.start, l.start, l.text_end - l.start, stage1_attrs(Perms::RX, MemType::Normal))?;
+    pt.map(&mut mem, l.text_end, l.text_end, l.rodata_end - l.text_end, stage1_attrs(Perms::R, MemType::Normal))?;
+    pt.map(&mut mem, l.rodata_end, l.rodata_end, l.end - l.rodata_end, ram)?;
+    // Guard pages: below each emergency stack and below each main stack.
+    for cpu in 0..l.max_cpus as u64 {
+        let block = l.stacks_start + cpu * l.stack_stride;
+        pt.unmap(&mut mem, block, 4096)?;
+        pt.unmap(&mut mem, block + 4096 + l.emergency_size, 4096)?;
+    }
+    ROOT.store(pt.root(), Ordering::Release);
+    Ok(())
+}
+
+/// Turns the EL2 MMU and caches on with the map [`build`] made. Every CPU calls this.
+pub fn enable() {
+    let root = ROOT.load(Ordering::Acquire);
+    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    // The output size: what the CPU supports, capped at 48 bits.
+    let ps = pa_range.min(0b101);
+    MAIR_EL2.set(pte::MAIR_EL2_VALUE);
+    // Bits 31 and 23 of TCR_EL2 are RES1 in the non-VHE EL2 regime.
+    const TCR_EL2_RES1: u64 = (1 << 31) | (1 << 23);
+    let tcr = TCR_EL2::PS.val(ps)
+            + TCR_EL2::TG0::KiB_4
+            + TCR_EL2::SH0::Inner
+            + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL2::T0SZ.val(u64::from(64 - VA_BITS));
+    TCR_EL2.set(tcr.value | TCR_EL2_RES1);
+    TTBR0_EL2.set(root);
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidates EL2 TLB entries left by firmware; no memory is accessed.
+    unsafe { core::arch::asm!("tlbi alle2", "dsb ish", "isb", options(nostack)) };
+    // WXN makes any writable mapping execute-never in hardware too.
+    SCTLR_EL2.modify(SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::WXN::Enable + SCTLR_EL2::SA::Enable);
+    barrier::isb(barrier::SY);
+}
+
+/// Translation tables used from the pool (for the boot report).
+pub fn tables_used() -> usize {
+    POOL_USED.load(Ordering::Relaxed).min(POOL_TABLES)
+}

@@ -1,0 +1,3 @@
+//! Drivers for the devices Tandem itself uses (target only: MMIO).
+
+pub mod pl011;

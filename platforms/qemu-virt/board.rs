@@ -1,0 +1,20 @@
+//! QEMU `-M virt` (virtualization=on): what its device tree does not say.
+
+use crate::platform::desc::{BoardDesc, Reserved};
+use crate::platform::fdt::Region;
+
+/// The qemu-virt board.
+pub const BOARD: BoardDesc = BoardDesc {
+    name: "qemu-virt",
+    // QEMU loads a raw arm64 Image at RAM base (0x4000_0000) + text_offset.
+    load_addr: 0x4008_0000,
+    // PL011 UART0; /chosen/stdout-path points here too.
+    early_uart: 0x0900_0000,
+    // Everything below RAM is devices (flash, GIC, UART, RTC, virtio-mmio, PCIe ECAM/MMIO).
+    mmio_windows: &[Region { base: 0, size: 0x4000_0000 }],
+    reserved: &[Reserved {
+        // QEMU's boot stub (loads x0 with the DTB address and jumps to the image).
+        region: Region { base: 0x4000_0000, size: 0x1000 },
+        why: "QEMU boot stub",
+    }],
+};

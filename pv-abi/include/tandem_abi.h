@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
+/*
+ * Tandem hypercall ABI 1.0 for C guests.
+ *
+ * Generated from the pv-abi crate (pv-abi/tests/c_header.rs); do not edit.
+ * Regenerate with: TANDEM_BLESS=1 cargo test -p pv-abi --test c_header
+ *
+ * Conduit: HVC #0 from EL1, SMC Calling Convention v1.1. x0 = function ID
+ * (only w0 is read), x1..x7 = arguments, x0..x3 = results; the hypervisor
+ * preserves x4..x17 and all other state. SMC is not a Tandem conduit.
+ *
+ * Console bytes are packed little-endian: byte i is bits [8*(i%8)+7 : 8*(i%8)]
+ * of register x(2 + i/8). See the pv-abi crate documentation for each call.
+ */
+
+#ifndef _TANDEM_ABI_H
+#define _TANDEM_ABI_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
+#include <stdint.h>
+#endif
+
+/* ABI version (REVISION, VERSION). A guest requires MAJOR == 1. */
+#define TANDEM_ABI_VERSION_MAJOR	1
+#define TANDEM_ABI_VERSION_MINOR	0
+
+/* Device-tree node; its "interrupts" is the console-input interrupt (edge). */
+#define TANDEM_DT_COMPATIBLE	"tandem,hypervisor"
+
+/* Discovery: vendor-specific hypervisor service queries (SMC32 fast calls). */
+#define TANDEM_HYP_CALL_UID	0x8600FF01
+#define TANDEM_HYP_REVISION	0x8600FF03
+
+/*
+ * Tandem UUID 817a8793-3da7-4bed-a672-3c9608f510ec as CALL_UID returns it in w0..w3
+ * (little-endian words of the RFC 4122 bytes). Unknown: w0 = 0xFFFFFFFF.
+ */
+#define TANDEM_UUID_W0	0x93877A81
+#define TANDEM_UUID_W1	0xED4BA73D
+#define TANDEM_UUID_W2	0x963C72A6
+#define TANDEM_UUID_W3	0xEC10F508
+
+/*
+ * Tandem calls: SMC64 fast calls, 0xC6000000 | n.
+ * 0xC6000010..0xC600001F are reserved for inter-VM channels.
+ */
+#define TANDEM_HC_VERSION	0xC6000000
+#define TANDEM_HC_VM_INFO	0xC6000001
+#define TANDEM_HC_CONSOLE_WRITE	0xC6000002
+#define TANDEM_HC_CONSOLE_READ	0xC6000003
+#define TANDEM_HC_YIELD		0xC6000004
+#define TANDEM_HC_STATS		0xC6000005
+
+/* Status codes, returned in x0 as a signed 64-bit value. */
+#define TANDEM_ST_SUCCESS		0
+#define TANDEM_ST_NOT_SUPPORTED		(-1)
+#define TANDEM_ST_NOT_REQUIRED		(-2)
+#define TANDEM_ST_INVALID_PARAMETER	(-3)
+#define TANDEM_ST_DENIED		(-4)
+#define TANDEM_ST_BUSY			(-5)
+
+/*
+ * STATS ids (x1). Linux: /sys/hypervisor/stats/<name>, where <name> is the
+ * lower-case suffix (TANDEM_STAT_WFI_EXITS -> wfi_exits). UPTIME_NS is global.
+ */
+#define TANDEM_STAT_EXITS		0
+#define TANDEM_STAT_HYPERCALLS		1
+#define TANDEM_STAT_VIRQS_INJECTED	2
+#define TANDEM_STAT_MMIO_EMULATED	3
+#define TANDEM_STAT_WFI_EXITS		4
+#define TANDEM_STAT_UPTIME_NS		5
+#define TANDEM_STAT_COUNT		6
+
+/* Console payload limits in bytes (CONSOLE_WRITE: x2..x7, CONSOLE_READ: x2..x3). */
+#define TANDEM_CONSOLE_WRITE_MAX	48
+#define TANDEM_CONSOLE_READ_MAX		16
+
+#endif /* _TANDEM_ABI_H */

@@ -1,0 +1,411 @@
+//! Guest-side call logic over an abstract conduit, so it is host-testable.
+//!
+//! [`Client`] implements every guest wrapper (discovery, Tandem calls, PSCI helpers) on top of a
+//! [`Conduit`], the one operation that actually traps. On an AArch64 bare-metal guest the
+//! `guest` feature provides `guest::hvc_call` as the conduit and free functions that use it;
+//! host tests and other runtimes plug in their own (any `FnMut(HvcArgs) -> HvcRet` is one).
+
+use crate::ABI_VERSION_MAJOR;
+use crate::call::{Call, HvcArgs, HvcRet, VmInfo};
+use crate::console::{CONSOLE_READ_MAX, ConsoleChunk, parse_read_reply};
+use crate::psci;
+use crate::smccc::{VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION};
+use crate::stats::StatId;
+use crate::status::Status;
+use crate::uuid::TANDEM_UUID_REGS;
+
+/// Something that performs one SMCCC call: places `args` in `x0..x7`, traps, and returns
+/// `x0..x3`.
+pub trait Conduit {
+    /// Performs the call.
+    fn call(&mut self, args: HvcArgs) -> HvcRet;
+}
+
+impl<F: FnMut(HvcArgs) -> HvcRet> Conduit for F {
+    fn call(&mut self, args: HvcArgs) -> HvcRet {
+        self(args)
+    }
+}
+
+/// Typed Tandem and PSCI calls over a [`Conduit`].
+#[derive(Debug)]
+pub struct Client<C> {
+    conduit: C,
+}
+
+impl<C: Conduit> Client<C> {
+    /// Wraps a conduit.
+    pub const fn new(conduit: C) -> Self {
+        Self { conduit }
+    }
+
+    /// Returns the conduit.
+    pub fn into_inner(self) -> C {
+        self.conduit
+    }
+
+    /// Issues a decoded call and returns the raw reply.
+    pub fn call(&mut self, call: &Call) -> HvcRet {
+        self.conduit.call(call.encode())
+    }
+
+    /// Whether the hypervisor answers `Call UID` with the Tandem UUID.
+    ///
+    /// An unknown hypervisor answers `NOT_SUPPORTED` (`0xFFFF_FFFF` in `w0`) or another UUID.
+    /// The HVC conduit itself must exist: on a CPU without EL2, `hvc` is undefined.
+    pub fn is_tandem(&mut self) -> bool {
+        let r = self.conduit.call(HvcArgs::new(VENDOR_HYP_CALL_UID));
+        // Compare the `w` halves only; NOT_SUPPORTED (`w0` = 0xFFFF_FFFF) never matches.
+        [r.x[0] as u32, r.x[1] as u32, r.x[2] as u32, r.x[3] as u32] == TANDEM_UUID_REGS
+    }
+
+    /// The hypervisor's ABI version `(major, minor)` from the `Revision` query.
+    ///
+    /// Meaningful only after [`Client::is_tandem`] returned `true`.
+    pub fn abi_version(&mut self) -> (u32, u32) {
+        let r = self.conduit.call(HvcArgs::new(VENDOR_HYP_REVISION));
+        (r.x[0] as u32, r.x[1] as u32)
+    }
+
+    /// The whole discovery sequence: checks the UUID, then that the ABI major version is
+    /// [`ABI_VERSION_MAJOR`]. Returns the hypervisor's `(major, minor)`.
+    ///
+    /// Fails with [`Status::NotSupported`] if the hypervisor is not Tandem or its major version
+    /// differs. A hypervisor minor below [`ABI_VERSION_MINOR`](crate::ABI_VERSION_MINOR) is
+    /// accepted: the caller must then avoid calls added after that minor.
+    pub fn probe(&mut self) -> Result<(u32, u32), Status> {
+        if !self.is_tandem() {
+            return Err(Status::NotSupported);
+        }
+        let (major, minor) = self.abi_version();
+        if major != ABI_VERSION_MAJOR {
+            return Err(Status::NotSupported);
+        }
+        Ok((major, minor))
+    }
+
+    /// `VERSION`: the ABI `(major, minor)`; also the cheapest round trip (null hypercall).
+    pub fn version(&mut self) -> Result<(u32, u32), Status> {
+        let [major, minor, _] = self.call(&Call::Version).into_result()?;
+        Ok((major as u32, minor as u32))
+    }
+
+    /// `VM_INFO`: the caller's VM id, vCPU id and vCPU count.
+    pub fn vm_info(&mut self) -> Result<VmInfo, Status> {
+        VmInfo::from_ret(self.call(&Call::VmInfo))
+    }
+
+    /// Writes `bytes` to the console in 48-byte `CONSOLE_WRITE` calls; returns bytes written.
+    ///
+    /// Stops early, like `write(2)`, when the hypervisor accepts nothing (its buffer is full):
+    /// the caller retries the rest later, for example after [`Client::yield_now`]. An error
+    /// after some bytes were written returns `Ok` with the count so far; an error before any
+    /// byte returns the error. An empty `bytes` makes no call.
+    pub fn console_write(&mut self, bytes: &[u8]) -> Result<usize, Status> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let (chunk, sent) = ConsoleChunk::take(&bytes[done..]);
+            let accepted = match self.call(&Call::ConsoleWrite(chunk)).into_result() {
+                Ok([accepted, _, _]) => accepted.min(sent as u64) as usize,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if accepted == 0 {
+                break;
+            }
+            done += accepted;
+        }
+        Ok(done)
+    }
+
+    /// Drains pending console input into `out` with `CONSOLE_READ` calls; returns the byte
+    /// count (0 = nothing pending).
+    ///
+    /// Each call dequeues up to 16 bytes in the hypervisor, so the wrapper only issues a call
+    /// while at least [`CONSOLE_READ_MAX`] bytes of `out` are free, and `out` must hold at
+    /// least 16 bytes ([`Status::InvalidParameter`] otherwise). It stops when the hypervisor
+    /// reports nothing pending. Call it when the console-input interrupt fires until it
+    /// returns 0.
+    pub fn console_read(&mut self, out: &mut [u8]) -> Result<usize, Status> {
+        if out.len() < CONSOLE_READ_MAX {
+            return Err(Status::InvalidParameter);
+        }
+        let mut done = 0;
+        while out.len() - done >= CONSOLE_READ_MAX {
+            let ret = self.call(&Call::ConsoleRead);
+            let n = match parse_read_reply(&ret, &mut out[done..]) {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// `YIELD`: lets another runnable vCPU use the physical CPU.
+    pub fn yield_now(&mut self) -> Result<(), Status> {
+        self.call(&Call::Yield).into_result().map(|_| ())
+    }
+
+    /// `STATS`: reads one statistic.
+    pub fn stats(&mut self, id: StatId) -> Result<u64, Status> {
+        self.call(&Call::Stats(id))
+            .into_result()
+            .map(|[value, _, _]| value)
+    }
+
+    /// PSCI `PSCI_VERSION`: `major << 16 | minor`.
+    pub fn psci_version(&mut self) -> Result<u32, psci::Error> {
+        psci::result_from_reg(self.conduit.call(HvcArgs::new(psci::PSCI_VERSION)).x[0])
+    }
+
+    /// PSCI `CPU_ON`: starts the vCPU `mpidr` at `entry` (an IPA) with `ctx` in its `x0`.
+    pub fn cpu_on(&mut self, mpidr: u64, entry: u64, ctx: u64) -> Result<(), psci::Error> {
+        let args = HvcArgs::new(psci::CPU_ON)
+            .with(1, mpidr)
+            .with(2, entry)
+            .with(3, ctx);
+        psci::result_from_reg(self.conduit.call(args).x[0]).map(|_| ())
+    }
+
+    /// PSCI `CPU_OFF`: stops the calling vCPU. Returns only if the call failed.
+    pub fn cpu_off(&mut self) -> psci::Error {
+        self.no_return(psci::CPU_OFF)
+    }
+
+    /// PSCI `SYSTEM_OFF`: powers the calling VM off. Returns only if the call failed.
+    pub fn system_off(&mut self) -> psci::Error {
+        self.no_return(psci::SYSTEM_OFF)
+    }
+
+    /// PSCI `SYSTEM_RESET`: resets the calling VM. Returns only if the call failed.
+    pub fn system_reset(&mut self) -> psci::Error {
+        self.no_return(psci::SYSTEM_RESET)
+    }
+
+    /// Issues a PSCI call that does not return on success and maps whatever came back.
+    fn no_return(&mut self, fid: crate::smccc::FunctionId) -> psci::Error {
+        match psci::result_from_reg(self.conduit.call(HvcArgs::new(fid)).x[0]) {
+            // A "successful" return from a call that must not return is itself a failure.
+            Ok(_) => psci::Error::InternalFailure,
+            Err(e) => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::console::read_reply;
+    use crate::{TANDEM_UUID, psci::Error as PsciError};
+    use std::vec::Vec;
+
+    /// A tiny in-memory Tandem: decodes with `Call::decode` as the real hypervisor does.
+    #[derive(Default)]
+    struct FakeHyp {
+        /// Bytes written to the console.
+        written: Vec<u8>,
+        /// Pending console input.
+        input: Vec<u8>,
+        /// Maximum bytes accepted per `CONSOLE_WRITE` (models a full buffer).
+        accept_max: usize,
+        /// Every function ID issued, in order.
+        log: Vec<u32>,
+    }
+
+    impl FakeHyp {
+        fn new() -> Self {
+            Self {
+                accept_max: usize::MAX,
+                ..Self::default()
+            }
+        }
+    }
+
+    impl Conduit for &mut FakeHyp {
+        fn call(&mut self, args: HvcArgs) -> HvcRet {
+            self.log.push(args.function_id().raw());
+            if args.function_id() == psci::CPU_ON {
+                return HvcRet {
+                    x: [
+                        if args.x[1] == 1 {
+                            0
+                        } else {
+                            PsciError::AlreadyOn.to_reg()
+                        },
+                        0,
+                        0,
+                        0,
+                    ],
+                };
+            }
+            if args.function_id() == psci::SYSTEM_OFF {
+                return HvcRet {
+                    x: [PsciError::Denied.to_reg(), 0, 0, 0],
+                };
+            }
+            match Call::decode(args.x[0], &args) {
+                Err(e) => HvcRet::error(e),
+                Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+                Ok(Call::Revision) => HvcRet::revision(),
+                Ok(Call::Version) => HvcRet::success(1, 0, 0),
+                Ok(Call::VmInfo) => VmInfo {
+                    vm_id: 1,
+                    vcpu_id: 0,
+                    vcpu_count: 2,
+                }
+                .to_ret(),
+                Ok(Call::ConsoleWrite(c)) => {
+                    let n = c.len().min(self.accept_max);
+                    self.written.extend_from_slice(&c.as_bytes()[..n]);
+                    HvcRet::success(n as u64, 0, 0)
+                }
+                Ok(Call::ConsoleRead) => {
+                    let (ret, n) = read_reply(&self.input);
+                    self.input.drain(..n);
+                    ret
+                }
+                Ok(Call::Yield) => HvcRet::success(0, 0, 0),
+                Ok(Call::Stats(id)) => HvcRet::success(100 + id.as_raw(), 0, 0),
+            }
+        }
+    }
+
+    /// Discovery succeeds against Tandem and reports version 1.0.
+    #[test]
+    fn probe_finds_tandem() {
+        let mut hyp = FakeHyp::new();
+        let mut c = Client::new(&mut hyp);
+        assert!(c.is_tandem());
+        assert_eq!(c.probe(), Ok((1, 0)));
+        assert_eq!(c.version(), Ok((1, 0)));
+    }
+
+    /// An unknown hypervisor (NOT_SUPPORTED in `w0`) or another UUID is not Tandem.
+    #[test]
+    fn probe_rejects_other_hypervisors() {
+        let mut bare = Client::new(|_| HvcRet {
+            x: [u64::MAX, 0, 0, 0],
+        });
+        assert!(!bare.is_tandem());
+        assert_eq!(bare.probe(), Err(Status::NotSupported));
+        let mut kvm = Client::new(|_| HvcRet {
+            x: [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d],
+        });
+        assert!(!kvm.is_tandem());
+    }
+
+    /// A Tandem with another major version fails the probe.
+    #[test]
+    fn probe_rejects_other_major() {
+        let mut c = Client::new(|a: HvcArgs| {
+            if a.function_id() == VENDOR_HYP_REVISION {
+                HvcRet { x: [2, 0, 0, 0] }
+            } else {
+                HvcRet::call_uid(&TANDEM_UUID)
+            }
+        });
+        assert_eq!(c.abi_version(), (2, 0));
+        assert_eq!(c.probe(), Err(Status::NotSupported));
+    }
+
+    /// `console_write` splits into 48-byte calls and delivers every byte in order.
+    #[test]
+    fn console_write_chunks_whole_message() {
+        let msg: Vec<u8> = (0..=255u8).cycle().take(130).collect();
+        let mut hyp = FakeHyp::new();
+        assert_eq!(Client::new(&mut hyp).console_write(&msg), Ok(130));
+        assert_eq!(hyp.written, msg);
+        assert_eq!(hyp.log.len(), 3); // 48 + 48 + 34
+    }
+
+    /// Partial acceptance is retried from the first unaccepted byte.
+    #[test]
+    fn console_write_resumes_after_partial_accept() {
+        let msg = [b'a'; 50];
+        let mut hyp = FakeHyp {
+            accept_max: 20,
+            ..FakeHyp::new()
+        };
+        assert_eq!(Client::new(&mut hyp).console_write(&msg), Ok(50));
+        assert_eq!(hyp.written, msg);
+        assert_eq!(hyp.log.len(), 3); // 20 + 20 + 10
+    }
+
+    /// A full buffer (0 accepted) stops the loop instead of spinning; empty input makes no call.
+    #[test]
+    fn console_write_stops_when_nothing_accepted() {
+        let mut hyp = FakeHyp {
+            accept_max: 0,
+            ..FakeHyp::new()
+        };
+        let mut c = Client::new(&mut hyp);
+        assert_eq!(c.console_write(b"hello"), Ok(0));
+        assert_eq!(c.console_write(b""), Ok(0));
+        assert_eq!(hyp.log.len(), 1);
+    }
+
+    /// `console_read` drains all pending input and then reports 0.
+    #[test]
+    fn console_read_drains_input() {
+        let input: Vec<u8> = (b'a'..=b'z').collect();
+        let mut hyp = FakeHyp {
+            input: input.clone(),
+            ..FakeHyp::new()
+        };
+        let mut out = [0u8; 64];
+        let mut c = Client::new(&mut hyp);
+        assert_eq!(c.console_read(&mut out), Ok(26));
+        assert_eq!(out[..26], input[..]);
+        assert_eq!(c.console_read(&mut out), Ok(0));
+    }
+
+    /// `console_read` never issues a call that could overflow `out`.
+    #[test]
+    fn console_read_respects_buffer_space() {
+        let mut hyp = FakeHyp {
+            input: std::vec![b'x'; 40],
+            ..FakeHyp::new()
+        };
+        let mut c = Client::new(&mut hyp);
+        assert_eq!(
+            c.console_read(&mut [0u8; 15]),
+            Err(Status::InvalidParameter)
+        );
+        assert_eq!(c.console_read(&mut [0u8; 20]), Ok(16));
+        assert_eq!(hyp.input.len(), 24);
+    }
+
+    /// VM_INFO, STATS and YIELD pass their results through.
+    #[test]
+    fn simple_calls_return_results() {
+        let mut hyp = FakeHyp::new();
+        let mut c = Client::new(&mut hyp);
+        assert_eq!(
+            c.vm_info(),
+            Ok(VmInfo {
+                vm_id: 1,
+                vcpu_id: 0,
+                vcpu_count: 2
+            })
+        );
+        assert_eq!(c.stats(StatId::WfiExits), Ok(104));
+        assert_eq!(c.yield_now(), Ok(()));
+    }
+
+    /// PSCI helpers map return codes; a returning SYSTEM_OFF yields its error.
+    #[test]
+    fn psci_helpers_map_codes() {
+        let mut hyp = FakeHyp::new();
+        let mut c = Client::new(&mut hyp);
+        assert_eq!(c.cpu_on(1, 0x4008_0000, 7), Ok(()));
+        assert_eq!(c.cpu_on(2, 0x4008_0000, 7), Err(PsciError::AlreadyOn));
+        assert_eq!(c.system_off(), PsciError::Denied);
+        assert_eq!(c.system_reset(), PsciError::NotSupported);
+    }
+}

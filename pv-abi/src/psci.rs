@@ -1,0 +1,190 @@
+//! PSCI function IDs and return codes shared by the hypervisor's PSCI emulation and guests.
+//!
+//! Tandem emulates the Power State Coordination Interface (Arm DEN0022) for its guests over the
+//! same `hvc #0` conduit as the Tandem calls; guests describe it in their device tree as
+//! `psci { compatible = "arm,psci-1.0"; method = "hvc"; }`. PSCI calls live in the standard
+//! secure service range (OEN 4). Return values are signed 32-bit integers in `w0`; the
+//! hypervisor writes them sign-extended to 64 bits, as KVM does.
+//!
+//! Only the functions a Tandem guest uses (and the ones Linux probes at boot) are named here.
+
+use crate::smccc::FunctionId;
+
+/// `PSCI_VERSION` (SMC32): returns the PSCI version, `major << 16 | minor`, in `w0`.
+pub const PSCI_VERSION: FunctionId = FunctionId::new(0x8400_0000);
+/// `CPU_SUSPEND` (SMC64): `x1` = power state, `x2` = entry point, `x3` = context id.
+pub const CPU_SUSPEND: FunctionId = FunctionId::new(0xC400_0001);
+/// `CPU_OFF` (SMC32): powers down the calling vCPU; returns only on failure.
+pub const CPU_OFF: FunctionId = FunctionId::new(0x8400_0002);
+/// `CPU_ON` (SMC64): `x1` = target MPIDR, `x2` = entry point (IPA), `x3` = context id, which the
+/// target receives in `x0`.
+pub const CPU_ON: FunctionId = FunctionId::new(0xC400_0003);
+/// `AFFINITY_INFO` (SMC64): `x1` = target affinity, `x2` = lowest affinity level; returns an
+/// [`AffinityState`] value or an error.
+pub const AFFINITY_INFO: FunctionId = FunctionId::new(0xC400_0004);
+/// `MIGRATE_INFO_TYPE` (SMC32): Linux asks it at boot; Tandem answers
+/// [`MIGRATE_INFO_TYPE_NOT_PRESENT`].
+pub const MIGRATE_INFO_TYPE: FunctionId = FunctionId::new(0x8400_0006);
+/// `SYSTEM_OFF` (SMC32): powers off the calling VM; returns only on failure.
+pub const SYSTEM_OFF: FunctionId = FunctionId::new(0x8400_0008);
+/// `SYSTEM_RESET` (SMC32): resets the calling VM; returns only on failure.
+pub const SYSTEM_RESET: FunctionId = FunctionId::new(0x8400_0009);
+/// `PSCI_FEATURES` (SMC32): `w1` = queried function ID; returns its feature flags (0 when
+/// implemented with no optional features) or [`Error::NotSupported`].
+pub const PSCI_FEATURES: FunctionId = FunctionId::new(0x8400_000A);
+/// `SYSTEM_SUSPEND` (SMC64): Linux probes it with [`PSCI_FEATURES`].
+pub const SYSTEM_SUSPEND: FunctionId = FunctionId::new(0xC400_000E);
+
+/// `MIGRATE_INFO_TYPE` result 2: no Trusted OS needs migration (always Tandem's answer).
+pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u32 = 2;
+
+/// Encodes a PSCI version number as `PSCI_VERSION` returns it.
+pub const fn version(major: u16, minor: u16) -> u32 {
+    (major as u32) << 16 | minor as u32
+}
+
+/// PSCI 1.1, the version Tandem's emulation reports.
+pub const VERSION_1_1: u32 = version(1, 1);
+
+/// The PSCI success return code.
+pub const SUCCESS: i32 = 0;
+
+/// A PSCI error return code (DEN0022 §5.2.2). Success is [`SUCCESS`], not a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Error {
+    /// The function is not implemented.
+    NotSupported = -1,
+    /// An argument is invalid.
+    InvalidParameters = -2,
+    /// The caller may not perform the operation.
+    Denied = -3,
+    /// `CPU_ON`: the target is already on.
+    AlreadyOn = -4,
+    /// `CPU_ON`: a previous `CPU_ON` for the target is still pending.
+    OnPending = -5,
+    /// The implementation failed internally.
+    InternalFailure = -6,
+    /// The target does not exist.
+    NotPresent = -7,
+    /// The target is disabled.
+    Disabled = -8,
+    /// The entry point address is invalid.
+    InvalidAddress = -9,
+}
+
+impl Error {
+    /// Every PSCI error, in code order (-1 first).
+    pub const ALL: [Error; 9] = [
+        Error::NotSupported,
+        Error::InvalidParameters,
+        Error::Denied,
+        Error::AlreadyOn,
+        Error::OnPending,
+        Error::InternalFailure,
+        Error::NotPresent,
+        Error::Disabled,
+        Error::InvalidAddress,
+    ];
+
+    /// Decodes a raw PSCI return code; `None` for success, positive values and unknown codes.
+    pub const fn from_raw(raw: i32) -> Option<Self> {
+        Some(match raw {
+            -1 => Error::NotSupported,
+            -2 => Error::InvalidParameters,
+            -3 => Error::Denied,
+            -4 => Error::AlreadyOn,
+            -5 => Error::OnPending,
+            -6 => Error::InternalFailure,
+            -7 => Error::NotPresent,
+            -8 => Error::Disabled,
+            -9 => Error::InvalidAddress,
+            _ => return None,
+        })
+    }
+
+    /// The raw (negative) return code.
+    pub const fn as_raw(self) -> i32 {
+        self as i32
+    }
+
+    /// The code sign-extended to the 64-bit `x0` value a PSCI implementation returns.
+    pub const fn to_reg(self) -> u64 {
+        self as i32 as i64 as u64
+    }
+}
+
+/// Interprets a PSCI result register: a non-negative `w0` is `Ok` with its value, a negative
+/// one is the matching [`Error`]. Unknown negative codes become [`Error::InternalFailure`].
+pub const fn result_from_reg(x0: u64) -> Result<u32, Error> {
+    let w0 = x0 as u32 as i32;
+    if w0 >= 0 {
+        return Ok(w0 as u32);
+    }
+    match Error::from_raw(w0) {
+        Some(e) => Err(e),
+        None => Err(Error::InternalFailure),
+    }
+}
+
+/// `AFFINITY_INFO` results for a target that exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum AffinityState {
+    /// At least one core in the affinity instance is on.
+    On = 0,
+    /// All cores in the affinity instance are off.
+    Off = 1,
+    /// A `CPU_ON` is pending for the instance.
+    OnPending = 2,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PSCI IDs have the values of DEN0022 and are fast calls in the standard service.
+    #[test]
+    fn ids_are_standard_service_fast_calls() {
+        let ids = [
+            (PSCI_VERSION, 0x8400_0000, false),
+            (CPU_SUSPEND, 0xC400_0001, true),
+            (CPU_OFF, 0x8400_0002, false),
+            (CPU_ON, 0xC400_0003, true),
+            (AFFINITY_INFO, 0xC400_0004, true),
+            (MIGRATE_INFO_TYPE, 0x8400_0006, false),
+            (SYSTEM_OFF, 0x8400_0008, false),
+            (SYSTEM_RESET, 0x8400_0009, false),
+            (PSCI_FEATURES, 0x8400_000A, false),
+            (SYSTEM_SUSPEND, 0xC400_000E, true),
+        ];
+        for (id, raw, smc64) in ids {
+            assert_eq!(id.raw(), raw);
+            assert!(id.is_fast());
+            assert_eq!(id.is_smc64(), smc64);
+            assert_eq!(id.oen(), crate::smccc::OEN_STANDARD);
+        }
+    }
+
+    /// Every PSCI error survives `as_raw` then `from_raw`, and the codes run -1..=-9.
+    #[test]
+    fn error_raw_round_trip() {
+        for (i, e) in Error::ALL.into_iter().enumerate() {
+            assert_eq!(e.as_raw(), -(i as i32) - 1);
+            assert_eq!(Error::from_raw(e.as_raw()), Some(e));
+            assert_eq!(result_from_reg(e.to_reg()), Err(e));
+        }
+        assert_eq!(Error::from_raw(SUCCESS), None);
+        assert_eq!(Error::from_raw(-10), None);
+    }
+
+    /// Result registers: non-negative `w0` is a value, the upper half of `x0` is ignored.
+    #[test]
+    fn result_from_reg_reads_w0() {
+        assert_eq!(result_from_reg(0), Ok(0));
+        assert_eq!(result_from_reg(u64::from(VERSION_1_1)), Ok(0x0001_0001));
+        assert_eq!(result_from_reg(0xffff_ffff), Err(Error::NotSupported));
+        assert_eq!(result_from_reg(0xffff_ffff_0000_0002), Ok(2));
+        assert_eq!(result_from_reg(-100i64 as u64), Err(Error::InternalFailure));
+    }
+}

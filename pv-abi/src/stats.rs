@@ -1,0 +1,135 @@
+//! Statistics a guest can read with the `STATS` call.
+//!
+//! Each statistic has a stable numeric id (passed in `x1`) and a stable short name. Linux
+//! exposes them as `/sys/hypervisor/stats/<name>`; tools enumerate them with [`StatId::iter`].
+//! Counters are per calling VM unless [`StatId::is_global`] says otherwise. New statistics are
+//! added only at the end, by a minor ABI version.
+
+/// A statistic id for the `STATS` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum StatId {
+    /// Traps into the hypervisor from the calling VM (all causes).
+    Exits = 0,
+    /// Hypercalls (HVC exits) from the calling VM.
+    Hypercalls = 1,
+    /// Virtual interrupts injected into the calling VM.
+    VirqsInjected = 2,
+    /// MMIO accesses the hypervisor emulated for the calling VM.
+    MmioEmulated = 3,
+    /// WFI/WFE exits from the calling VM.
+    WfiExits = 4,
+    /// Hypervisor uptime in nanoseconds (global, not per VM).
+    UptimeNs = 5,
+}
+
+impl StatId {
+    /// The number of statistics this ABI version defines; ids are `0..COUNT`.
+    pub const COUNT: usize = 6;
+
+    /// Every statistic, in id order.
+    pub const ALL: [StatId; Self::COUNT] = [
+        StatId::Exits,
+        StatId::Hypercalls,
+        StatId::VirqsInjected,
+        StatId::MmioEmulated,
+        StatId::WfiExits,
+        StatId::UptimeNs,
+    ];
+
+    /// Iterates over every statistic in id order.
+    pub fn iter() -> impl Iterator<Item = StatId> {
+        Self::ALL.into_iter()
+    }
+
+    /// Decodes a raw id from `x1`; `None` for ids this ABI version does not define.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        if raw < Self::COUNT as u64 {
+            Some(Self::ALL[raw as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The raw id, as passed in `x1`.
+    pub const fn as_raw(self) -> u64 {
+        self as u64
+    }
+
+    /// The stable short name (`"virqs_injected"`), used for `/sys/hypervisor/stats/<name>`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StatId::Exits => "exits",
+            StatId::Hypercalls => "hypercalls",
+            StatId::VirqsInjected => "virqs_injected",
+            StatId::MmioEmulated => "mmio_emulated",
+            StatId::WfiExits => "wfi_exits",
+            StatId::UptimeNs => "uptime_ns",
+        }
+    }
+
+    /// Looks a statistic up by its short name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::iter().find(|s| s.name() == name)
+    }
+
+    /// Whether the value is system-wide rather than per calling VM.
+    pub const fn is_global(self) -> bool {
+        matches!(self, StatId::UptimeNs)
+    }
+}
+
+impl core::fmt::Display for StatId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` lists the ids densely in order, so `from_raw(as_raw(s)) == s`.
+    #[test]
+    fn raw_round_trip() {
+        for (i, s) in StatId::iter().enumerate() {
+            assert_eq!(s.as_raw(), i as u64);
+            assert_eq!(StatId::from_raw(s.as_raw()), Some(s));
+        }
+        assert_eq!(StatId::iter().count(), StatId::COUNT);
+    }
+
+    /// Ids at or above `COUNT` are rejected, including huge values.
+    #[test]
+    fn unknown_ids_are_none() {
+        for raw in [StatId::COUNT as u64, 7, 1 << 32, 1 << 63, u64::MAX] {
+            assert_eq!(StatId::from_raw(raw), None, "{raw}");
+        }
+    }
+
+    /// The short names are the fixed ones, unique, and look up back to their id.
+    #[test]
+    fn names_are_stable_and_unique() {
+        let names = [
+            "exits",
+            "hypercalls",
+            "virqs_injected",
+            "mmio_emulated",
+            "wfi_exits",
+            "uptime_ns",
+        ];
+        for (s, n) in StatId::iter().zip(names) {
+            assert_eq!(s.name(), n);
+            assert_eq!(StatId::from_name(n), Some(s));
+        }
+        assert_eq!(StatId::from_name("EXITS"), None);
+    }
+
+    /// Only the uptime is global.
+    #[test]
+    fn only_uptime_is_global() {
+        for s in StatId::iter() {
+            assert_eq!(s.is_global(), s == StatId::UptimeNs);
+        }
+    }
+}

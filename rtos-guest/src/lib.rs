@@ -1,0 +1,2 @@
+//! rtos-guest: a small real-time OS (in progress).
+#![no_std]

@@ -1,0 +1,114 @@
+//! Boot scenarios on qemu-virt: one QEMU boot per test, checked by console markers.
+
+use std::time::Duration;
+
+use system_tests::qemu::{MachineConfig, Qemu, built_image};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn machine() -> MachineConfig {
+    let image = built_image("qemu-virt", "tandem.bin").unwrap_or_else(|e| panic!("{e}"));
+    let mut m = MachineConfig::new("qemu-virt", image);
+    m.icount = true;
+    m
+}
+
+fn boot(name: &str, m: &MachineConfig, markers: &[&str]) -> Qemu {
+    let mut q = Qemu::spawn(name, m).unwrap_or_else(|e| panic!("{e}"));
+    for marker in markers {
+        q.wait_for(marker, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    }
+    q
+}
+
+/// The banner names version, platform, EL2, CPUs and RAM, and every CPU comes online.
+#[test]
+fn boot_banner_el2_four_cpus() {
+    let q = boot(
+        "boot_banner_el2_four_cpus",
+        &machine(),
+        &[
+            "Tandem v",
+            "on qemu-virt (linux,dummy-virt): EL2, 4 CPUs, 1024 MiB RAM, GICv3",
+            "cpu1 online, MPIDR 0x80000001",
+            "cpu2 online, MPIDR 0x80000002",
+            "cpu3 online, MPIDR 0x80000003",
+            "all 4 CPUs online",
+        ],
+    );
+    let log = q.log();
+    for fact in [
+        "memory   0x40000000..0x80000000 (1024 MiB)",
+        "gic      v3: GICD 0x8000000, GICR 0x80a0000",
+        "uart     pl011 at 0x9000000, INTID Some(33)",
+        "timer    INTIDs: EL1 phys 30, virt 27, EL2 phys 26; maintenance Some(25)",
+        "psci     Some(Smc)",
+    ] {
+        assert!(log.contains(fact), "{}", q.failure(&format!("missing DT fact {fact:?}")));
+    }
+    assert!(!log.contains("WARN") && !log.contains("ERROR"), "{}", q.failure("unexpected warning"));
+}
+
+/// GICv2 (the Raspberry Pi 4's kind) is recognised with its four frames.
+#[test]
+fn boot_gicv2_frames() {
+    let mut m = machine();
+    m.gic = 2;
+    m.smp = 2;
+    boot(
+        "boot_gicv2_frames",
+        &m,
+        &["EL2, 2 CPUs, 1024 MiB RAM, GICv2", "GICC 0x8010000, GICH 0x8030000, GICV 0x8040000", "all 2 CPUs online"],
+    );
+}
+
+/// Other CPU models and memory sizes boot too.
+#[test]
+fn boot_cortex_a53_and_max() {
+    for (cpu, mem, mib) in [("cortex-a53", "512M", 512), ("max", "2G", 2048)] {
+        let mut m = machine();
+        m.cpu = cpu.into();
+        m.memory = mem.into();
+        boot(&format!("boot_{cpu}"), &m, &[&format!("EL2, 4 CPUs, {mib} MiB RAM"), "all 4 CPUs online"]);
+    }
+}
+
+/// Without virtualization=on QEMU starts the image at EL1: a clear error, then power off.
+#[test]
+fn boot_without_el2_is_a_clear_error() {
+    let mut m = machine();
+    m.virtualization = false;
+    let mut q = boot("boot_without_el2", &m, &["started at EL1, but a hypervisor needs EL2", "virtualization=on"]);
+    let code = q.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 0, "{}", q.failure("QEMU should power off cleanly"));
+}
+
+/// Under -icount the whole boot log is identical run to run.
+#[test]
+fn boot_is_deterministic_under_icount() {
+    let m = machine();
+    let a = boot("boot_deterministic_a", &m, &["all 4 CPUs online"]).log();
+    let b = boot("boot_deterministic_b", &m, &["all 4 CPUs online"]).log();
+    let upto = |s: &str| s[..s.find("all 4 CPUs online").unwrap()].to_string();
+    assert_eq!(upto(&a), upto(&b));
+}
+
+/// Each deliberate EL2 fault gives a decoded report and parks the CPU; nothing hangs silently.
+#[test]
+fn el2_faults_are_reported() {
+    for (kind, expect) in [
+        ("data-abort", "EC=0x25 (data abort at EL2) read translation fault"),
+        ("undef", "EC=0x00 (unknown/undefined instruction)"),
+        ("stack-overflow", "EC=0x25 (data abort at EL2) write translation fault"),
+        ("panic", "Tandem PANIC on CPU 0: panicked at"),
+    ] {
+        let mut m = machine();
+        m.smp = 1;
+        m.extra = vec!["-append".into(), format!("tandem.crash={kind}")];
+        let q = boot(&format!("el2_fault_{kind}"), &m, &[expect, "CPU parked."]);
+        if kind != "panic" {
+            let log = q.log();
+            assert!(log.contains("ELR=0x") && log.contains("x30="), "{}", q.failure("registers missing"));
+        }
+    }
+}
