@@ -8,10 +8,13 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use log::{error, info, warn};
 
 use crate::arch::aarch64::{console, cpu, crash, mmu, psci};
+use crate::drivers::gicv3::GicV3;
 use crate::fault::{TrapFrame, VectorKind, write_report};
+use crate::hyp;
 use crate::mm::{heap, ranges};
 use crate::platform::fdt::{self, EnableMethod, GicVersion, MachineFacts, PsciConduit, Region};
 use crate::platform::{BOARD, desc::Reserved};
+use crate::vm::package::{self, Package, PackageError};
 
 /// Hypervisor version string.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -53,7 +56,20 @@ fn primary(dtb: u64) -> Result<(), &'static str> {
     mmu::build(&BOARD, &facts).map_err(|_| "cannot build the EL2 page tables")?;
     mmu::enable();
 
-    let usable = usable_ram(&facts, Region { base: dtb, size: dtb_size }, &image);
+    let package = find_package(&image);
+    let package_region = package.map(|p| Region {
+        base: p.bytes().as_ptr() as u64,
+        size: p.bytes().len() as u64,
+    });
+    let usable = usable_ram(
+        &facts,
+        Region {
+            base: dtb,
+            size: dtb_size,
+        },
+        &image,
+        package_region,
+    );
     // SAFETY: `usable` is RAM that the DT, the board and the image layout leave free,
     // mapped read/write by the EL2 map just enabled; this is the only call.
     unsafe { heap::init(usable.as_slice()) };
@@ -72,18 +88,57 @@ fn primary(dtb: u64) -> Result<(), &'static str> {
         }
     );
     report_facts(&facts, &image, heap_bytes, mmu::tables_used());
+    let gic_ready = init_gic(&facts);
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
     info!("cpu0 online, MPIDR {:#x}", cpu::mpidr());
     start_secondaries(&facts, image.max_cpus);
     if let Some(kind) = facts.bootarg("tandem.crash") {
         crash::trigger(kind);
     }
+    let online = CPUS_ONLINE.load(Ordering::Acquire);
+    if gic_ready {
+        hyp::create_vms(package, online, &facts);
+        hyp::run();
+    }
     Ok(())
 }
 
+static GIC: spin::Once<GicV3> = spin::Once::new();
+
+/// Sets up the physical GIC (distributor once, then this CPU). False when VMs cannot run.
+fn init_gic(facts: &MachineFacts) -> bool {
+    let g = &facts.gic;
+    if g.version != GicVersion::V3 {
+        warn!("GICv2 host: the vGIC has no GICv2 backend yet, so no VMs will run on this machine");
+        return false;
+    }
+    // SAFETY: the DT names these windows as the GICv3; the EL2 map covers them as device memory.
+    let gic = GIC.call_once(|| unsafe {
+        GicV3::new(
+            g.dist.base as usize,
+            g.cpu.base as usize,
+            g.cpu.size as usize,
+        )
+    });
+    gic.init_distributor(cpu::mpidr());
+    if !gic.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS) {
+        error!("no GICv3 redistributor for MPIDR {:#x}", cpu::mpidr());
+        return false;
+    }
+    let uart_intid = facts.uart.and_then(|u| u.intid);
+    hyp::init_cpu(uart_intid);
+    if let Some(intid) = uart_intid {
+        gic.enable_spi(intid, cpu::mpidr(), false);
+        console::enable_rx_interrupt();
+    }
+    true
+}
+
 fn read_device_tree(dtb: u64) -> Result<(MachineFacts, u64), &'static str> {
-    if dtb == 0 || dtb % 8 != 0 {
-        error!("no device tree: x0 = {dtb:#x} (boot with a raw Image so the loader passes the DTB)");
+    if dtb == 0 || !dtb.is_multiple_of(8) {
+        error!(
+            "no device tree: x0 = {dtb:#x} (boot with a raw Image so the loader passes the DTB)"
+        );
         return Err("no device tree");
     }
     // The DT header gives its size; read it before building a slice over the blob.
@@ -107,9 +162,50 @@ fn read_device_tree(dtb: u64) -> Result<(MachineFacts, u64), &'static str> {
     }
 }
 
-fn usable_ram(facts: &MachineFacts, dtb: Region, image: &mmu::ImageLayout) -> ranges::Ranges {
+/// The guest package xtask appended after the image, if there is one.
+fn find_package(image: &mmu::ImageLayout) -> Option<Package<'static>> {
+    let base = image.end.next_multiple_of(4096);
+    // SAFETY: the 64 header bytes after the image are RAM the boot loader filled (or left
+    // untouched); they are read before anything allocates there.
+    let header = unsafe { core::slice::from_raw_parts(base as *const u8, package::HEADER_SIZE) };
+    let size = match Package::peek_size(header) {
+        Ok(size) if size <= 1 << 30 => size,
+        Ok(size) => {
+            error!("guest package claims {size} bytes: ignored");
+            return None;
+        }
+        Err(PackageError::Missing) => return None,
+        Err(e) => {
+            error!("{e}");
+            return None;
+        }
+    };
+    // SAFETY: the package occupies `size` bytes from `base`; that region is excluded from the
+    // heap below and never written, so a shared 'static slice over it stays valid.
+    let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, size as usize) };
+    match Package::parse(bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            error!("{e}: no VMs will run");
+            None
+        }
+    }
+}
+
+fn usable_ram(
+    facts: &MachineFacts,
+    dtb: Region,
+    image: &mmu::ImageLayout,
+    package: Option<Region>,
+) -> ranges::Ranges {
     let mut reserved: fdt::List<Region, 48> = fdt::List::default();
-    reserved.push(Region { base: image.start, size: image.end - image.start });
+    if let Some(p) = package {
+        reserved.push(p);
+    }
+    reserved.push(Region {
+        base: image.start,
+        size: image.end - image.start,
+    });
     reserved.push(dtb);
     for r in facts.reserved.as_slice() {
         reserved.push(*r);
@@ -122,7 +218,12 @@ fn usable_ram(facts: &MachineFacts, dtb: Region, image: &mmu::ImageLayout) -> ra
 
 fn report_facts(facts: &MachineFacts, image: &mmu::ImageLayout, heap_bytes: usize, tables: usize) {
     for r in facts.memory.as_slice() {
-        info!("  memory   {:#010x}..{:#010x} ({} MiB)", r.base, r.end(), r.size >> 20);
+        info!(
+            "  memory   {:#010x}..{:#010x} ({} MiB)",
+            r.base,
+            r.end(),
+            r.size >> 20
+        );
     }
     info!(
         "  image    {:#010x}..{:#010x} ({} KiB incl. stacks), {} EL2 tables",
@@ -131,10 +232,16 @@ fn report_facts(facts: &MachineFacts, image: &mmu::ImageLayout, heap_bytes: usiz
         (image.end - image.start) >> 10,
         tables
     );
-    info!("  heap     {} MiB free for Tandem and guests", heap_bytes >> 20);
+    info!(
+        "  heap     {} MiB free for Tandem and guests",
+        heap_bytes >> 20
+    );
     let g = &facts.gic;
     match g.version {
-        GicVersion::V3 => info!("  gic      v3: GICD {:#x}, GICR {:#x} (+{:#x})", g.dist.base, g.cpu.base, g.cpu.size),
+        GicVersion::V3 => info!(
+            "  gic      v3: GICD {:#x}, GICR {:#x} (+{:#x})",
+            g.dist.base, g.cpu.base, g.cpu.size
+        ),
         GicVersion::V2 => info!(
             "  gic      v2: GICD {:#x}, GICC {:#x}, GICH {:#x}, GICV {:#x}",
             g.dist.base,
@@ -144,11 +251,17 @@ fn report_facts(facts: &MachineFacts, image: &mmu::ImageLayout, heap_bytes: usiz
         ),
     }
     if let Some(u) = facts.uart {
-        info!("  uart     pl011 at {:#x}, INTID {:?}", u.regs.base, u.intid);
+        info!(
+            "  uart     pl011 at {:#x}, INTID {:?}",
+            u.regs.base, u.intid
+        );
     }
     info!(
         "  timer    INTIDs: EL1 phys {}, virt {}, EL2 phys {}; maintenance {:?}",
-        facts.timer.phys_intid, facts.timer.virt_intid, facts.timer.hyp_intid, facts.gic.maintenance_intid
+        facts.timer.phys_intid,
+        facts.timer.virt_intid,
+        facts.timer.hyp_intid,
+        facts.gic.maintenance_intid
     );
     info!("  psci     {:?}", facts.psci);
 }
@@ -161,13 +274,22 @@ fn start_secondaries(facts: &MachineFacts, max_cpus: usize) {
             continue;
         }
         if next_index >= max_cpus {
-            warn!("CPU with MPIDR {:#x} not started: this build has stacks for {max_cpus} CPUs", c.mpidr);
+            warn!(
+                "CPU with MPIDR {:#x} not started: this build has stacks for {max_cpus} CPUs",
+                c.mpidr
+            );
             continue;
         }
         match (c.enable, facts.psci) {
             (EnableMethod::Psci, Some(PsciConduit::Smc)) => {
                 let entry = crate::arch::aarch64::secondary_entry as *const () as u64;
-                let ret = psci::call(PsciConduit::Smc, pv_abi::psci::CPU_ON, c.mpidr, entry, next_index as u64);
+                let ret = psci::call(
+                    PsciConduit::Smc,
+                    pv_abi::psci::CPU_ON,
+                    c.mpidr,
+                    entry,
+                    next_index as u64,
+                );
                 if ret != 0 {
                     warn!("PSCI CPU_ON for MPIDR {:#x} failed: {ret}", c.mpidr);
                     continue;
@@ -182,7 +304,10 @@ fn start_secondaries(facts: &MachineFacts, max_cpus: usize) {
                 return;
             }
             (EnableMethod::SpinTable(_), _) => {
-                warn!("spin-table CPU start is not supported yet (rpi4 port): MPIDR {:#x} stays off", c.mpidr);
+                warn!(
+                    "spin-table CPU start is not supported yet (rpi4 port): MPIDR {:#x} stays off",
+                    c.mpidr
+                );
                 continue;
             }
         }
@@ -207,8 +332,17 @@ fn start_secondaries(facts: &MachineFacts, max_cpus: usize) {
 extern "C" fn rust_secondary_main(cpu_index: u64) -> ! {
     cpu::set_index(cpu_index as usize);
     mmu::enable();
+    let gic = GIC
+        .get()
+        .filter(|g| g.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS));
+    if gic.is_some() {
+        hyp::init_cpu(None);
+    }
     info!("cpu{cpu_index} online, MPIDR {:#x}", cpu::mpidr());
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
+    if gic.is_some() {
+        hyp::run();
+    }
     idle()
 }
 
@@ -227,7 +361,12 @@ extern "C" fn rust_el2_fault(kind: u64, frame: &TrapFrame) -> ! {
         }
     }
     let mut report = heapless_report::Buffer::new();
-    let _ = write_report(&mut report, cpu::index(), VectorKind::from_index(kind), frame);
+    let _ = write_report(
+        &mut report,
+        cpu::index(),
+        VectorKind::from_index(kind),
+        frame,
+    );
     let _ = core::fmt::Write::write_str(&mut Forced, report.as_str());
     let _ = core::fmt::Write::write_str(&mut Forced, "CPU parked.\n");
     cpu::park()
@@ -235,7 +374,11 @@ extern "C" fn rust_el2_fault(kind: u64, frame: &TrapFrame) -> ! {
 
 /// Reports a Rust panic with its location and message, then parks this CPU.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    console::write_fmt_forced(format_args!("\nTandem PANIC on CPU {}: {}\nCPU parked.\n", cpu::index(), info));
+    console::write_fmt_forced(format_args!(
+        "\nTandem PANIC on CPU {}: {}\nCPU parked.\n",
+        cpu::index(),
+        info
+    ));
     cpu::park()
 }
 
@@ -250,7 +393,10 @@ mod heapless_report {
 
     impl Buffer {
         pub fn new() -> Self {
-            Self { bytes: [0; 2048], len: 0 }
+            Self {
+                bytes: [0; 2048],
+                len: 0,
+            }
         }
         pub fn as_str(&self) -> &str {
             core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("<report not UTF-8>")

@@ -64,7 +64,12 @@ pub fn spsr_mode_name(spsr: u64) -> &'static str {
 }
 
 /// Writes a fault report: what happened, where, and every register.
-pub fn write_report(out: &mut impl Write, cpu: usize, kind: VectorKind, frame: &TrapFrame) -> fmt::Result {
+pub fn write_report(
+    out: &mut impl Write,
+    cpu: usize,
+    kind: VectorKind,
+    frame: &TrapFrame,
+) -> fmt::Result {
     let syndrome = Syndrome::new(frame.esr);
     writeln!(out, "EL2 FAULT on CPU {cpu}: {kind:?} exception")?;
     writeln!(out, "  {syndrome}")?;
@@ -98,11 +103,24 @@ mod tests {
     /// A translation fault report names the class, fault kind, addresses and registers.
     #[test]
     fn report_names_everything() {
-        let mut frame = TrapFrame { esr: 0x9600_0045, far: 0xdead_0000, elr: 0x4008_1234, spsr: 0x3c9, ..Default::default() };
+        let mut frame = TrapFrame {
+            esr: 0x9600_0045,
+            far: 0xdead_0000,
+            elr: 0x4008_1234,
+            spsr: 0x3c9,
+            ..Default::default()
+        };
         frame.x[30] = 0x4008_0000;
         let mut s = String::new();
         write_report(&mut s, 2, VectorKind::Sync, &frame).unwrap();
-        for needle in ["CPU 2", "data abort at EL2", "translation fault", "FAR=0x00000000dead0000", "EL2h", "x30=0x0000000040080000"] {
+        for needle in [
+            "CPU 2",
+            "data abort at EL2",
+            "translation fault",
+            "FAR=0x00000000dead0000",
+            "EL2h",
+            "x30=0x0000000040080000",
+        ] {
             assert!(s.contains(needle), "missing {needle} in:\n{s}");
         }
     }

@@ -19,5 +19,13 @@ pub mod arch;
 pub mod boot;
 pub mod drivers;
 pub mod fault;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod hyp;
+pub mod hypercall;
 pub mod mm;
+pub mod monitor;
 pub mod platform;
+pub mod sched;
+pub mod vcpu;
+pub mod vgic;
+pub mod vm;

@@ -11,10 +11,16 @@ pub const BOARD: BoardDesc = BoardDesc {
     // PL011 UART0; /chosen/stdout-path points here too.
     early_uart: 0x0900_0000,
     // Everything below RAM is devices (flash, GIC, UART, RTC, virtio-mmio, PCIe ECAM/MMIO).
-    mmio_windows: &[Region { base: 0, size: 0x4000_0000 }],
+    mmio_windows: &[Region {
+        base: 0,
+        size: 0x4000_0000,
+    }],
     reserved: &[Reserved {
         // QEMU's boot stub (loads x0 with the DTB address and jumps to the image).
-        region: Region { base: 0x4000_0000, size: 0x1000 },
+        region: Region {
+            base: 0x4000_0000,
+            size: 0x1000,
+        },
         why: "QEMU boot stub",
     }],
 };

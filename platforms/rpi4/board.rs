@@ -15,10 +15,16 @@ pub const BOARD: BoardDesc = BoardDesc {
     // PL011 UART0 at bus address 0x7e20_1000.
     early_uart: 0xfe20_1000,
     // Peripherals and the GIC-400 in the "low peripheral" mode.
-    mmio_windows: &[Region { base: 0xfc00_0000, size: 0x400_0000 }],
+    mmio_windows: &[Region {
+        base: 0xfc00_0000,
+        size: 0x400_0000,
+    }],
     reserved: &[Reserved {
         // Spin-table release addresses and the firmware's stub live in the first page.
-        region: Region { base: 0, size: 0x1000 },
+        region: Region {
+            base: 0,
+            size: 0x1000,
+        },
         why: "firmware stub and spin tables",
     }],
 };

@@ -38,8 +38,9 @@
 //! | `x8..x30`, `sp`, FP/SIMD, system registers | —  | preserved                          |
 //!
 //! Unused argument registers should be zero; ABI 1.0 ignores them, and a later minor version
-//! may give them a meaning for which zero keeps the old behaviour. `smc` is **not** a Tandem
-//! conduit: a guest `smc` is answered `NOT_SUPPORTED`. All calls are fast (atomic) calls.
+//! may give them a meaning for which zero keeps the old behaviour. A guest `smc #0` is trapped
+//! and served exactly like `hvc #0` (so firmware-style PSCI calls work too), but `hvc` is the
+//! documented conduit. All calls are fast (atomic) calls.
 //!
 //! ## Discovery
 //!

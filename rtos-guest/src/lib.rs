@@ -1,2 +1,31 @@
-//! rtos-guest: a small real-time OS (in progress).
-#![no_std]
+//! rtos-guest: a small fixed-priority real-time OS for AArch64 EL1.
+//!
+//! It plays a handset's modem OS beside Linux on Tandem, and runs unchanged natively on
+//! `qemu-system-aarch64 -M virt` (the latency baseline).
+//!
+//! Crate map (everything but `arch` is plain Rust, tested on the host):
+//! - [`time`]: counter ticks and ns conversion.
+//! - [`sched`]: the scheduler core (tasks, ready choice, timer queue, periodic release) and
+//!   [`sched::sync`] (semaphores, mutexes with priority inheritance, message queues).
+//! - [`stats`]: latency histograms and the `rtos-stats:` line.
+//! - [`dsp`]: the modem workload's computation (CRC-32, fixed-point FFT).
+//! - [`at`]: the AT-command line editor and interpreter.
+//! - [`gic`], [`mmu`], [`pl011`]: register maps and bit formats of the hardware it drives.
+//! - [`fmt`]: a fixed-size text buffer for building console lines without allocation.
+//! - `arch` (bare-metal target only): boot, exception vectors, context switch, GIC, timer,
+//!   console, PSCI, and the task-facing kernel API.
+#![cfg_attr(not(test), no_std)]
+
+pub mod at;
+pub mod board;
+pub mod dsp;
+pub mod fmt;
+pub mod gic;
+pub mod mmu;
+pub mod pl011;
+pub mod sched;
+pub mod stats;
+pub mod time;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod arch;

@@ -5,5 +5,5 @@
 //! [`Qemu::wait_for`] waits for textual markers with a timeout. On failure the
 //! whole console log is printed, so a red test explains itself.
 
-pub mod qemu;
 pub mod paths;
+pub mod qemu;

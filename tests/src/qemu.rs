@@ -51,7 +51,8 @@ impl MachineConfig {
     /// The full QEMU argument list (without the program name).
     pub fn args(&self) -> Result<Vec<String>, String> {
         let file = paths::platform_dir(&self.platform).join("qemu.args");
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let mut args = Vec::new();
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -61,7 +62,10 @@ impl MachineConfig {
                         .replace("{smp}", &self.smp.to_string())
                         .replace("{mem}", &self.memory)
                         .replace("{cpu}", &self.cpu)
-                        .replace("{virtualization}", if self.virtualization { "on" } else { "off" }),
+                        .replace(
+                            "{virtualization}",
+                            if self.virtualization { "on" } else { "off" },
+                        ),
                 );
             }
         }
@@ -96,11 +100,19 @@ impl Qemu {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {QEMU} (run `cargo xtask test` to install it): {e}"))?;
+            .map_err(|e| {
+                format!("cannot start {QEMU} (run `cargo xtask test` to install it): {e}")
+            })?;
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -109,7 +121,13 @@ impl Qemu {
             thread::spawn(move || pump(stream, &log));
         }
         let stdin = child.stdin.take();
-        Ok(Self { child, stdin, log, started: Instant::now(), name: name.into() })
+        Ok(Self {
+            child,
+            stdin,
+            log,
+            started: Instant::now(),
+            name: name.into(),
+        })
     }
 
     /// Everything the console has printed so far.
@@ -130,10 +148,14 @@ impl Qemu {
                 if self.log().contains(marker) {
                     return Ok(());
                 }
-                return Err(self.failure(&format!("QEMU exited ({status}) before printing {marker:?}")));
+                return Err(self.failure(&format!(
+                    "QEMU exited ({status}) before printing {marker:?}"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(self.failure(&format!("timed out after {timeout:?} waiting for {marker:?}")));
+                return Err(self.failure(&format!(
+                    "timed out after {timeout:?} waiting for {marker:?}"
+                )));
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -157,7 +179,10 @@ impl Qemu {
     /// Types `text` on the console.
     pub fn send(&mut self, text: &str) -> Result<(), String> {
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()).map_err(|e| e.to_string())
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|_| stdin.flush())
+            .map_err(|e| e.to_string())
     }
 
     /// A failure message with the whole console log.
@@ -196,6 +221,9 @@ pub fn built_image(platform: &str, name: &str) -> Result<PathBuf, String> {
     if Path::new(&path).exists() {
         Ok(path)
     } else {
-        Err(format!("{} does not exist: run the system tests through `cargo xtask test`", path.display()))
+        Err(format!(
+            "{} does not exist: run the system tests through `cargo xtask test`",
+            path.display()
+        ))
     }
 }

@@ -7,7 +7,7 @@ use system_tests::qemu::{MachineConfig, Qemu, built_image};
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn machine() -> MachineConfig {
-    let image = built_image("qemu-virt", "tandem.bin").unwrap_or_else(|e| panic!("{e}"));
+    let image = built_image("qemu-virt", "tandem-novm.bin").unwrap_or_else(|e| panic!("{e}"));
     let mut m = MachineConfig::new("qemu-virt", image);
     m.icount = true;
     m
@@ -16,7 +16,8 @@ fn machine() -> MachineConfig {
 fn boot(name: &str, m: &MachineConfig, markers: &[&str]) -> Qemu {
     let mut q = Qemu::spawn(name, m).unwrap_or_else(|e| panic!("{e}"));
     for marker in markers {
-        q.wait_for(marker, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        q.wait_for(marker, TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     q
 }
@@ -44,9 +45,17 @@ fn boot_banner_el2_four_cpus() {
         "timer    INTIDs: EL1 phys 30, virt 27, EL2 phys 26; maintenance Some(25)",
         "psci     Some(Smc)",
     ] {
-        assert!(log.contains(fact), "{}", q.failure(&format!("missing DT fact {fact:?}")));
+        assert!(
+            log.contains(fact),
+            "{}",
+            q.failure(&format!("missing DT fact {fact:?}"))
+        );
     }
-    assert!(!log.contains("WARN") && !log.contains("ERROR"), "{}", q.failure("unexpected warning"));
+    assert!(
+        !log.contains("WARN") && !log.contains("ERROR"),
+        "{}",
+        q.failure("unexpected warning")
+    );
 }
 
 /// GICv2 (the Raspberry Pi 4's kind) is recognised with its four frames.
@@ -58,7 +67,11 @@ fn boot_gicv2_frames() {
     boot(
         "boot_gicv2_frames",
         &m,
-        &["EL2, 2 CPUs, 1024 MiB RAM, GICv2", "GICC 0x8010000, GICH 0x8030000, GICV 0x8040000", "all 2 CPUs online"],
+        &[
+            "EL2, 2 CPUs, 1024 MiB RAM, GICv2",
+            "GICC 0x8010000, GICH 0x8030000, GICV 0x8040000",
+            "all 2 CPUs online",
+        ],
     );
 }
 
@@ -69,7 +82,11 @@ fn boot_cortex_a53_and_max() {
         let mut m = machine();
         m.cpu = cpu.into();
         m.memory = mem.into();
-        boot(&format!("boot_{cpu}"), &m, &[&format!("EL2, 4 CPUs, {mib} MiB RAM"), "all 4 CPUs online"]);
+        boot(
+            &format!("boot_{cpu}"),
+            &m,
+            &[&format!("EL2, 4 CPUs, {mib} MiB RAM"), "all 4 CPUs online"],
+        );
     }
 }
 
@@ -78,7 +95,14 @@ fn boot_cortex_a53_and_max() {
 fn boot_without_el2_is_a_clear_error() {
     let mut m = machine();
     m.virtualization = false;
-    let mut q = boot("boot_without_el2", &m, &["started at EL1, but a hypervisor needs EL2", "virtualization=on"]);
+    let mut q = boot(
+        "boot_without_el2",
+        &m,
+        &[
+            "started at EL1, but a hypervisor needs EL2",
+            "virtualization=on",
+        ],
+    );
     let code = q.wait_exit(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 0, "{}", q.failure("QEMU should power off cleanly"));
 }
@@ -97,9 +121,15 @@ fn boot_is_deterministic_under_icount() {
 #[test]
 fn el2_faults_are_reported() {
     for (kind, expect) in [
-        ("data-abort", "EC=0x25 (data abort at EL2) read translation fault"),
+        (
+            "data-abort",
+            "EC=0x25 (data abort at EL2) read translation fault",
+        ),
         ("undef", "EC=0x00 (unknown/undefined instruction)"),
-        ("stack-overflow", "EC=0x25 (data abort at EL2) write translation fault"),
+        (
+            "stack-overflow",
+            "EC=0x25 (data abort at EL2) write translation fault",
+        ),
         ("panic", "Tandem PANIC on CPU 0: panicked at"),
     ] {
         let mut m = machine();
@@ -108,7 +138,11 @@ fn el2_faults_are_reported() {
         let q = boot(&format!("el2_fault_{kind}"), &m, &[expect, "CPU parked."]);
         if kind != "panic" {
             let log = q.log();
-            assert!(log.contains("ELR=0x") && log.contains("x30="), "{}", q.failure("registers missing"));
+            assert!(
+                log.contains("ELR=0x") && log.contains("x30="),
+                "{}",
+                q.failure("registers missing")
+            );
         }
     }
 }

@@ -1,3 +1,4 @@
 //! Drivers for the devices Tandem itself uses (target only: MMIO).
 
+pub mod gicv3;
 pub mod pl011;

@@ -4,4 +4,6 @@ pub mod pagetable;
 pub mod ranges;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod frames;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod heap;

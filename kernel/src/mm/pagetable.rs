@@ -41,10 +41,18 @@ pub struct PageTable {
 
 impl PageTable {
     /// Creates an empty tree. `ia_bits` must fit the start level (≤ 39 for level 1).
-    pub fn new(mem: &mut impl TableMemory, start_level: usize, ia_bits: u32) -> Result<Self, MapError> {
+    pub fn new(
+        mem: &mut impl TableMemory,
+        start_level: usize,
+        ia_bits: u32,
+    ) -> Result<Self, MapError> {
         debug_assert!((1..=2).contains(&start_level));
         let root = mem.alloc_table().ok_or(MapError::NoMemory)?;
-        Ok(Self { root, start_level, ia_bits })
+        Ok(Self {
+            root,
+            start_level,
+            ia_bits,
+        })
     }
 
     /// Physical address of the root table (for TTBR0_EL2 / VTTBR_EL2).
@@ -90,7 +98,12 @@ impl PageTable {
     }
 
     /// Removes the mappings of `[va, va+size)`.
-    pub fn unmap(&mut self, mem: &mut impl TableMemory, va: u64, size: u64) -> Result<(), MapError> {
+    pub fn unmap(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        size: u64,
+    ) -> Result<(), MapError> {
         self.check(va, 0, size)?;
         self.update(mem, va, size, &mut |_| None)
     }
@@ -136,7 +149,11 @@ impl PageTable {
                 None => true,
             };
         if block_ok {
-            mem.write(table, idx, target.map_or(0, |(pa, attrs)| pte::leaf_desc(pa, level, attrs)));
+            mem.write(
+                table,
+                idx,
+                target.map_or(0, |(pa, attrs)| pte::leaf_desc(pa, level, attrs)),
+            );
             return Ok(ia + span);
         }
         // Descend, splitting an existing block into a table of its own.
@@ -179,7 +196,10 @@ impl PageTable {
                 continue;
             }
             let span = level_size(level);
-            return Some(((desc & pte::OA_MASK & !(span - 1)) | (va & (span - 1)), desc));
+            return Some((
+                (desc & pte::OA_MASK & !(span - 1)) | (va & (span - 1)),
+                desc,
+            ));
         }
         None
     }
@@ -227,7 +247,8 @@ pub(crate) mod tests {
     fn aligned_range_uses_blocks() {
         let mut m = FakeTables::default();
         let mut t = PageTable::new(&mut m, 1, 32).unwrap();
-        t.map(&mut m, 0x4000_0000, 0x8000_0000, 8 << 20, rw()).unwrap();
+        t.map(&mut m, 0x4000_0000, 0x8000_0000, 8 << 20, rw())
+            .unwrap();
         assert_eq!(m.tables.len(), 2);
         let (pa, desc) = t.translate(&m, 0x4012_3456).unwrap();
         assert_eq!(pa, 0x8012_3456);
@@ -239,7 +260,14 @@ pub(crate) mod tests {
     fn gigabyte_block() {
         let mut m = FakeTables::default();
         let mut t = PageTable::new(&mut m, 1, 39).unwrap();
-        t.map(&mut m, 0, 0, 1 << 30, stage1_attrs(Perms::RW, MemType::Device)).unwrap();
+        t.map(
+            &mut m,
+            0,
+            0,
+            1 << 30,
+            stage1_attrs(Perms::RW, MemType::Device),
+        )
+        .unwrap();
         assert_eq!(m.tables.len(), 1);
         assert_eq!(t.translate(&m, 0x0900_0000).unwrap().0, 0x0900_0000);
     }
@@ -280,15 +308,27 @@ pub(crate) mod tests {
         assert!(t.translate(&m, 0x1000).is_none());
         assert!(t.translate(&m, 0x2000).is_some());
         assert!(t.translate(&m, 1 << 32).is_none());
-        assert_eq!(t.map(&mut m, 0xffff_f000, 0, 0x2000, rw()), Err(MapError::OutOfRange));
-        assert_eq!(t.map(&mut m, 0x800, 0, 0x1000, rw()), Err(MapError::Unaligned));
+        assert_eq!(
+            t.map(&mut m, 0xffff_f000, 0, 0x2000, rw()),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(
+            t.map(&mut m, 0x800, 0, 0x1000, rw()),
+            Err(MapError::Unaligned)
+        );
     }
 
     /// Running out of table memory is an error, not a panic.
     #[test]
     fn out_of_tables() {
-        let mut m = FakeTables { limit: Some(2), ..Default::default() };
+        let mut m = FakeTables {
+            limit: Some(2),
+            ..Default::default()
+        };
         let mut t = PageTable::new(&mut m, 1, 39).unwrap();
-        assert_eq!(t.map(&mut m, 0x1000, 0x1000, 0x1000, rw()), Err(MapError::NoMemory));
+        assert_eq!(
+            t.map(&mut m, 0x1000, 0x1000, 0x1000, rw()),
+            Err(MapError::NoMemory)
+        );
     }
 }

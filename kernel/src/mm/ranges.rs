@@ -23,10 +23,16 @@ pub fn subtract(memory: &[Region], reserved: &[Region], align: u64) -> Ranges {
                     continue;
                 }
                 if r.base > p.base {
-                    next.push(Region { base: p.base, size: r.base - p.base });
+                    next.push(Region {
+                        base: p.base,
+                        size: r.base - p.base,
+                    });
                 }
                 if r.end() < p.end() {
-                    next.push(Region { base: r.end(), size: p.end() - r.end() });
+                    next.push(Region {
+                        base: r.end(),
+                        size: p.end() - r.end(),
+                    });
                 }
             }
             pieces = next;
@@ -35,7 +41,10 @@ pub fn subtract(memory: &[Region], reserved: &[Region], align: u64) -> Ranges {
             let base = p.base.next_multiple_of(align);
             let end = p.end() & !(align - 1);
             if end > base {
-                out.push(Region { base, size: end - base });
+                out.push(Region {
+                    base,
+                    size: end - base,
+                });
             }
         }
     }
@@ -53,8 +62,15 @@ mod tests {
     /// Reserving the middle of a bank leaves the two sides.
     #[test]
     fn hole_in_the_middle() {
-        let out = subtract(&[r(0x4000_0000, 0x4000_0000)], &[r(0x4800_0000, 0x10_0000)], 0x1000);
-        assert_eq!(out.as_slice(), &[r(0x4000_0000, 0x800_0000), r(0x4810_0000, 0x37f0_0000)]);
+        let out = subtract(
+            &[r(0x4000_0000, 0x4000_0000)],
+            &[r(0x4800_0000, 0x10_0000)],
+            0x1000,
+        );
+        assert_eq!(
+            out.as_slice(),
+            &[r(0x4000_0000, 0x800_0000), r(0x4810_0000, 0x37f0_0000)]
+        );
     }
 
     /// Overlapping and out-of-bank reservations, and inward alignment.

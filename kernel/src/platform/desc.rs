@@ -60,7 +60,11 @@ impl BoardDesc {
         if let Some(r) = self.reserved.iter().find(|r| !aligned(&r.region)) {
             return Err(BoardError::Unaligned(r.region.base));
         }
-        if !self.mmio_windows.iter().any(|w| self.early_uart >= w.base && self.early_uart < w.end()) {
+        if !self
+            .mmio_windows
+            .iter()
+            .any(|w| self.early_uart >= w.base && self.early_uart < w.end())
+        {
             return Err(BoardError::UartUnmapped(self.early_uart));
         }
         Ok(())

@@ -47,10 +47,17 @@ impl fmt::Display for DtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated => write!(f, "device tree is truncated (shorter than its header says)"),
-            Self::BadMagic(m) => write!(f, "not a device tree: magic {m:#010x}, expected 0xd00dfeed"),
+            Self::BadMagic(m) => {
+                write!(f, "not a device tree: magic {m:#010x}, expected 0xd00dfeed")
+            }
             Self::BadLayout => write!(f, "device tree blocks lie outside the blob"),
-            Self::BadToken(o) => write!(f, "device tree structure corrupt: bad token at offset {o:#x}"),
-            Self::BadName(o) => write!(f, "device tree name at offset {o:#x} is not a valid string"),
+            Self::BadToken(o) => write!(
+                f,
+                "device tree structure corrupt: bad token at offset {o:#x}"
+            ),
+            Self::BadName(o) => {
+                write!(f, "device tree name at offset {o:#x} is not a valid string")
+            }
             Self::Unbalanced => write!(f, "device tree nodes are not properly nested"),
             Self::Missing(what) => write!(f, "device tree has no {what}"),
             Self::BadProperty(what) => write!(f, "device tree property {what} is malformed"),
@@ -59,7 +66,9 @@ impl fmt::Display for DtError {
 }
 
 fn be32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn cstr_len(b: &[u8]) -> Option<usize> {
@@ -88,7 +97,11 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
     if total > blob.len() || total < HEADER_LEN {
         return Err(DtError::Truncated);
     }
-    let field = |i: usize| be32(blob, 4 * i).map(|v| v as usize).ok_or(DtError::Truncated);
+    let field = |i: usize| {
+        be32(blob, 4 * i)
+            .map(|v| v as usize)
+            .ok_or(DtError::Truncated)
+    };
     let (struct_off, strings_off, rsv_off) = (field(2)?, field(3)?, field(4)?);
     let (strings_len, struct_len) = (field(8)?, field(9)?);
     let in_blob = |off: usize, len: usize| off.checked_add(len).is_some_and(|end| end <= total);
@@ -126,7 +139,9 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
                 }
                 seen_root = true;
                 depth += 1;
-                let name = blob.get(at + 4..struct_off + struct_len).ok_or(DtError::BadName(read))?;
+                let name = blob
+                    .get(at + 4..struct_off + struct_len)
+                    .ok_or(DtError::BadName(read))?;
                 4 + align4(cstr_len(name).ok_or(DtError::BadName(read))? + 1)
             }
             FDT_END_NODE => {
@@ -139,10 +154,18 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
                 }
                 let value_len = be32(blob, at + 4).ok_or(DtError::BadToken(read))? as usize;
                 let name_off = be32(blob, at + 8).ok_or(DtError::BadToken(read))? as usize;
-                let name_at = strings.start.checked_add(name_off).ok_or(DtError::BadName(read))?;
-                let name = blob.get(name_at..strings.end).ok_or(DtError::BadName(read))?;
+                let name_at = strings
+                    .start
+                    .checked_add(name_off)
+                    .ok_or(DtError::BadName(read))?;
+                let name = blob
+                    .get(name_at..strings.end)
+                    .ok_or(DtError::BadName(read))?;
                 let name_len = cstr_len(name).ok_or(DtError::BadName(read))?;
-                let len = value_len.checked_add(12).map(align4).ok_or(DtError::BadToken(read))?;
+                let len = value_len
+                    .checked_add(12)
+                    .map(align4)
+                    .ok_or(DtError::BadToken(read))?;
                 if read + len > struct_len {
                     return Err(DtError::BadToken(read));
                 }
@@ -211,7 +234,10 @@ pub struct List<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> Default for List<T, N> {
     fn default() -> Self {
-        Self { items: [T::default(); N], len: 0 }
+        Self {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 }
 
@@ -339,19 +365,29 @@ pub struct MachineFacts {
 impl MachineFacts {
     /// The model string.
     pub fn model(&self) -> &str {
-        let len = self.model.iter().position(|&c| c == 0).unwrap_or(self.model.len());
+        let len = self
+            .model
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.model.len());
         core::str::from_utf8(&self.model[..len]).unwrap_or("?")
     }
 
     /// The boot arguments (`/chosen/bootargs`).
     pub fn bootargs(&self) -> &str {
-        let len = self.bootargs.iter().position(|&c| c == 0).unwrap_or(self.bootargs.len());
+        let len = self
+            .bootargs
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.bootargs.len());
         core::str::from_utf8(&self.bootargs[..len]).unwrap_or("")
     }
 
     /// The value of `key=value` in the boot arguments.
     pub fn bootarg(&self, key: &str) -> Option<&str> {
-        self.bootargs().split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        self.bootargs()
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// Total RAM in bytes.
@@ -401,17 +437,24 @@ fn regs(
     tr: &Translation,
 ) -> List<Region, 8> {
     let mut out = List::default();
-    let Some(reg) = node.property("reg") else { return out };
+    let Some(reg) = node.property("reg") else {
+        return out;
+    };
     let stride = 4 * (cells.0 + cells.1);
     if stride == 0 {
         return out;
     }
     for chunk in reg.value.chunks_exact(stride) {
-        let (Some(base), Some(size)) = (read_cells(chunk, cells.0), read_cells(&chunk[4 * cells.0..], cells.1))
-        else {
+        let (Some(base), Some(size)) = (
+            read_cells(chunk, cells.0),
+            read_cells(&chunk[4 * cells.0..], cells.1),
+        ) else {
             continue;
         };
-        out.push(Region { base: tr.apply(base), size });
+        out.push(Region {
+            base: tr.apply(base),
+            size,
+        });
     }
     out
 }
@@ -434,7 +477,8 @@ fn gic_intids(node: fdt::node::FdtNode<'_, '_>) -> List<u32, 8> {
 }
 
 fn compatible_with(node: fdt::node::FdtNode<'_, '_>, names: &[&str]) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| names.contains(&s)))
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| names.contains(&s)))
 }
 
 struct Walk {
@@ -444,22 +488,34 @@ struct Walk {
 }
 
 impl Walk {
-    fn visit(&mut self, node: fdt::node::FdtNode<'_, '_>, parent_cells: (usize, usize), tr: &Translation, depth: usize) {
+    fn visit(
+        &mut self,
+        node: fdt::node::FdtNode<'_, '_>,
+        parent_cells: (usize, usize),
+        tr: &Translation,
+        depth: usize,
+    ) {
         if depth > 16 {
             return;
         }
         let name = node.name;
-        if name.starts_with("memory") && node.property("device_type").and_then(|p| p.as_str()) == Some("memory") {
+        if name.starts_with("memory")
+            && node.property("device_type").and_then(|p| p.as_str()) == Some("memory")
+        {
             for r in regs(node, parent_cells, tr).as_slice() {
                 self.facts.memory.push(*r);
             }
         }
         if name.starts_with("cpu@") || (name == "cpu") {
-            let reg = node.property("reg").and_then(|p| read_cells(p.value, parent_cells.0));
+            let reg = node
+                .property("reg")
+                .and_then(|p| read_cells(p.value, parent_cells.0));
             if let Some(mpidr) = reg {
                 let enable = match node.property("enable-method").and_then(|p| p.as_str()) {
                     Some("spin-table") => {
-                        let addr = node.property("cpu-release-addr").and_then(|p| read_cells(p.value, 2));
+                        let addr = node
+                            .property("cpu-release-addr")
+                            .and_then(|p| read_cells(p.value, 2));
                         EnableMethod::SpinTable(addr.unwrap_or(0))
                     }
                     _ => EnableMethod::Psci,
@@ -480,7 +536,11 @@ impl Walk {
                 });
             }
         }
-        if compatible_with(node, &["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"]) && self.gic.is_none() {
+        if compatible_with(
+            node,
+            &["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"],
+        ) && self.gic.is_none()
+        {
             let r = regs(node, parent_cells, tr);
             if let [dist, cpu, rest @ ..] = r.as_slice() {
                 self.gic = Some(GicFacts {
@@ -496,14 +556,21 @@ impl Walk {
         if compatible_with(node, &["arm,armv8-timer", "arm,armv7-timer"]) {
             let i = gic_intids(node);
             if let [_sec, phys, virt, hyp, ..] = i.as_slice() {
-                self.facts.timer = TimerFacts { phys_intid: *phys, virt_intid: *virt, hyp_intid: *hyp };
+                self.facts.timer = TimerFacts {
+                    phys_intid: *phys,
+                    virt_intid: *virt,
+                    hyp_intid: *hyp,
+                };
             }
         }
         if compatible_with(node, &["arm,pl011"]) {
-            let uart = regs(node, parent_cells, tr).as_slice().first().map(|r| UartFacts {
-                regs: *r,
-                intid: gic_intids(node).as_slice().first().copied(),
-            });
+            let uart = regs(node, parent_cells, tr)
+                .as_slice()
+                .first()
+                .map(|r| UartFacts {
+                    regs: *r,
+                    intid: gic_intids(node).as_slice().first().copied(),
+                });
             // Prefer the UART /chosen/stdout-path names; else keep the first.
             let path_len = self.stdout_path.iter().position(|&c| c == 0).unwrap_or(0);
             let wanted = core::str::from_utf8(&self.stdout_path[..path_len]).unwrap_or("");
@@ -552,7 +619,10 @@ impl Walk {
                             windows.push((c, tr.apply(p), s));
                         }
                     }
-                    child_tr = Translation { windows, identity: false };
+                    child_tr = Translation {
+                        windows,
+                        identity: false,
+                    };
                 }
                 _ => {}
             }
@@ -573,12 +643,20 @@ pub fn parse(blob: &[u8]) -> Result<MachineFacts, DtError> {
         model[..n].copy_from_slice(&m.as_bytes()[..n]);
     }
     let mut bootargs = [0u8; 256];
-    if let Some(p) = dt.find_node("/chosen").and_then(|c| c.property("bootargs")).and_then(|p| p.as_str()) {
+    if let Some(p) = dt
+        .find_node("/chosen")
+        .and_then(|c| c.property("bootargs"))
+        .and_then(|p| p.as_str())
+    {
         let n = p.len().min(255);
         bootargs[..n].copy_from_slice(&p.as_bytes()[..n]);
     }
     let mut stdout_path = [0u8; 64];
-    if let Some(p) = dt.find_node("/chosen").and_then(|c| c.property("stdout-path")).and_then(|p| p.as_str()) {
+    if let Some(p) = dt
+        .find_node("/chosen")
+        .and_then(|c| c.property("stdout-path"))
+        .and_then(|p| p.as_str())
+    {
         let n = p.len().min(63);
         stdout_path[..n].copy_from_slice(&p.as_bytes()[..n]);
     }
@@ -600,13 +678,30 @@ pub fn parse(blob: &[u8]) -> Result<MachineFacts, DtError> {
         psci: None,
         bootargs,
     };
-    let mut walk = Walk { facts: empty, gic: None, stdout_path };
-    walk.visit(root, (2, 1), &Translation { identity: true, ..Default::default() }, 0);
+    let mut walk = Walk {
+        facts: empty,
+        gic: None,
+        stdout_path,
+    };
+    walk.visit(
+        root,
+        (2, 1),
+        &Translation {
+            identity: true,
+            ..Default::default()
+        },
+        0,
+    );
     for r in dt.memory_reservations() {
-        walk.facts.reserved.push(Region { base: r.address() as u64, size: r.size() as u64 });
+        walk.facts.reserved.push(Region {
+            base: r.address() as u64,
+            size: r.size() as u64,
+        });
     }
     let mut facts = walk.facts;
-    facts.gic = walk.gic.ok_or(DtError::Missing("interrupt controller (arm,gic-v3 or GICv2)"))?;
+    facts.gic = walk.gic.ok_or(DtError::Missing(
+        "interrupt controller (arm,gic-v3 or GICv2)",
+    ))?;
     if facts.memory.is_empty() {
         return Err(DtError::Missing("/memory node"));
     }
@@ -640,14 +735,27 @@ mod tests {
     fn qemu_virt_gicv3() {
         let f = facts("qemu-virt-gicv3-smp4.dtb");
         assert_eq!(f.model(), "linux,dummy-virt");
-        assert_eq!(f.memory.as_slice(), &[Region { base: 0x4000_0000, size: 0x4000_0000 }]);
+        assert_eq!(
+            f.memory.as_slice(),
+            &[Region {
+                base: 0x4000_0000,
+                size: 0x4000_0000
+            }]
+        );
         assert_eq!(f.cpus.len(), 4);
         assert_eq!(f.cpus.as_slice()[3].mpidr, 3);
         assert_eq!(f.gic.version, GicVersion::V3);
         assert_eq!(f.gic.dist.base, 0x0800_0000);
         assert_eq!(f.gic.cpu.base, 0x080a_0000);
         assert_eq!(f.gic.maintenance_intid, Some(25));
-        assert_eq!(f.timer, TimerFacts { phys_intid: 30, virt_intid: 27, hyp_intid: 26 });
+        assert_eq!(
+            f.timer,
+            TimerFacts {
+                phys_intid: 30,
+                virt_intid: 27,
+                hyp_intid: 26
+            }
+        );
         assert_eq!(f.uart.unwrap().regs.base, 0x0900_0000);
         assert_eq!(f.uart.unwrap().intid, Some(33));
         assert_eq!(f.psci, Some(PsciConduit::Smc));
@@ -678,7 +786,9 @@ mod tests {
     #[test]
     fn corrupted_fixture_rejected() {
         let mut blob = fixture("corrupted.dtb");
-        let err = sanitize(&mut blob).map(|_| ()).and_then(|_| parse(&blob).map(|_| ()));
+        let err = sanitize(&mut blob)
+            .map(|_| ())
+            .and_then(|_| parse(&blob).map(|_| ()));
         assert!(err.is_err());
     }
 

@@ -3,11 +3,16 @@
 //! `run` boots the default platform in QEMU with the console on this terminal;
 //! `test` runs the host unit tests and then the QEMU system tests. Both
 //! install what they need first (QEMU 10, dtc, Rust targets) and say so.
+//! `build` and `run` pack the VMs of `platforms/<board>/vms.toml` (the
+//! `default = true` ones, or those named by `--vms`) into the boot image.
 
+mod guest_dt;
 mod image;
 mod linux;
+mod package;
 mod setup;
 mod util;
+mod vms;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,11 +20,17 @@ use std::process::{Command, ExitCode};
 use clap::{Args, Parser, Subcommand};
 use system_tests::qemu::{MachineConfig, QEMU};
 
+use crate::package::Vms;
 use crate::setup::Need;
 use crate::util::{cargo, run, say};
+use crate::vms::Machine;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run and test the Tandem hypervisor", version)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, run and test the Tandem hypervisor",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -31,7 +42,8 @@ enum Cmd {
     Run(RunArgs),
     /// Run every test: host unit tests, then QEMU system tests.
     Test(TestArgs),
-    /// Build the boot image only (target/tandem/<platform>/tandem.bin).
+    /// Build the boot image only: target/tandem/<platform>/tandem.bin for the default VMs,
+    /// tandem-<vm>-….bin for --vms, tandem-novm.bin for --no-vms.
     Build(MachineArgs),
     /// Install the host tools the build and tests need (run and test do this themselves).
     Setup,
@@ -47,6 +59,19 @@ struct MachineArgs {
     /// Build without optimisations (slower, easier to debug).
     #[arg(long)]
     debug: bool,
+    /// VMs to pack and boot, by name from platforms/<platform>/vms.toml, in this order
+    /// (default: the VMs with `default = true`).
+    #[arg(long, value_delimiter = ',', value_name = "VM,...")]
+    vms: Option<Vec<String>>,
+    /// Boot Tandem with no VMs (target/tandem/<platform>/tandem-novm.bin).
+    #[arg(long, conflicts_with = "vms")]
+    no_vms: bool,
+    /// Number of physical CPUs (the VMs' pcpus are checked against it).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=8))]
+    smp: u32,
+    /// Memory size in QEMU syntax (the VMs' RAM is checked against it).
+    #[arg(long, default_value = "1G")]
+    memory: String,
 }
 
 #[derive(Args)]
@@ -56,12 +81,6 @@ struct RunArgs {
     /// GIC version of the emulated machine (qemu-virt only).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     gic: u8,
-    /// Number of physical CPUs.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=8))]
-    smp: u32,
-    /// Memory size in QEMU syntax.
-    #[arg(long, default_value = "1G")]
-    memory: String,
     /// CPU model (cortex-a72, cortex-a53, max).
     #[arg(long, default_value = "cortex-a72")]
     cpu: String,
@@ -69,7 +88,7 @@ struct RunArgs {
     #[arg(long)]
     icount: bool,
     /// Boot a guest natively on the emulated machine, without Tandem (the latency baseline).
-    #[arg(long, value_parser = ["rtos"])]
+    #[arg(long, value_parser = ["rtos"], conflicts_with_all = ["vms", "no_vms"])]
     native: Option<String>,
     /// Build the guest's in-guest self-test variant (with --native).
     #[arg(long, requires = "native")]
@@ -96,10 +115,12 @@ fn main() -> ExitCode {
         Cmd::Test(args) => cmd_test(&root, args),
         Cmd::Build(args) => prepare(&[]).and_then(|_| build(&root, &args).map(|_| ())),
         Cmd::Setup => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]),
-        Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| linux::build(&root).map(|a| {
-            say(&format!("kernel: {}", a.image.display()));
-            say(&format!("initramfs: {}", a.initramfs.display()));
-        })),
+        Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {
+            linux::build(&root).map(|a| {
+                say(&format!("kernel: {}", a.image.display()));
+                say(&format!("initramfs: {}", a.initramfs.display()));
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,7 +132,10 @@ fn main() -> ExitCode {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 fn prepare(needs: &[Need]) -> Result<(), String> {
@@ -121,13 +145,22 @@ fn prepare(needs: &[Need]) -> Result<(), String> {
 
 fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
     if m.platform == "rpi4" {
-        return Err("the rpi4 platform is a placeholder in this version: see platforms/rpi4/README.md".into());
+        return Err(
+            "the rpi4 platform is a placeholder in this version: see platforms/rpi4/README.md"
+                .into(),
+        );
     }
-    image::build_hypervisor(root, &m.platform, !m.debug)
+    let machine = Machine::new(m.smp, &m.memory)?;
+    let vms = match (&m.vms, m.no_vms) {
+        (_, true) => Vms::None,
+        (Some(names), false) => Vms::Named(names),
+        (None, false) => Vms::Default,
+    };
+    package::build(root, &m.platform, !m.debug, vms, machine)
 }
 
 fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
-    prepare(&[Need::Qemu])?;
+    prepare(&[Need::Qemu, Need::Dtc])?;
     let native = args.native.is_some();
     let image = match args.native.as_deref() {
         Some(_) => {
@@ -140,14 +173,21 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     // A native guest runs at EL1, as it would on firmware without a hypervisor.
     config.virtualization = !native;
     config.gic = args.gic;
-    config.smp = args.smp;
-    config.memory = args.memory;
+    config.smp = args.machine.smp;
+    config.memory = args.machine.memory;
     config.cpu = args.cpu;
     config.icount = args.icount;
     config.extra = args.qemu_args;
     let qemu_args = config.args()?;
     say(&format!("{QEMU} {}", qemu_args.join(" ")));
-    say(&format!("booting {}; leave QEMU with Ctrl-A X", if native { "the guest natively" } else { "Tandem" }));
+    say(&format!(
+        "booting {}; leave QEMU with Ctrl-A X",
+        if native {
+            "the guest natively"
+        } else {
+            "Tandem"
+        }
+    ));
     run(Command::new(QEMU).args(&qemu_args))
 }
 
@@ -156,17 +196,19 @@ fn cmd_test(root: &Path, args: TestArgs) -> Result<(), String> {
     if !args.system_only {
         say("host unit tests");
         let mut cmd = cargo();
-        cmd.current_dir(root).args(["test", "--workspace", "--exclude", "system-tests"]);
+        cmd.current_dir(root)
+            .args(["test", "--workspace", "--exclude", "system-tests"]);
         if let Some(f) = &args.filter {
             cmd.arg(f);
         }
         run(&mut cmd)?;
     }
     say("building boot images for the system tests");
-    build(root, &MachineArgs { platform: "qemu-virt".into(), debug: false })?;
+    package::build_test_images(root)?;
     say("QEMU system tests");
     let mut cmd = cargo();
-    cmd.current_dir(root).args(["test", "--package", "system-tests"]);
+    cmd.current_dir(root)
+        .args(["test", "--package", "system-tests"]);
     if let Some(f) = &args.filter {
         cmd.arg(f);
     }

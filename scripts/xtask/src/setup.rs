@@ -24,11 +24,17 @@ pub enum Need {
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/tandem-bookworm-backports.list";
 
 fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().is_ok_and(|o| o.status.success())
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn qemu_major() -> Option<u32> {
-    let out = Command::new("qemu-system-aarch64").arg("--version").output().ok()?;
+    let out = Command::new("qemu-system-aarch64")
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let version = text.split("version ").nth(1)?;
     version.split('.').next()?.trim().parse().ok()
@@ -36,12 +42,17 @@ fn qemu_major() -> Option<u32> {
 
 fn debian_codename() -> Option<String> {
     let text = std::fs::read_to_string("/etc/os-release").ok()?;
-    text.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|s| s.trim_matches('"').to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|s| s.trim_matches('"').to_string())
 }
 
 /// Runs apt-get as root (directly, or through sudo).
 fn apt(args: &[&str]) -> Result<(), String> {
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let mut cmd = if is_root {
         Command::new("apt-get")
     } else {
@@ -51,7 +62,10 @@ fn apt(args: &[&str]) -> Result<(), String> {
     };
     cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut cmd).map_err(|e| {
-        format!("{e}\nInstall failed. Run as root, or install by hand: apt-get {}", args.join(" "))
+        format!(
+            "{e}\nInstall failed. Run as root, or install by hand: apt-get {}",
+            args.join(" ")
+        )
     })
 }
 
@@ -77,11 +91,21 @@ fn ensure_backports() -> Result<(), String> {
                  Install qemu-system-arm >= 10 yourself."
             ));
         }
-        None => return Err("QEMU >= 10 is needed and this is not Debian; install qemu-system-aarch64 >= 10".into()),
+        None => {
+            return Err(
+                "QEMU >= 10 is needed and this is not Debian; install qemu-system-aarch64 >= 10"
+                    .into(),
+            );
+        }
     }
-    say(&format!("adding bookworm-backports to apt sources ({BACKPORTS_LIST}) for QEMU 10"));
-    std::fs::write(BACKPORTS_LIST, "deb http://deb.debian.org/debian bookworm-backports main\n")
-        .map_err(|e| format!("cannot write {BACKPORTS_LIST} (run as root): {e}"))?;
+    say(&format!(
+        "adding bookworm-backports to apt sources ({BACKPORTS_LIST}) for QEMU 10"
+    ));
+    std::fs::write(
+        BACKPORTS_LIST,
+        "deb http://deb.debian.org/debian bookworm-backports main\n",
+    )
+    .map_err(|e| format!("cannot write {BACKPORTS_LIST} (run as root): {e}"))?;
     apt(&["update", "-qq"])
 }
 
@@ -104,7 +128,11 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                 }
                 ensure_backports()?;
                 update_once(&mut updated)?;
-                apt_install(&["qemu-system-arm"], true, "QEMU 10 boots Tandem on virt and raspi4b")?;
+                apt_install(
+                    &["qemu-system-arm"],
+                    true,
+                    "QEMU 10 boots Tandem on virt and raspi4b",
+                )?;
                 if !qemu_major().is_some_and(|v| v >= 10) {
                     return Err("qemu-system-aarch64 >= 10 still not found after installing".into());
                 }
@@ -114,7 +142,11 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                     continue;
                 }
                 update_once(&mut updated)?;
-                apt_install(&["device-tree-compiler"], false, "dtc compiles guest device trees")?;
+                apt_install(
+                    &["device-tree-compiler"],
+                    false,
+                    "dtc compiles guest device trees",
+                )?;
             }
             Need::LinuxBuild => {
                 let tools_ok = have("aarch64-linux-gnu-gcc", "--version")
@@ -155,7 +187,9 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
 
 /// Makes sure rustup has the bare-metal targets (rust-toolchain.toml lists them too).
 pub fn ensure_rust_targets() -> Result<(), String> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     let installed = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         // No rustup: trust that the toolchain has the targets, cargo will say otherwise.

@@ -74,5 +74,21 @@ static LOGGER: Logger = Logger;
 /// Installs the console as the `log` backend.
 pub fn init_logger() {
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if cfg!(debug_assertions) { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    log::set_max_level(if cfg!(debug_assertions) {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
+}
+
+/// Reads one input byte, if the UART has one.
+pub fn read_byte() -> Option<u8> {
+    CONSOLE.lock().as_ref().and_then(|u| u.read_byte())
+}
+
+/// Lets the UART raise its interrupt when input arrives.
+pub fn enable_rx_interrupt() {
+    if let Some(u) = CONSOLE.lock().as_ref() {
+        u.enable_rx_interrupt();
+    }
 }

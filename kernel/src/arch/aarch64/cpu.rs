@@ -1,7 +1,9 @@
 //! Per-CPU identity, the generic counter, and parking.
 
 use aarch64_cpu::asm;
-use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, CurrentEL, MPIDR_EL1, Readable, TPIDR_EL2, Writeable};
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTPCT_EL0, CurrentEL, MPIDR_EL1, Readable, TPIDR_EL2, Writeable,
+};
 
 /// Records this CPU's logical index (read back by [`index`]).
 pub fn set_index(index: usize) {

@@ -23,11 +23,14 @@ pub fn trigger(kind: &str) {
             error!("recursion returned {}", recurse(0));
         }
         "panic" => panic!("tandem.crash=panic requested on the command line"),
-        other => error!("unknown tandem.crash kind '{other}' (data-abort, undef, stack-overflow, panic)"),
+        other => {
+            error!("unknown tandem.crash kind '{other}' (data-abort, undef, stack-overflow, panic)")
+        }
     }
 }
 
 #[inline(never)]
+#[allow(unconditional_recursion)] // the point: run into the guard page
 fn recurse(depth: u64) -> u64 {
     let mut frame = [depth; 64];
     // Keep the frame alive so each level really uses 512 bytes of stack.

@@ -7,8 +7,10 @@
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
 use aarch64_cpu::registers::ID_AA64MMFR0_EL1;
+use aarch64_cpu::registers::{
+    MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
+};
 
 use crate::aarch64::pte::{self, MemType, Perms, stage1_attrs};
 use crate::mm::pagetable::{ENTRIES, MapError, PageTable, TableMemory};
@@ -41,13 +43,15 @@ impl TableMemory for BootTables {
     }
 
     fn read(&self, table_pa: u64, idx: usize) -> u64 {
+        let entry = (table_pa as *const u64).wrapping_add(idx);
         // SAFETY: table_pa came from alloc_table: an identity-mapped pool table; idx < 512.
-        unsafe { core::ptr::read_volatile((table_pa as *const u64).add(idx)) }
+        unsafe { core::ptr::read_volatile(entry) }
     }
 
     fn write(&mut self, table_pa: u64, idx: usize, desc: u64) {
+        let entry = (table_pa as *mut u64).wrapping_add(idx);
         // SAFETY: as in `read`; the tables are only written during single-CPU boot.
-        unsafe { core::ptr::write_volatile((table_pa as *mut u64).add(idx), desc) }
+        unsafe { core::ptr::write_volatile(entry, desc) }
     }
 }
 
@@ -113,9 +117,27 @@ pub fn build(board: &BoardDesc, facts: &MachineFacts) -> Result<(), MapError> {
         }
     }
     let l = layout();
-    pt.map(&mut mem, l.start, l.start, l.text_end - l.start, stage1_attrs(Perms::RX, MemType::Normal))?;
-    pt.map(&mut mem, l.text_end, l.text_end, l.rodata_end - l.text_end, stage1_attrs(Perms::R, MemType::Normal))?;
-    pt.map(&mut mem, l.rodata_end, l.rodata_end, l.end - l.rodata_end, ram)?;
+    pt.map(
+        &mut mem,
+        l.start,
+        l.start,
+        l.text_end - l.start,
+        stage1_attrs(Perms::RX, MemType::Normal),
+    )?;
+    pt.map(
+        &mut mem,
+        l.text_end,
+        l.text_end,
+        l.rodata_end - l.text_end,
+        stage1_attrs(Perms::R, MemType::Normal),
+    )?;
+    pt.map(
+        &mut mem,
+        l.rodata_end,
+        l.rodata_end,
+        l.end - l.rodata_end,
+        ram,
+    )?;
     // Guard pages: below each emergency stack and below each main stack.
     for cpu in 0..l.max_cpus as u64 {
         let block = l.stacks_start + cpu * l.stack_stride;
@@ -136,11 +158,11 @@ pub fn enable() {
     // Bits 31 and 23 of TCR_EL2 are RES1 in the non-VHE EL2 regime.
     const TCR_EL2_RES1: u64 = (1 << 31) | (1 << 23);
     let tcr = TCR_EL2::PS.val(ps)
-            + TCR_EL2::TG0::KiB_4
-            + TCR_EL2::SH0::Inner
-            + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
-            + TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
-            + TCR_EL2::T0SZ.val(u64::from(64 - VA_BITS));
+        + TCR_EL2::TG0::KiB_4
+        + TCR_EL2::SH0::Inner
+        + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+        + TCR_EL2::T0SZ.val(u64::from(64 - VA_BITS));
     TCR_EL2.set(tcr.value | TCR_EL2_RES1);
     TTBR0_EL2.set(root);
     barrier::dsb(barrier::ISH);
@@ -148,7 +170,13 @@ pub fn enable() {
     // SAFETY: invalidates EL2 TLB entries left by firmware; no memory is accessed.
     unsafe { core::arch::asm!("tlbi alle2", "dsb ish", "isb", options(nostack)) };
     // WXN makes any writable mapping execute-never in hardware too.
-    SCTLR_EL2.modify(SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::WXN::Enable + SCTLR_EL2::SA::Enable);
+    SCTLR_EL2.modify(
+        SCTLR_EL2::M::Enable
+            + SCTLR_EL2::C::Cacheable
+            + SCTLR_EL2::I::Cacheable
+            + SCTLR_EL2::WXN::Enable
+            + SCTLR_EL2::SA::Enable,
+    );
     barrier::isb(barrier::SY);
 }
 

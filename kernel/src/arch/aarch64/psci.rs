@@ -5,7 +5,13 @@ use core::arch::asm;
 use crate::platform::fdt::PsciConduit;
 
 /// Makes an SMCCC call with up to three arguments; returns x0.
-pub fn call(conduit: PsciConduit, function: pv_abi::smccc::FunctionId, a1: u64, a2: u64, a3: u64) -> i64 {
+pub fn call(
+    conduit: PsciConduit,
+    function: pv_abi::smccc::FunctionId,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+) -> i64 {
     let mut x0 = u64::from(function.raw());
     match conduit {
         // SAFETY: an SMCCC call to firmware; every register the callee may clobber is declared.
@@ -25,4 +31,3 @@ pub fn call(conduit: PsciConduit, function: pv_abi::smccc::FunctionId, a1: u64, 
     }
     x0 as i64
 }
-

@@ -16,6 +16,13 @@
     b       el2_fault_common
 .endm
 
+.macro GUEST_EXIT kind
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x0, #\kind
+    b       guest_exit
+.endm
+
 // A fault while already on the emergency stack: nothing safe is left to do.
 .macro NESTED_ENTRY
     .balign 0x80
@@ -36,11 +43,11 @@ el2_vectors:
     FAULT_ENTRY 1
     FAULT_ENTRY 2
     FAULT_ENTRY 3
-    // Lower EL, AArch64.
-    FAULT_ENTRY 4
-    FAULT_ENTRY 5
-    FAULT_ENTRY 6
-    FAULT_ENTRY 7
+    // Lower EL, AArch64: guest exits (guest.S).
+    GUEST_EXIT 0
+    GUEST_EXIT 1
+    GUEST_EXIT 2
+    GUEST_EXIT 3
     // Lower EL, AArch32 (never enabled: HCR_EL2.RW is set).
     FAULT_ENTRY 8
     FAULT_ENTRY 9

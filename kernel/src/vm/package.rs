@@ -1,0 +1,457 @@
+//! The guest package: VM descriptions and their images, appended to the boot image.
+//!
+//! `cargo xtask` builds it from `platforms/<board>/vms.toml` and places it at
+//! the first 4 KiB boundary after the hypervisor's in-memory end
+//! (`__image_end`), growing the Image header's `image_size` over it, so one
+//! file carries Tandem and every guest. All integers are little-endian.
+//!
+//! ```text
+//! offset  size  header
+//!      0     8  magic "TNDMPKG1"
+//!      8     4  format version (1)
+//!     12     4  number of VMs
+//!     16     8  total package size in bytes (header, VM records, blobs)
+//!     24    40  reserved (zero)
+//!     64   ...  VM records, VM_RECORD_SIZE bytes each, then blobs (4 KiB aligned)
+//!
+//! VM record
+//!      0    16  name, NUL-padded UTF-8
+//!     16     8  RAM base (IPA)
+//!     24     8  RAM size in bytes (2 MiB multiple)
+//!     32     8  entry point (IPA) of vCPU 0
+//!     40     8  x0 at entry (the DTB's IPA, or 0)
+//!     48     4  vCPU count (1..=8)
+//!     52     4  flags (FLAG_*)
+//!     56     8  physical CPU of each vCPU (one byte each)
+//!     64     4  console interrupt INTID (0: none)
+//!     68     4  number of blobs used (0..=4)
+//!     72    96  4 blobs of 24 bytes: package offset u64, size u64, load IPA u64
+//! ```
+//!
+//! The kernel decodes with [`Package::parse`], which checks every bound and
+//! never panics; xtask encodes with [`encode`] (host only).
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+/// Package magic.
+pub const MAGIC: [u8; 8] = *b"TNDMPKG1";
+/// Format version.
+pub const VERSION: u32 = 1;
+/// Header size.
+pub const HEADER_SIZE: usize = 64;
+/// Size of one VM record.
+pub const VM_RECORD_SIZE: usize = 168;
+/// Blobs per VM.
+pub const MAX_BLOBS: usize = 4;
+/// vCPUs per VM.
+pub const MAX_VCPUS: usize = 8;
+/// VMs per package.
+pub const MAX_VMS: usize = 8;
+/// Longest VM name.
+pub const NAME_LEN: usize = 16;
+
+/// Flag: when this VM powers off or crashes, Tandem restarts it.
+pub const FLAG_RESTART_ON_RESET: u32 = 1 << 0;
+/// Flag: this VM receives console input first.
+pub const FLAG_CONSOLE_FOCUS: u32 = 1 << 1;
+
+/// A blob to copy into guest RAM at VM start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Blob {
+    /// Offset of the bytes in the package.
+    pub offset: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// Where it goes in the guest (IPA).
+    pub load_ipa: u64,
+}
+
+/// One VM, as described by the package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmDesc {
+    /// Name (NUL-padded).
+    pub name: [u8; NAME_LEN],
+    /// RAM base IPA.
+    pub ram_ipa: u64,
+    /// RAM size.
+    pub ram_size: u64,
+    /// vCPU 0 entry IPA.
+    pub entry: u64,
+    /// x0 at entry.
+    pub x0: u64,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// FLAG_* bits.
+    pub flags: u32,
+    /// Physical CPU index of each vCPU.
+    pub pcpus: [u8; MAX_VCPUS],
+    /// Console interrupt (INTID), 0 for none.
+    pub console_intid: u32,
+    /// Blobs in use.
+    pub blob_count: u32,
+    /// The blobs.
+    pub blobs: [Blob; MAX_BLOBS],
+}
+
+impl VmDesc {
+    /// The name as text.
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// The blobs in use.
+    pub fn blobs(&self) -> &[Blob] {
+        &self.blobs[..(self.blob_count as usize).min(MAX_BLOBS)]
+    }
+
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// Why a package was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageError {
+    /// No package (wrong magic): Tandem boots with no VMs.
+    Missing,
+    /// Unknown format version.
+    Version(u32),
+    /// The package or a record extends past the bytes available.
+    Truncated,
+    /// VM `index` is invalid: the reason.
+    BadVm(usize, &'static str),
+}
+
+impl fmt::Display for PackageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => write!(f, "no guest package after the image"),
+            Self::Version(v) => write!(f, "guest package format {v}, this Tandem reads {VERSION}"),
+            Self::Truncated => write!(f, "guest package is truncated"),
+            Self::BadVm(i, why) => write!(f, "guest package VM #{i}: {why}"),
+        }
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+}
+
+/// A validated package.
+#[derive(Clone, Copy, Debug)]
+pub struct Package<'a> {
+    bytes: &'a [u8],
+    vm_count: usize,
+}
+
+impl<'a> Package<'a> {
+    /// The package's total size, read from a header prefix (to reserve its memory early).
+    pub fn peek_size(header: &[u8]) -> Result<u64, PackageError> {
+        if header.get(..8) != Some(&MAGIC[..]) {
+            return Err(PackageError::Missing);
+        }
+        u64_at(header, 16).ok_or(PackageError::Truncated)
+    }
+
+    /// Validates `bytes` (which may extend past the package) as a package.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, PackageError> {
+        let total = Self::peek_size(bytes)?;
+        let version = u32_at(bytes, 8).ok_or(PackageError::Truncated)?;
+        if version != VERSION {
+            return Err(PackageError::Version(version));
+        }
+        let total = usize::try_from(total).map_err(|_| PackageError::Truncated)?;
+        let bytes = bytes.get(..total).ok_or(PackageError::Truncated)?;
+        let vm_count = u32_at(bytes, 12).ok_or(PackageError::Truncated)? as usize;
+        if vm_count > MAX_VMS {
+            return Err(PackageError::BadVm(vm_count, "too many VMs"));
+        }
+        if HEADER_SIZE + vm_count * VM_RECORD_SIZE > bytes.len() {
+            return Err(PackageError::Truncated);
+        }
+        let pkg = Self { bytes, vm_count };
+        for i in 0..vm_count {
+            pkg.vm(i)?;
+        }
+        Ok(pkg)
+    }
+
+    /// Number of VMs.
+    pub fn vm_count(&self) -> usize {
+        self.vm_count
+    }
+
+    /// The package bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// VM `i`, validated.
+    pub fn vm(&self, i: usize) -> Result<VmDesc, PackageError> {
+        let bad = |why| PackageError::BadVm(i, why);
+        let r = self
+            .bytes
+            .get(HEADER_SIZE + i * VM_RECORD_SIZE..HEADER_SIZE + (i + 1) * VM_RECORD_SIZE)
+            .ok_or(PackageError::Truncated)?;
+        let word = |off| u64_at(r, off).unwrap_or(0);
+        let half = |off| u32_at(r, off).unwrap_or(0);
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(&r[..NAME_LEN]);
+        let mut pcpus = [0u8; MAX_VCPUS];
+        pcpus.copy_from_slice(&r[56..64]);
+        let mut d = VmDesc {
+            name,
+            ram_ipa: word(16),
+            ram_size: word(24),
+            entry: word(32),
+            x0: word(40),
+            vcpus: half(48),
+            flags: half(52),
+            pcpus,
+            console_intid: half(64),
+            blob_count: half(68),
+            blobs: [Blob::default(); MAX_BLOBS],
+        };
+        let name_len = d.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        if name_len == 0 || core::str::from_utf8(&d.name[..name_len]).is_err() {
+            return Err(bad("name is empty or not UTF-8"));
+        }
+        if d.vcpus == 0 || d.vcpus as usize > MAX_VCPUS {
+            return Err(bad("vCPU count must be 1..=8"));
+        }
+        if d.ram_size == 0 || d.ram_size % (2 << 20) != 0 || d.ram_ipa % (2 << 20) != 0 {
+            return Err(bad("RAM base and size must be non-zero 2 MiB multiples"));
+        }
+        let ram_end = d
+            .ram_ipa
+            .checked_add(d.ram_size)
+            .ok_or(bad("RAM range overflows"))?;
+        if ram_end > 1 << 32 {
+            return Err(bad("RAM must lie below 4 GiB of IPA"));
+        }
+        let in_ram =
+            |a: u64, len: u64| a >= d.ram_ipa && a.checked_add(len).is_some_and(|e| e <= ram_end);
+        if !in_ram(d.entry, 4) {
+            return Err(bad("entry point outside the VM's RAM"));
+        }
+        if d.blob_count as usize > MAX_BLOBS {
+            return Err(bad("more than 4 blobs"));
+        }
+        for b in 0..d.blob_count as usize {
+            let at = 72 + b * 24;
+            let blob = Blob {
+                offset: word(at),
+                size: word(at + 8),
+                load_ipa: word(at + 16),
+            };
+            let end = blob
+                .offset
+                .checked_add(blob.size)
+                .ok_or(bad("blob range overflows"))?;
+            if end > self.bytes.len() as u64 || blob.offset < HEADER_SIZE as u64 {
+                return Err(bad("blob lies outside the package"));
+            }
+            if !in_ram(blob.load_ipa, blob.size) {
+                return Err(bad("blob does not fit in the VM's RAM"));
+            }
+            d.blobs[b] = blob;
+        }
+        Ok(d)
+    }
+
+    /// The bytes of a blob of a validated VM.
+    pub fn blob_bytes(&self, blob: &Blob) -> &'a [u8] {
+        self.bytes
+            .get(blob.offset as usize..(blob.offset + blob.size) as usize)
+            .unwrap_or(&[])
+    }
+}
+
+/// A VM to encode (host side).
+#[cfg(not(target_os = "none"))]
+#[derive(Clone, Debug, Default)]
+pub struct VmSpec {
+    /// Name (≤ 15 bytes).
+    pub name: alloc::string::String,
+    /// RAM base IPA.
+    pub ram_ipa: u64,
+    /// RAM size.
+    pub ram_size: u64,
+    /// Entry IPA.
+    pub entry: u64,
+    /// x0 at entry.
+    pub x0: u64,
+    /// Physical CPU of each vCPU (its length is the vCPU count).
+    pub pcpus: alloc::vec::Vec<u8>,
+    /// FLAG_* bits.
+    pub flags: u32,
+    /// Console interrupt INTID.
+    pub console_intid: u32,
+    /// (contents, load IPA) of each blob.
+    pub blobs: alloc::vec::Vec<(alloc::vec::Vec<u8>, u64)>,
+}
+
+/// Encodes VMs into a package (host side: used by xtask and tests).
+#[cfg(not(target_os = "none"))]
+pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
+    use alloc::vec::Vec;
+    let records_end = HEADER_SIZE + vms.len() * VM_RECORD_SIZE;
+    let mut blob_area: Vec<u8> = Vec::new();
+    let mut records: Vec<u8> = Vec::new();
+    let align = |n: usize| n.next_multiple_of(4096);
+    let blobs_start = align(records_end);
+    for vm in vms {
+        let mut r = [0u8; VM_RECORD_SIZE];
+        let name = vm.name.as_bytes();
+        r[..name.len().min(NAME_LEN - 1)].copy_from_slice(&name[..name.len().min(NAME_LEN - 1)]);
+        r[16..24].copy_from_slice(&vm.ram_ipa.to_le_bytes());
+        r[24..32].copy_from_slice(&vm.ram_size.to_le_bytes());
+        r[32..40].copy_from_slice(&vm.entry.to_le_bytes());
+        r[40..48].copy_from_slice(&vm.x0.to_le_bytes());
+        r[48..52].copy_from_slice(&(vm.pcpus.len() as u32).to_le_bytes());
+        r[52..56].copy_from_slice(&vm.flags.to_le_bytes());
+        for (i, p) in vm.pcpus.iter().take(MAX_VCPUS).enumerate() {
+            r[56 + i] = *p;
+        }
+        r[64..68].copy_from_slice(&vm.console_intid.to_le_bytes());
+        r[68..72].copy_from_slice(&(vm.blobs.len() as u32).to_le_bytes());
+        for (i, (data, ipa)) in vm.blobs.iter().take(MAX_BLOBS).enumerate() {
+            let offset = blobs_start + blob_area.len();
+            let at = 72 + i * 24;
+            r[at..at + 8].copy_from_slice(&(offset as u64).to_le_bytes());
+            r[at + 8..at + 16].copy_from_slice(&(data.len() as u64).to_le_bytes());
+            r[at + 16..at + 24].copy_from_slice(&ipa.to_le_bytes());
+            blob_area.extend_from_slice(data);
+            blob_area.resize(align(blob_area.len()), 0);
+        }
+        records.extend_from_slice(&r);
+    }
+    let total = blobs_start + blob_area.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(vms.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(total as u64).to_le_bytes());
+    out.resize(HEADER_SIZE, 0);
+    out.extend_from_slice(&records);
+    out.resize(blobs_start, 0);
+    out.extend_from_slice(&blob_area);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "rtos".into(),
+            ram_ipa: 0x4000_0000,
+            ram_size: 16 << 20,
+            entry: 0x4008_0000,
+            x0: 0x4000_0000,
+            pcpus: vec![2, 3],
+            flags: FLAG_CONSOLE_FOCUS,
+            console_intid: 48,
+            blobs: vec![
+                (vec![0xaa; 5000], 0x4008_0000),
+                (vec![0xd0, 0x0d], 0x4000_0000),
+            ],
+        }
+    }
+
+    /// What encode writes, parse reads back.
+    #[test]
+    fn round_trip() {
+        let bytes = encode(&[spec()]);
+        let pkg = Package::parse(&bytes).unwrap();
+        assert_eq!(pkg.vm_count(), 1);
+        let vm = pkg.vm(0).unwrap();
+        assert_eq!(vm.name(), "rtos");
+        assert_eq!(vm.vcpus, 2);
+        assert_eq!(&vm.pcpus[..2], &[2, 3]);
+        assert!(vm.has(FLAG_CONSOLE_FOCUS));
+        assert_eq!(vm.blobs().len(), 2);
+        assert_eq!(pkg.blob_bytes(&vm.blobs()[0]), &[0xaa; 5000][..]);
+        assert_eq!(vm.blobs()[1].load_ipa, 0x4000_0000);
+        assert_eq!(vm.blobs()[0].offset % 4096, 0);
+    }
+
+    /// Every truncation of a package is an error, never a panic.
+    #[test]
+    fn truncations_are_errors() {
+        let bytes = encode(&[spec()]);
+        for len in 0..bytes.len() {
+            assert!(Package::parse(&bytes[..len]).is_err(), "len {len}");
+        }
+    }
+
+    /// A blob that would land outside the VM's RAM is rejected with the reason.
+    #[test]
+    fn blob_outside_ram() {
+        let mut s = spec();
+        s.blobs[0].1 = 0x4100_0000 - 100;
+        let err = Package::parse(&encode(&[s])).unwrap_err();
+        assert_eq!(
+            err,
+            PackageError::BadVm(0, "blob does not fit in the VM's RAM")
+        );
+    }
+
+    /// Entry points, vCPU counts and RAM sizes are checked.
+    #[test]
+    fn bad_fields() {
+        let mut s = spec();
+        s.entry = 0x1000;
+        assert!(matches!(
+            Package::parse(&encode(&[s])),
+            Err(PackageError::BadVm(0, _))
+        ));
+        let mut s = spec();
+        s.pcpus = vec![];
+        assert!(matches!(
+            Package::parse(&encode(&[s])),
+            Err(PackageError::BadVm(0, _))
+        ));
+        let mut s = spec();
+        s.ram_size = 3 << 20;
+        assert!(matches!(
+            Package::parse(&encode(&[s])),
+            Err(PackageError::BadVm(0, _))
+        ));
+    }
+
+    /// Random garbage after a valid magic never panics the parser.
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..2000 {
+            let mut bytes = encode(&[spec()]);
+            for _ in 0..8 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = (seed >> 33) as usize % 400;
+                bytes[i] = (seed >> 24) as u8;
+            }
+            if let Ok(p) = Package::parse(&bytes) {
+                for i in 0..p.vm_count() {
+                    let _ = p.vm(i).map(|vm| {
+                        vm.blobs()
+                            .iter()
+                            .map(|b| p.blob_bytes(b).len())
+                            .sum::<usize>()
+                    });
+                }
+            }
+        }
+    }
+}

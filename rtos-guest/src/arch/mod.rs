@@ -1,0 +1,24 @@
+//! Everything that executes privileged instructions or touches MMIO (bare-metal target only).
+//!
+//! - `entry.S`: Image header, boot of CPU 0 and CPU 1, exception vectors, frame save/restore.
+//! - [`frame`]: the saved-context layout shared with `entry.S`.
+//! - [`cpu`]: system-register accessors, the counter, IRQ masking, [`cpu::IrqLock`].
+//! - [`mmu`]: turns on the EL1 identity map of [`crate::mmu`].
+//! - [`gic`]: GICv3 distributor/redistributor setup and the `ICC_*` CPU interface.
+//! - [`timer`]: the tickless EL1 virtual timer and its interrupt-latency histogram.
+//! - [`console`]: the console (PL011 natively, pv-abi on Tandem) and `println!`.
+//! - [`kernel`]: the exception handler, context switch, and the task-facing RTOS API.
+//! - [`smp`]: PSCI CPU_ON of CPU 1 and the SGI ping-pong between the CPUs.
+//! - [`fault`]: fault reports and the panic handler.
+
+pub mod console;
+pub mod cpu;
+pub mod fault;
+pub mod frame;
+pub mod gic;
+pub mod kernel;
+pub mod mmu;
+pub mod smp;
+pub mod timer;
+
+core::arch::global_asm!(include_str!("entry.S"), options(raw));

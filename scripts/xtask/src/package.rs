@@ -1,0 +1,395 @@
+//! Assembling the boot image: the hypervisor, then the guest package.
+//!
+//! For each selected VM (`vms.rs`) xtask builds its guest image, places it
+//! in the VM's RAM ([`vms::plan`]), generates and compiles its device tree
+//! (`guest_dt.rs`), and describes it as a [`VmSpec`]. `kernel::vm::package`
+//! encodes the VMs (the format is the kernel's: one encoder and decoder for
+//! both sides), and the package is appended to the raw hypervisor image at
+//! `__image_end` rounded up to 4 KiB, where the kernel looks for it. The arm64
+//! Image header's `image_size` is grown over the package so a loader that
+//! honours it keeps the package intact.
+//!
+//! Outputs, in `target/tandem/<platform>/`:
+//! - `tandem-novm.bin`: the hypervisor alone (`image::build_hypervisor`);
+//! - `tandem.bin`: the hypervisor and the default VM set;
+//! - `tandem-<vm>-<vm>….bin`: the hypervisor and another selection;
+//! - `vms/<vm>.dts`, `vms/<vm>.dtb`: each VM's device tree, for inspection.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use kernel::vm::package::{FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_RESET, Package, VmSpec, encode};
+use object::{Object, ObjectSymbol};
+
+use crate::guest_dt::{self, CONSOLE_INTID, GuestDt};
+use crate::setup::{self, Need};
+use crate::util::{cargo, say};
+use crate::vms::{self, Config, GuestImage, Machine, RAM_IPA, Selection, TANDEM_RESERVE};
+use crate::{image, linux};
+
+/// Page size the package is aligned to.
+const PAGE: u64 = 4096;
+/// Offset of `image_size` in the arm64 Image header.
+const IMAGE_SIZE_OFFSET: usize = 16;
+
+/// A built guest: its image, and (kind linux) its initramfs.
+struct Built {
+    image: Vec<u8>,
+    initrd: Option<Vec<u8>>,
+}
+
+/// Whether the workspace has a package named `name`.
+fn crate_exists(root: &Path, name: &str) -> bool {
+    cargo()
+        .current_dir(root)
+        .args(["pkgid", "--quiet", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The cargo package, binary and features that build a bare guest image.
+fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'static [&'static str])> {
+    match image {
+        GuestImage::Rtos => Some(("rtos-guest", "rtos", &[])),
+        GuestImage::RtosSelftest => Some(("rtos-guest", "rtos", &["selftest"])),
+        GuestImage::TestProbe => Some(("test-guests", "probe", &[])),
+        GuestImage::TestHostile => Some(("test-guests", "hostile", &[])),
+        GuestImage::Linux => None,
+    }
+}
+
+/// The guest crate `image` needs, if the workspace lacks it.
+fn missing_crate(root: &Path, image: GuestImage) -> Option<&'static str> {
+    guest_crate(image)
+        .map(|(krate, _, _)| krate)
+        .filter(|krate| !crate_exists(root, krate))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
+    if let Some((krate, bin, features)) = guest_crate(image) {
+        if !crate_exists(root, krate) {
+            return Err(format!(
+                "image \"{}\": test guest crate not found (no workspace package `{krate}`)",
+                image.name()
+            ));
+        }
+        let path = image::build_guest(root, krate, bin, features)?;
+        return Ok(Built {
+            image: read(&path)?,
+            initrd: None,
+        });
+    }
+    setup::ensure(&[Need::LinuxBuild])?;
+    let artifacts = linux::build(root)
+        .map_err(|e| format!("image \"linux\": the Linux guest build failed: {e}"))?;
+    Ok(Built {
+        image: read(&artifacts.image)?,
+        initrd: Some(read(&artifacts.initramfs)?),
+    })
+}
+
+/// Places one VM's pieces, builds its device tree and describes it for the package.
+fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmSpec, String> {
+    let layout = vms::plan(
+        file,
+        vm,
+        &built.image,
+        built.initrd.as_ref().map(|i| i.len() as u64),
+    )?;
+    let dt = GuestDt {
+        name: &vm.name,
+        ram_size: vm.ram_size(),
+        vcpus: vm.pcpus.len(),
+        bootargs: vm.bootargs.as_deref(),
+        initrd: layout.initrd,
+    };
+    let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
+    if dtb.len() as u64 > layout.dtb_max {
+        return Err(format!(
+            "{file}: vm \"{}\": the device tree is {} bytes; at most {} fit below the image",
+            vm.name,
+            dtb.len(),
+            layout.dtb_max
+        ));
+    }
+    let mut flags = 0;
+    if vm.console_focus {
+        flags |= FLAG_CONSOLE_FOCUS;
+    }
+    if vm.restart {
+        flags |= FLAG_RESTART_ON_RESET;
+    }
+    let mut blobs = vec![(built.image.clone(), layout.image_ipa), (dtb, RAM_IPA)];
+    if let (Some(initrd), Some((start, _))) = (&built.initrd, layout.initrd) {
+        blobs.push((initrd.clone(), start));
+    }
+    say(&format!(
+        "vm {}: {} guest \"{}\", {} MiB, vCPUs on pCPUs {:?}, entry {:#x}{}",
+        vm.name,
+        vm.kind.name(),
+        vm.image.name(),
+        vm.memory_mib,
+        vm.pcpus,
+        layout.image_ipa,
+        layout.initrd.map_or(String::new(), |(s, e)| format!(
+            ", initramfs {s:#x}..{e:#x}"
+        ))
+    ));
+    Ok(VmSpec {
+        name: vm.name.clone(),
+        ram_ipa: RAM_IPA,
+        ram_size: vm.ram_size(),
+        entry: layout.image_ipa,
+        x0: RAM_IPA,
+        // Validated against --smp (≤ 8) by `Config::select`.
+        pcpus: vm.pcpus.iter().map(|&p| p as u8).collect(),
+        flags,
+        console_intid: CONSOLE_INTID,
+        blobs,
+    })
+}
+
+/// `[__image_start, __image_end)` of the hypervisor ELF.
+fn image_span(elf: &Path) -> Result<(u64, u64), String> {
+    let data = read(elf)?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let symbol = |name: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+            .ok_or_else(|| format!("{}: no symbol {name}", elf.display()))
+    };
+    Ok((symbol("__image_start")?, symbol("__image_end")?))
+}
+
+/// Appends `package` to the raw hypervisor image `hyp`, whose in-memory span is
+/// `mem_size` bytes: pads to `mem_size` rounded up to 4 KiB, appends, pads the
+/// file to 4 KiB and sets the header's `image_size` to the file's length.
+pub fn pack(hyp: &[u8], mem_size: u64, package: &[u8]) -> Result<Vec<u8>, String> {
+    if vms::arm64_header(hyp).is_none() {
+        return Err("the hypervisor image has no arm64 Image header".into());
+    }
+    let at = mem_size.next_multiple_of(PAGE);
+    if hyp.len() as u64 > at {
+        return Err(format!(
+            "the hypervisor's raw image ({} bytes) is longer than its span ({mem_size} bytes)",
+            hyp.len()
+        ));
+    }
+    let mut out = hyp.to_vec();
+    out.resize(at as usize, 0);
+    out.extend_from_slice(package);
+    let total = (out.len() as u64).next_multiple_of(PAGE);
+    out.resize(total as usize, 0);
+    out[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
+    Ok(out)
+}
+
+/// Builds the guests of `selection` and writes the boot image; the hypervisor
+/// (`tandem-novm.bin`, `tandem.elf`) must have been built already.
+pub fn assemble(
+    root: &Path,
+    platform: &str,
+    selection: &Selection,
+    machine: Machine,
+) -> Result<PathBuf, String> {
+    let file = &selection.file;
+    let out_dir = root.join("target").join("tandem").join(platform);
+    let dt_dir = out_dir.join("vms");
+    std::fs::create_dir_all(&dt_dir).map_err(|e| format!("{}: {e}", dt_dir.display()))?;
+
+    let mut built: HashMap<GuestImage, Built> = HashMap::new();
+    let mut specs = Vec::new();
+    for vm in &selection.vms {
+        if let Entry::Vacant(slot) = built.entry(vm.image) {
+            slot.insert(
+                build_guest_image(root, vm.image)
+                    .map_err(|e| format!("{file}: vm \"{}\": {e}", vm.name))?,
+            );
+        }
+        specs.push(vm_spec(file, vm, &built[&vm.image], &dt_dir)?);
+    }
+    let package = encode(&specs);
+    // Self-check: the kernel's own decoder accepts what we wrote.
+    let parsed = Package::parse(&package)
+        .map_err(|e| format!("internal error: the package does not decode: {e}"))?;
+    if parsed.vm_count() != specs.len() {
+        return Err("internal error: the package decodes to the wrong number of VMs".into());
+    }
+
+    let guest_ram: u64 = selection.vms.iter().map(|v| v.ram_size()).sum();
+    let need = guest_ram + TANDEM_RESERVE + package.len() as u64;
+    if need > machine.ram {
+        return Err(format!(
+            "{file}: the selected VMs need {} MiB of RAM + {} MiB for Tandem + {} MiB for the guest package = {} MiB, but the machine has {} MiB (--memory)",
+            guest_ram >> 20,
+            TANDEM_RESERVE >> 20,
+            (package.len() as u64).div_ceil(1 << 20),
+            need.div_ceil(1 << 20),
+            machine.ram >> 20
+        ));
+    }
+
+    let (start, end) = image_span(&out_dir.join("tandem.elf"))?;
+    let hyp = read(&out_dir.join(image::NOVM_IMAGE))?;
+    let image = pack(&hyp, end - start, &package)?;
+    let out = out_dir.join(selection.image_name());
+    std::fs::write(&out, &image).map_err(|e| format!("{}: {e}", out.display()))?;
+    say(&format!(
+        "{} ({} bytes: hypervisor, then {} VM(s) in a {}-byte package at +{:#x})",
+        out.display(),
+        image.len(),
+        specs.len(),
+        package.len(),
+        (end - start).next_multiple_of(PAGE)
+    ));
+    Ok(out)
+}
+
+/// Which VMs a build boots.
+#[derive(Clone, Copy, Debug)]
+pub enum Vms<'a> {
+    /// The hypervisor alone (`tandem-novm.bin`).
+    None,
+    /// The `default = true` set (`tandem.bin`).
+    Default,
+    /// These, in this order.
+    Named(&'a [String]),
+}
+
+/// Checks the configuration, builds the hypervisor and the selected guests, and
+/// writes the boot image; returns its path.
+pub fn build(
+    root: &Path,
+    platform: &str,
+    release: bool,
+    vms: Vms<'_>,
+    machine: Machine,
+) -> Result<PathBuf, String> {
+    let selection = match vms {
+        Vms::None => None,
+        Vms::Default => Some(Config::load(root, platform)?.select(None, machine)?),
+        Vms::Named(names) => Some(Config::load(root, platform)?.select(Some(names), machine)?),
+    };
+    // Configuration errors come before any compiling.
+    let hyp = image::build_hypervisor(root, platform, release)?;
+    let Some(selection) = selection else {
+        return Ok(hyp);
+    };
+    for note in &selection.notes {
+        say(&format!("note: {note}"));
+    }
+    setup::ensure(&[Need::Dtc])?;
+    assemble(root, platform, &selection, machine)
+}
+
+/// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
+/// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
+/// `tandem-probe.bin` and `tandem-hostile-rtos.bin` (a missing crate is a printed note).
+pub fn build_test_images(root: &Path) -> Result<(), String> {
+    const PLATFORM: &str = "qemu-virt";
+    const SETS: [&[&str]; 3] = [&["rtos-selftest"], &["probe"], &["hostile", "rtos"]];
+    let config = Config::load(root, PLATFORM)?;
+    let machine = Machine::DEFAULT;
+    let mut selections = Vec::new();
+    for set in SETS {
+        let names: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        let selection = config.select(Some(&names), machine)?;
+        let missing: Vec<&str> = selection
+            .vms
+            .iter()
+            .filter_map(|vm| missing_crate(root, vm.image))
+            .collect();
+        if let Some(krate) = missing.first() {
+            say(&format!(
+                "note: not building {}: test guest crate not found (no workspace package `{krate}`)",
+                selection.image_name()
+            ));
+        } else {
+            selections.push(selection);
+        }
+    }
+    image::build_hypervisor(root, PLATFORM, true)?;
+    if !selections.is_empty() {
+        setup::ensure(&[Need::Dtc])?;
+    }
+    for selection in &selections {
+        assemble(root, PLATFORM, selection, machine)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hyp(len: usize) -> Vec<u8> {
+        let mut h = vec![0x11u8; len];
+        h[16..24].copy_from_slice(&(len as u64).to_le_bytes());
+        h[56..60].copy_from_slice(b"ARM\x64");
+        h
+    }
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "rtos".into(),
+            ram_ipa: RAM_IPA,
+            ram_size: 16 << 20,
+            entry: 0x4008_0000,
+            x0: RAM_IPA,
+            pcpus: vec![2, 3],
+            flags: 0,
+            console_intid: CONSOLE_INTID,
+            blobs: vec![
+                (vec![0xaa; 100], 0x4008_0000),
+                (vec![0xd0, 0x0d, 0xfe, 0xed], RAM_IPA),
+            ],
+        }
+    }
+
+    /// The package lands at the span rounded up to 4 KiB and image_size covers the file.
+    #[test]
+    fn pack_places_the_package() {
+        let package = encode(&[spec()]);
+        let out = pack(&hyp(5000), 0x1_2345, &package).unwrap();
+        let at = 0x1_3000;
+        assert!(out[24..5000] == hyp(5000)[24..], "the hypervisor is kept");
+        assert!(out[5000..at].iter().all(|&b| b == 0), "zero padding");
+        assert!(
+            out[at..at + package.len()] == package[..],
+            "the package follows"
+        );
+        assert_eq!(out.len() % 4096, 0);
+        let image_size = u64::from_le_bytes(out[16..24].try_into().unwrap());
+        assert_eq!(image_size, out.len() as u64);
+        let pkg = Package::parse(&out[at..]).unwrap();
+        assert_eq!(pkg.vm(0).unwrap().name(), "rtos");
+    }
+
+    /// Guest crates are found by package name; a missing one is reported, not built.
+    #[test]
+    fn finds_guest_crates() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        assert!(crate_exists(&root, "rtos-guest"));
+        assert!(!crate_exists(&root, "no-such-guest-crate"));
+        assert_eq!(missing_crate(&root, GuestImage::Rtos), None);
+        assert_eq!(missing_crate(&root, GuestImage::Linux), None);
+    }
+
+    #[test]
+    fn pack_rejects_bad_input() {
+        assert!(pack(&vec![0; 4096], 4096, &[]).is_err(), "no header");
+        assert!(
+            pack(&hyp(8192), 4096, &[]).is_err(),
+            "raw image longer than its span"
+        );
+    }
+}

@@ -1,0 +1,976 @@
+//! Build-time VM configuration: `platforms/<board>/vms.toml`, parsed and checked.
+//!
+//! The VMs a board runs are data (STYLE.md §5 point 14): [`Config::parse`]
+//! reads the file and checks each VM on its own (names, kind, image, vCPUs,
+//! RAM size, bootargs); [`Config::select`] picks the VMs to boot (`--vms`, or
+//! the `default = true` ones) and checks them against the emulated machine
+//! (`--smp`, `--memory`) and each other (console focus); [`plan`] places a
+//! built image in its VM's RAM and checks that it fits. Every problem is one
+//! line naming the file, the VM and what is wrong; all problems found are
+//! reported together. The keys are documented at the top of
+//! `platforms/qemu-virt/vms.toml` and in `docs/vm-config.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kernel::vm::package::{MAX_VCPUS, MAX_VMS, NAME_LEN};
+use serde::Deserialize;
+
+/// Every VM's RAM starts at this IPA (each VM has its own stage 2).
+pub const RAM_IPA: u64 = 0x4000_0000;
+/// Machine RAM kept for Tandem itself (image, heap, page tables).
+pub const TANDEM_RESERVE: u64 = 64 << 20;
+/// Guest RAM must end at or below this IPA (the package format's limit).
+pub const RAM_IPA_LIMIT: u64 = 1 << 32;
+/// Where a bare image goes: RAM base + this.
+pub const BARE_LOAD_OFFSET: u64 = 0x8_0000;
+/// Where a Linux Image's 2 MiB-aligned base goes: RAM base + this.
+pub const LINUX_LOAD_OFFSET: u64 = 2 << 20;
+
+const MIB: u64 = 1 << 20;
+
+/// How a guest is loaded and entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Raw image at RAM base + 0x80000, x0 = the DTB.
+    Bare,
+    /// The arm64 Linux boot protocol (Image, DTB, initramfs).
+    Linux,
+}
+
+impl Kind {
+    const ALL: [(&'static str, Kind); 2] = [("bare", Kind::Bare), ("linux", Kind::Linux)];
+
+    /// The name used in vms.toml.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// A guest build xtask knows how to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuestImage {
+    /// rtos-guest.
+    Rtos,
+    /// rtos-guest with its in-guest self tests.
+    RtosSelftest,
+    /// Linux with guest-linux-patches and an initramfs.
+    Linux,
+    /// test-guests' `probe` binary.
+    TestProbe,
+    /// test-guests' `hostile` binary.
+    TestHostile,
+}
+
+impl GuestImage {
+    /// Every image, by its vms.toml name.
+    pub const ALL: [(&'static str, GuestImage); 5] = [
+        ("rtos", GuestImage::Rtos),
+        ("rtos-selftest", GuestImage::RtosSelftest),
+        ("linux", GuestImage::Linux),
+        ("test-probe", GuestImage::TestProbe),
+        ("test-hostile", GuestImage::TestHostile),
+    ];
+
+    /// The name used in vms.toml.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, i)| *i == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// The kind of VM this image needs.
+    pub fn kind(self) -> Kind {
+        if self == GuestImage::Linux {
+            Kind::Linux
+        } else {
+            Kind::Bare
+        }
+    }
+}
+
+fn names<T>(table: &[(&'static str, T)]) -> String {
+    table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// One VM, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vm {
+    /// Unique name, 1..=15 bytes of `[a-z0-9_-]`.
+    pub name: String,
+    /// Booted when `--vms` is not given.
+    pub default: bool,
+    /// How it is loaded.
+    pub kind: Kind,
+    /// Which guest build it runs.
+    pub image: GuestImage,
+    /// RAM in MiB (a positive multiple of 2).
+    pub memory_mib: u64,
+    /// The physical CPU of each vCPU.
+    pub pcpus: Vec<u32>,
+    /// Receives console input first.
+    pub console_focus: bool,
+    /// Restarted when it resets.
+    pub restart: bool,
+    /// Kernel command line (kind linux only).
+    pub bootargs: Option<String>,
+}
+
+impl Vm {
+    /// RAM size in bytes.
+    pub fn ram_size(&self) -> u64 {
+        self.memory_mib * MIB
+    }
+}
+
+/// The emulated (or real) machine the VMs must fit on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// Physical CPUs (`--smp`).
+    pub cpus: u32,
+    /// RAM in bytes (`--memory`).
+    pub ram: u64,
+}
+
+impl Machine {
+    /// QEMU's defaults in xtask: 4 CPUs, 1 GiB.
+    pub const DEFAULT: Machine = Machine {
+        cpus: 4,
+        ram: 1 << 30,
+    };
+
+    /// From `--smp N` and `--memory SIZE` (QEMU `-m` syntax).
+    pub fn new(smp: u32, memory: &str) -> Result<Self, String> {
+        Ok(Self {
+            cpus: smp,
+            ram: parse_qemu_size(memory)?,
+        })
+    }
+}
+
+/// Parses a QEMU `-m` size: a number with an optional K/M/G/T suffix; no suffix means MiB.
+pub fn parse_qemu_size(text: &str) -> Result<u64, String> {
+    let size = text.split(',').next().unwrap_or("").trim();
+    let size = size.strip_prefix("size=").unwrap_or(size);
+    let bad = || format!("--memory {text}: not a size (examples: 1G, 512M, 2048)");
+    let (digits, unit) = match size.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => size.split_at(i),
+        None => (size, "M"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let shift = match unit.to_ascii_uppercase().trim_end_matches('B') {
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(bad)
+}
+
+/// The file as written (serde rejects unknown keys).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    vm: Vec<RawVm>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVm {
+    name: String,
+    #[serde(default)]
+    default: bool,
+    kind: String,
+    image: String,
+    memory_mib: u64,
+    pcpus: Vec<u32>,
+    #[serde(default)]
+    console_focus: bool,
+    #[serde(default)]
+    restart: bool,
+    bootargs: Option<String>,
+}
+
+/// A board's VM configuration, each VM checked on its own.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file, as named in errors (`platforms/<board>/vms.toml`).
+    pub file: String,
+    /// The VMs in file order.
+    pub vms: Vec<Vm>,
+}
+
+/// The VMs chosen for one boot image, checked together.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The configuration file, as named in errors.
+    pub file: String,
+    /// In package order (VM ids follow it).
+    pub vms: Vec<Vm>,
+    /// The `default = true` set (no `--vms`, or `--vms` naming exactly it).
+    pub is_default: bool,
+    /// Things worth saying that are not errors (shared pCPUs).
+    pub notes: Vec<String>,
+}
+
+impl Selection {
+    /// The boot image's file name: `tandem.bin` for the default set, else `tandem-<vm>-<vm>.bin`.
+    pub fn image_name(&self) -> String {
+        if self.is_default {
+            return "tandem.bin".into();
+        }
+        let mut name = String::from("tandem");
+        for vm in &self.vms {
+            name.push('-');
+            name.push_str(&vm.name);
+        }
+        name + ".bin"
+    }
+}
+
+/// Joins errors into one message, one problem per line.
+fn finish<T>(value: T, errors: Vec<String>) -> Result<T, String> {
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Which `[[vm]]` table (1-based) holds byte `at`, and its name if it has one.
+fn vm_at(text: &str, at: usize) -> (usize, Option<String>) {
+    let mut index = 0;
+    let mut name = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with("[[vm]]") {
+            if offset > at {
+                break;
+            }
+            index += 1;
+            name = None;
+        } else if name.is_none() {
+            let value = trimmed
+                .strip_prefix("name")
+                .and_then(|rest| rest.trim_start().strip_prefix('='));
+            name = value
+                .and_then(|v| v.trim().split('"').nth(1))
+                .map(str::to_string);
+        }
+        offset += line.len();
+    }
+    (index, name)
+}
+
+impl Config {
+    /// Reads `platforms/<platform>/vms.toml`.
+    pub fn load(root: &Path, platform: &str) -> Result<Self, String> {
+        let file = format!("platforms/{platform}/vms.toml");
+        let text = std::fs::read_to_string(root.join(&file)).map_err(|e| format!("{file}: {e}"))?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses and checks `text`; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    match vm_at(text, span.start) {
+                        (0, _) => format!("{file}:{line}: {message}"),
+                        (_, Some(name)) => format!("{file}:{line}: vm \"{name}\": {message}"),
+                        (n, None) => format!("{file}:{line}: vm #{n}: {message}"),
+                    }
+                }
+                None => format!("{file}: {message}"),
+            }
+        })?;
+        let mut errors = Vec::new();
+        let mut vms = Vec::new();
+        for (i, r) in raw.vm.into_iter().enumerate() {
+            let label = if r.name.is_empty() {
+                format!("vm #{}", i + 1)
+            } else {
+                format!("vm \"{}\"", r.name)
+            };
+            let mut err = |problem: String| errors.push(format!("{file}: {label}: {problem}"));
+            if r.name.is_empty() || r.name.len() >= NAME_LEN {
+                err(format!(
+                    "name \"{}\" must be 1..={} bytes long",
+                    r.name,
+                    NAME_LEN - 1
+                ));
+            } else if !r
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+            {
+                err(format!(
+                    "name \"{}\" may only use a-z, 0-9, - and _",
+                    r.name
+                ));
+            } else if vms.iter().any(|v: &Vm| v.name == r.name) {
+                err("the name is used by an earlier VM too; names must be unique".into());
+            }
+            let kind = Kind::ALL
+                .iter()
+                .find(|(n, _)| *n == r.kind)
+                .map(|(_, k)| *k);
+            if kind.is_none() {
+                err(format!(
+                    "unknown kind \"{}\" (known: {})",
+                    r.kind,
+                    names(&Kind::ALL)
+                ));
+            }
+            let image = GuestImage::ALL
+                .iter()
+                .find(|(n, _)| *n == r.image)
+                .map(|(_, i)| *i);
+            if image.is_none() {
+                err(format!(
+                    "unknown image \"{}\" (known: {})",
+                    r.image,
+                    names(&GuestImage::ALL)
+                ));
+            }
+            match (kind, image) {
+                (Some(k), Some(i)) if i.kind() != k => {
+                    err(format!(
+                        "image \"{}\" is loaded as kind \"{}\", not \"{}\"",
+                        r.image,
+                        i.kind().name(),
+                        k.name()
+                    ));
+                }
+                _ => {}
+            }
+            if r.pcpus.is_empty() || r.pcpus.len() > MAX_VCPUS {
+                err(format!(
+                    "pcpus has {} entries; a VM has 1..={MAX_VCPUS} vCPUs, one pcpus entry each",
+                    r.pcpus.len()
+                ));
+            }
+            let max_mib = (RAM_IPA_LIMIT - RAM_IPA) / MIB;
+            if r.memory_mib == 0 || !r.memory_mib.is_multiple_of(2) {
+                err(format!(
+                    "memory_mib = {} is not a positive multiple of 2 (stage 2 maps 2 MiB blocks)",
+                    r.memory_mib
+                ));
+            } else if r.memory_mib > max_mib {
+                err(format!(
+                    "memory_mib = {} is over {max_mib} (guest RAM must end below 4 GiB of IPA)",
+                    r.memory_mib
+                ));
+            }
+            if let Some(args) = &r.bootargs {
+                if kind == Some(Kind::Bare) {
+                    err(
+                        "bootargs is for kind = \"linux\"; a bare guest gets no command line"
+                            .into(),
+                    );
+                }
+                if args.contains(['"', '\\', '\n']) {
+                    err("bootargs may not contain '\"', '\\' or a newline".into());
+                }
+            }
+            if let (Some(kind), Some(image)) = (kind, image) {
+                vms.push(Vm {
+                    name: r.name,
+                    default: r.default,
+                    kind,
+                    image,
+                    memory_mib: r.memory_mib,
+                    pcpus: r.pcpus,
+                    console_focus: r.console_focus,
+                    restart: r.restart,
+                    bootargs: r.bootargs,
+                });
+            }
+        }
+        finish(
+            Self {
+                file: file.to_string(),
+                vms,
+            },
+            errors,
+        )
+    }
+
+    /// Picks the VMs named by `wanted` (in that order), or the default set, and
+    /// checks them against `machine` and each other.
+    pub fn select(&self, wanted: Option<&[String]>, machine: Machine) -> Result<Selection, String> {
+        let file = &self.file;
+        let known = || {
+            self.vms
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let defaults: Vec<&Vm> = self.vms.iter().filter(|v| v.default).collect();
+        let mut errors = Vec::new();
+        let chosen: Vec<&Vm> = match wanted {
+            None => {
+                if defaults.is_empty() {
+                    errors.push(format!(
+                        "{file}: no VM has default = true; name the VMs with --vms (known: {})",
+                        known()
+                    ));
+                }
+                defaults.clone()
+            }
+            Some(names) => {
+                if names.is_empty() {
+                    errors.push(format!(
+                        "{file}: --vms selects no VM; name at least one (known: {})",
+                        known()
+                    ));
+                }
+                let mut chosen = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    if names[..i].contains(name) {
+                        errors.push(format!("{file}: --vms names vm \"{name}\" twice"));
+                    } else if let Some(vm) = self.vms.iter().find(|v| &v.name == name) {
+                        chosen.push(vm);
+                    } else {
+                        errors.push(format!("{file}: --vms names vm \"{name}\", which this file does not declare (known: {})", known()));
+                    }
+                }
+                chosen
+            }
+        };
+        if chosen.len() > MAX_VMS {
+            errors.push(format!(
+                "{file}: {} VMs selected; a package holds at most {MAX_VMS}",
+                chosen.len()
+            ));
+        }
+        let mut notes = Vec::new();
+        for vm in &chosen {
+            for (i, &p) in vm.pcpus.iter().enumerate() {
+                if p >= machine.cpus {
+                    errors.push(format!(
+                        "{file}: vm \"{}\": pcpus[{i}] = {p} but the machine has {} CPUs (--smp)",
+                        vm.name, machine.cpus
+                    ));
+                }
+            }
+        }
+        for p in 0..machine.cpus {
+            let users: Vec<String> = chosen
+                .iter()
+                .flat_map(|vm| {
+                    vm.pcpus
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, q)| **q == p)
+                        .map(|(v, _)| format!("{}/vcpu{v}", vm.name))
+                })
+                .collect();
+            if users.len() > 1 {
+                notes.push(format!(
+                    "pCPU {p} is shared by {} (they time-share it)",
+                    users.join(", ")
+                ));
+            }
+        }
+        let focused: Vec<&str> = chosen
+            .iter()
+            .filter(|v| v.console_focus)
+            .map(|v| v.name.as_str())
+            .collect();
+        if focused.len() > 1 {
+            errors.push(format!(
+                "{file}: vm \"{}\": console_focus = true, but so does vm \"{}\"; at most one selected VM may have it",
+                focused[1], focused[0]
+            ));
+        }
+        let total: u64 = chosen.iter().map(|v| v.ram_size()).sum();
+        if total + TANDEM_RESERVE > machine.ram {
+            errors.push(format!(
+                "{file}: the selected VMs need {} MiB of RAM + {} MiB for Tandem = {} MiB, but the machine has {} MiB (--memory)",
+                total / MIB,
+                TANDEM_RESERVE / MIB,
+                (total + TANDEM_RESERVE) / MIB,
+                machine.ram / MIB
+            ));
+        }
+        let is_default = !chosen.is_empty()
+            && chosen.len() == defaults.len()
+            && chosen.iter().zip(&defaults).all(|(a, b)| a.name == b.name);
+        let vms = chosen.into_iter().cloned().collect();
+        finish(
+            Selection {
+                file: file.clone(),
+                vms,
+                is_default,
+                notes,
+            },
+            errors,
+        )
+    }
+}
+
+/// The arm64 Image header's `(text_offset, image_size)`, if `image` has one.
+pub fn arm64_header(image: &[u8]) -> Option<(u64, u64)> {
+    let word = |off: usize| {
+        Some(u64::from_le_bytes(
+            image.get(off..off + 8)?.try_into().ok()?,
+        ))
+    };
+    (image.get(56..60)? == b"ARM\x64").then_some((word(8)?, word(16)?))
+}
+
+/// Where a VM's pieces go in its RAM (IPAs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Load address of the image, and vCPU 0's entry point.
+    pub image_ipa: u64,
+    /// The initramfs `[start, end)` (kind linux).
+    pub initrd: Option<(u64, u64)>,
+    /// The device tree goes at RAM base and may be at most this long.
+    pub dtb_max: u64,
+}
+
+fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+/// Places a built image (and initramfs) in `vm`'s RAM, checking that it fits.
+pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Result<Layout, String> {
+    let ram_end = RAM_IPA + vm.ram_size();
+    let mut problem = String::new();
+    let layout = match vm.kind {
+        Kind::Bare => {
+            // A bare image with an arm64 header says how much memory it spans (BSS, stacks).
+            let footprint = arm64_header(image)
+                .map_or(0, |(_, size)| size)
+                .max(image.len() as u64);
+            let image_ipa = RAM_IPA + BARE_LOAD_OFFSET;
+            if image_ipa + footprint > ram_end {
+                let _ = write!(
+                    problem,
+                    "image \"{}\" spans {} from RAM base + 0x80000, more than the VM's {} MiB of RAM (memory_mib)",
+                    vm.image.name(),
+                    size(footprint),
+                    vm.memory_mib
+                );
+            }
+            Layout {
+                image_ipa,
+                initrd: None,
+                dtb_max: BARE_LOAD_OFFSET,
+            }
+        }
+        Kind::Linux => {
+            let Some((text_offset, image_size)) = arm64_header(image) else {
+                return Err(format!(
+                    "{file}: vm \"{}\": image \"{}\" is not an arm64 Image (no ARM\\x64 magic)",
+                    vm.name,
+                    vm.image.name()
+                ));
+            };
+            // Kernels before 3.17 leave image_size 0 and mean text_offset 0x80000.
+            let (text_offset, image_size) = if image_size == 0 {
+                (0x8_0000, image.len() as u64)
+            } else {
+                (text_offset, image_size)
+            };
+            let image_ipa = RAM_IPA + LINUX_LOAD_OFFSET + text_offset;
+            let kernel_end = image_ipa + image_size.max(image.len() as u64);
+            let start = kernel_end.next_multiple_of(2 * MIB);
+            let end = start + initrd_len.unwrap_or(0);
+            if end > ram_end {
+                let _ = write!(
+                    problem,
+                    "kernel ({} from RAM base + {}) and initramfs ({}) need {}, more than the VM's {} MiB of RAM (memory_mib)",
+                    size(image_size),
+                    size(image_ipa - RAM_IPA),
+                    size(initrd_len.unwrap_or(0)),
+                    size(end - RAM_IPA),
+                    vm.memory_mib
+                );
+            }
+            Layout {
+                image_ipa,
+                initrd: initrd_len.map(|_| (start, end)),
+                dtb_max: image_ipa - text_offset - RAM_IPA,
+            }
+        }
+    };
+    if problem.is_empty() {
+        Ok(layout)
+    } else {
+        Err(format!("{file}: vm \"{}\": {problem}", vm.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "platforms/test/vms.toml";
+
+    const GOOD: &str = r#"
+[[vm]]
+name = "linux"
+default = true
+kind = "linux"
+image = "linux"
+memory_mib = 256
+pcpus = [0, 1]
+console_focus = true
+bootargs = "console=hvc0"
+
+[[vm]]
+name = "rtos"
+default = true
+kind = "bare"
+image = "rtos"
+memory_mib = 16
+pcpus = [2, 3]
+
+[[vm]]
+name = "probe"
+kind = "bare"
+image = "test-probe"
+memory_mib = 16
+pcpus = [0, 1]
+"#;
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(FILE, text).unwrap_err()
+    }
+
+    fn with(replace: &str, by: &str) -> String {
+        assert!(GOOD.contains(replace), "{replace}");
+        GOOD.replacen(replace, by, 1)
+    }
+
+    fn select_err(text: &str, wanted: Option<&[&str]>, machine: Machine) -> String {
+        let wanted: Option<Vec<String>> = wanted.map(|w| w.iter().map(|s| s.to_string()).collect());
+        Config::parse(FILE, text)
+            .unwrap()
+            .select(wanted.as_deref(), machine)
+            .unwrap_err()
+    }
+
+    /// The good file parses, and the default selection is the default set in file order.
+    #[test]
+    fn good_file() {
+        let c = Config::parse(FILE, GOOD).unwrap();
+        assert_eq!(c.vms.len(), 3);
+        assert_eq!(c.vms[0].kind, Kind::Linux);
+        assert_eq!(c.vms[2].image, GuestImage::TestProbe);
+        let s = c.select(None, Machine::DEFAULT).unwrap();
+        assert!(s.is_default);
+        assert_eq!(s.image_name(), "tandem.bin");
+        assert_eq!(
+            s.vms.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            ["linux", "rtos"]
+        );
+        assert!(s.notes.is_empty());
+        let s = c
+            .select(Some(&["probe".into(), "rtos".into()]), Machine::DEFAULT)
+            .unwrap();
+        assert!(!s.is_default);
+        assert_eq!(s.image_name(), "tandem-probe-rtos.bin");
+    }
+
+    /// The boards' real files parse and their default sets validate on the default machine.
+    #[test]
+    fn board_files_validate() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for board in ["qemu-virt", "rpi4"] {
+            let c = Config::load(&root, board).unwrap();
+            let s = c.select(None, Machine::DEFAULT).unwrap();
+            assert_eq!(s.vms.len(), 2, "{board}");
+            for vm in &c.vms {
+                c.select(Some(std::slice::from_ref(&vm.name)), Machine::DEFAULT)
+                    .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key() {
+        let e = parse_err(&with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\ncolour = \"red\"\n",
+        ));
+        assert!(e.starts_with("platforms/test/vms.toml:"), "{e}");
+        assert!(
+            e.contains("vm \"rtos\"") && e.contains("unknown field `colour`"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        let e = parse_err("[machine]\ncpus = 4\n");
+        assert!(e.contains("unknown field `machine`"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_and_wrong_type() {
+        let e = parse_err(&with("image = \"rtos\"\n", ""));
+        assert!(e.contains("missing field `image`"), "{e}");
+        let e = parse_err(&with("memory_mib = 16", "memory_mib = \"16\""));
+        assert!(
+            e.contains("vm \"rtos\"") && e.contains("invalid type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_name() {
+        let e = parse_err(&with("name = \"probe\"", "name = \"rtos\""));
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"rtos\": the name is used by an earlier VM too; names must be unique"
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        let e = parse_err(&with("name = \"probe\"", "name = \"a-very-long-name-x\""));
+        assert!(e.contains("must be 1..=15 bytes long"), "{e}");
+        let e = parse_err(&with("name = \"probe\"", "name = \"\""));
+        assert!(
+            e.contains("vm #3: name \"\" must be 1..=15 bytes long"),
+            "{e}"
+        );
+        let e = parse_err(&with("name = \"probe\"", "name = \"Probe 1\""));
+        assert!(e.contains("may only use a-z, 0-9, - and _"), "{e}");
+    }
+
+    #[test]
+    fn unknown_image_or_kind() {
+        let e = parse_err(&with("image = \"test-probe\"", "image = \"freertos\""));
+        assert!(
+            e.contains(
+                "vm \"probe\": unknown image \"freertos\" (known: rtos, rtos-selftest, linux"
+            ),
+            "{e}"
+        );
+        let e = parse_err(&with("kind = \"bare\"", "kind = \"uefi\""));
+        assert!(
+            e.contains("vm \"rtos\": unknown kind \"uefi\" (known: bare, linux)"),
+            "{e}"
+        );
+        let e = parse_err(&with("kind = \"linux\"", "kind = \"bare\""));
+        assert!(
+            e.contains("vm \"linux\": image \"linux\" is loaded as kind \"linux\", not \"bare\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn vcpu_count() {
+        let e = parse_err(&with("pcpus = [2, 3]", "pcpus = []"));
+        assert!(
+            e.contains("vm \"rtos\": pcpus has 0 entries; a VM has 1..=8 vCPUs"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "pcpus = [2, 3]",
+            "pcpus = [0, 1, 2, 3, 0, 1, 2, 3, 0]",
+        ));
+        assert!(e.contains("pcpus has 9 entries"), "{e}");
+    }
+
+    #[test]
+    fn pcpu_out_of_range() {
+        let e = select_err(
+            &with("pcpus = [2, 3]", "pcpus = [2, 5]"),
+            None,
+            Machine::DEFAULT,
+        );
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"rtos\": pcpus[1] = 5 but the machine has 4 CPUs (--smp)"
+        );
+        // The same file is fine on a bigger machine, and an unselected VM is not checked.
+        let c = Config::parse(FILE, &with("pcpus = [2, 3]", "pcpus = [2, 5]")).unwrap();
+        c.select(
+            None,
+            Machine {
+                cpus: 8,
+                ram: 1 << 30,
+            },
+        )
+        .unwrap();
+        c.select(Some(&["probe".into()]), Machine::DEFAULT).unwrap();
+    }
+
+    #[test]
+    fn memory_size() {
+        for bad in ["0", "3", "17"] {
+            let e = parse_err(&with("memory_mib = 16", &format!("memory_mib = {bad}")));
+            assert!(
+                e.contains(&format!(
+                    "vm \"rtos\": memory_mib = {bad} is not a positive multiple of 2"
+                )),
+                "{e}"
+            );
+        }
+        let e = parse_err(&with("memory_mib = 16", "memory_mib = 4096"));
+        assert!(e.contains("below 4 GiB of IPA"), "{e}");
+    }
+
+    #[test]
+    fn total_memory() {
+        let m = Machine::new(4, "256M").unwrap();
+        let e = select_err(GOOD, None, m);
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: the selected VMs need 272 MiB of RAM + 64 MiB for Tandem = 336 MiB, but the machine has 256 MiB (--memory)"
+        );
+    }
+
+    #[test]
+    fn console_focus_twice() {
+        let e = select_err(
+            &with(
+                "memory_mib = 16\n",
+                "memory_mib = 16\nconsole_focus = true\n",
+            ),
+            None,
+            Machine::DEFAULT,
+        );
+        assert!(
+            e.contains("vm \"rtos\": console_focus = true, but so does vm \"linux\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bootargs_on_bare() {
+        let e = parse_err(&with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\nbootargs = \"quiet\"\n",
+        ));
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"rtos\": bootargs is for kind = \"linux\"; a bare guest gets no command line"
+        );
+        let e = parse_err(&with("console=hvc0", "console=\\\"x\\\""));
+        assert!(e.contains("may not contain"), "{e}");
+    }
+
+    #[test]
+    fn selection_errors() {
+        let e = select_err(GOOD, Some(&["rtos", "freertos"]), Machine::DEFAULT);
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: --vms names vm \"freertos\", which this file does not declare (known: linux, rtos, probe)"
+        );
+        let e = select_err(GOOD, Some(&[]), Machine::DEFAULT);
+        assert!(e.contains("--vms selects no VM"), "{e}");
+        let e = select_err(
+            &GOOD.replace("default = true\n", ""),
+            None,
+            Machine::DEFAULT,
+        );
+        assert!(e.contains("no VM has default = true"), "{e}");
+        let e = select_err(GOOD, Some(&["rtos", "rtos"]), Machine::DEFAULT);
+        assert!(e.contains("--vms names vm \"rtos\" twice"), "{e}");
+    }
+
+    /// Several problems are all reported, one per line.
+    #[test]
+    fn all_errors_reported() {
+        let text = with("kind = \"bare\"", "kind = \"uefi\"")
+            .replace("memory_mib = 16", "memory_mib = 15");
+        let e = parse_err(&text);
+        assert_eq!(e.lines().count(), 3, "{e}");
+        assert!(e.lines().all(|l| l.starts_with(FILE)), "{e}");
+    }
+
+    /// Sharing a pCPU is allowed, with a note.
+    #[test]
+    fn shared_pcpu_is_a_note() {
+        let c = Config::parse(FILE, GOOD).unwrap();
+        let s = c
+            .select(Some(&["linux".into(), "probe".into()]), Machine::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            s.notes,
+            [
+                "pCPU 0 is shared by linux/vcpu0, probe/vcpu0 (they time-share it)",
+                "pCPU 1 is shared by linux/vcpu1, probe/vcpu1 (they time-share it)"
+            ]
+        );
+    }
+
+    #[test]
+    fn qemu_sizes() {
+        assert_eq!(parse_qemu_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_qemu_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_qemu_size("2048"), Ok(2048 << 20));
+        assert_eq!(parse_qemu_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_qemu_size("size=1G,slots=2,maxmem=4G"), Ok(1 << 30));
+        assert!(parse_qemu_size("lots").is_err());
+        assert!(parse_qemu_size("0").is_err());
+    }
+
+    fn header(text_offset: u64, image_size: u64, len: usize) -> Vec<u8> {
+        let mut image = vec![0u8; len];
+        image[8..16].copy_from_slice(&text_offset.to_le_bytes());
+        image[16..24].copy_from_slice(&image_size.to_le_bytes());
+        image[56..60].copy_from_slice(b"ARM\x64");
+        image
+    }
+
+    /// A bare image is checked by its header's image_size (BSS included), else its length.
+    #[test]
+    fn bare_image_too_big() {
+        let c = Config::parse(FILE, GOOD).unwrap();
+        let rtos = &c.vms[1];
+        let l = plan(FILE, rtos, &header(0x80000, 1 << 20, 4096), None).unwrap();
+        assert_eq!(
+            l,
+            Layout {
+                image_ipa: 0x4008_0000,
+                initrd: None,
+                dtb_max: 0x80000
+            }
+        );
+        let e = plan(FILE, rtos, &header(0x80000, 16 << 20, 4096), None).unwrap_err();
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"rtos\": image \"rtos\" spans 16 MiB from RAM base + 0x80000, more than the VM's 16 MiB of RAM (memory_mib)"
+        );
+        assert!(plan(FILE, rtos, &vec![0; 16 << 20], None).is_err());
+    }
+
+    /// Linux: Image at RAM + 2 MiB + text_offset, initramfs 2 MiB-aligned after image_size.
+    #[test]
+    fn linux_layout() {
+        let c = Config::parse(FILE, GOOD).unwrap();
+        let linux = &c.vms[0];
+        let l = plan(FILE, linux, &header(0, 0x1a3_0000, 4096), Some(0x10_0000)).unwrap();
+        assert_eq!(l.image_ipa, 0x4020_0000);
+        // 0x4020_0000 + 0x1a3_0000 = 0x41d3_0000, rounded up to 2 MiB.
+        assert_eq!(l.initrd, Some((0x41e0_0000, 0x41f0_0000)));
+        assert_eq!(l.dtb_max, 2 << 20);
+        let e = plan(FILE, linux, &header(0, 0x1a3_0000, 4096), Some(250 << 20)).unwrap_err();
+        assert!(
+            e.starts_with("platforms/test/vms.toml: vm \"linux\": kernel (")
+                && e.contains("more than the VM's 256 MiB"),
+            "{e}"
+        );
+        let e = plan(FILE, linux, &[0; 4096], None).unwrap_err();
+        assert!(e.contains("not an arm64 Image"), "{e}");
+    }
+}

@@ -1,0 +1,549 @@
+//! `probe`: proves Tandem's guest path from inside a two-vCPU VM.
+//!
+//! Suites, in order (each check prints `[T] suite::name PASS|FAIL (detail)`):
+//! - `hvc`: discovery (Call UID, Revision) and `VM_INFO`;
+//! - `psci`: versions and features, AFFINITY_INFO, CPU_ON of vCPU 1 (which prints
+//!   `vcpu1 online ctx=…` and checks `VM_INFO`), ALREADY_ON, bad MPIDR, CPU_OFF, bad entry
+//!   point, CPU_ON again;
+//! - `vgic`: distributor and redistributor ID registers, byte-wide IPRIORITYR writes,
+//!   GICR_WAKER, an SGI to vCPU 1 and one to self;
+//! - `vtimer`: ten 1 ms deadlines (arrival, never early, latency), then one while in WFI;
+//! - `stage2`: the last word of RAM works; loads and stores past RAM and to the UART get an
+//!   injected synchronous external abort;
+//! - the null-hypercall round trip: `hvc-roundtrip: calls=100000 ticks=T ns_per_call=X`.
+//!
+//! Then `N passed, N failed` and PSCI SYSTEM_OFF.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "probe: a Tandem test guest; it runs only on aarch64-unknown-none (cargo xtask build --vms probe)"
+    );
+}
+
+#[cfg(target_os = "none")]
+mod guest {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use pv_abi::psci::{self, AFFINITY_INFO, CPU_ON, CPU_SUSPEND, PSCI_FEATURES, PSCI_VERSION};
+    use pv_abi::smccc::SMCCC_VERSION;
+    use pv_abi::{FunctionId, HvcArgs, HypercallId, StatId};
+    use test_guests::esr::EC_DATA_ABORT_SAME_EL;
+    use test_guests::gic::{self, gicd, gicr, sgi};
+    use test_guests::harness::Harness;
+    use test_guests::smccc::{hvc, regs, w0};
+    use test_guests::{PHYS_UART, RAM_END, check, println, rt, timer, units};
+
+    test_guests::entry!(main, secondary);
+
+    /// vCPU 1's MPIDR (Aff0 = 1).
+    const VCPU1: u64 = 1;
+    /// Context ids given to vCPU 1's first and second CPU_ON.
+    const CTX_FIRST: u64 = 0x5ec0_0001_cafe_f00d;
+    const CTX_SECOND: u64 = 0x5ec0_0002_beef_d00d;
+    /// The SGI vCPU 0 sends vCPU 1 (also its doorbell), and the one it sends itself.
+    const SGI_TO_VCPU1: u32 = 5;
+    const SGI_TO_SELF: u32 = 3;
+    /// Priority for every interrupt the probe enables (any value below PMR 0xff).
+    const PRIORITY: u8 = 0x80;
+    /// Hypercalls timed for the round trip.
+    const ROUNDTRIP_CALLS: u64 = 100_000;
+    /// Iterations of the two-instruction calibration loop.
+    const CALIBRATION_ITERATIONS: u64 = 1_000_000;
+
+    // vCPU 0 <-> vCPU 1 mailbox. Single writer each, so plain stores suffice.
+    /// Incremented by vCPU 1 each time it comes online (after its GIC set-up).
+    static ONLINE_SEQ: AtomicU64 = AtomicU64::new(0);
+    /// The context id vCPU 1 received.
+    static ONLINE_CTX: AtomicU64 = AtomicU64::new(0);
+    /// The vCPU id `VM_INFO` told vCPU 1.
+    static ONLINE_VCPU_ID: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// vCPU 0's order to vCPU 1: [`CMD_NONE`] or [`CMD_OFF`].
+    static COMMAND: AtomicU64 = AtomicU64::new(CMD_NONE);
+    const CMD_NONE: u64 = 0;
+    const CMD_OFF: u64 = 1;
+
+    fn call(fid: FunctionId, args: &[u64]) -> [u64; 4] {
+        hvc(regs(fid.to_reg(), args))
+    }
+
+    fn main(_dtb: u64) -> ! {
+        let mut h = Harness::new();
+        println!(
+            "probe: test guest on vcpu{}, counter {} Hz",
+            rt::cpu_index(),
+            timer::hz()
+        );
+        discovery(&mut h);
+        psci_bring_up(&mut h);
+        vgic(&mut h);
+        psci_off_and_on(&mut h);
+        vtimer(&mut h);
+        stage2(&mut h);
+        roundtrip(&mut h);
+        h.summary();
+        rt::power_off()
+    }
+
+    fn discovery(h: &mut Harness) {
+        let probed = pv_abi::guest::probe();
+        check!(
+            h,
+            "hvc::discovery",
+            matches!(probed, Ok((1, _))),
+            "Call UID + Revision: {probed:?}"
+        );
+        let info = pv_abi::guest::vm_info();
+        check!(
+            h,
+            "hvc::vm_info",
+            matches!(info, Ok(i) if i.vcpu_id == 0 && i.vcpu_count == 2 && i.vm_id != 0),
+            "{info:?}"
+        );
+    }
+
+    /// Waits (up to 1 s) for vCPU 1's `n`th online report.
+    fn wait_online(n: u64) -> bool {
+        let until = timer::now() + timer::hz();
+        timer::spin_until(until, || ONLINE_SEQ.load(Ordering::Acquire) >= n)
+    }
+
+    fn affinity(mpidr: u64) -> i64 {
+        w0(call(AFFINITY_INFO, &[mpidr, 0]))
+    }
+
+    fn psci_bring_up(h: &mut Harness) {
+        let v = w0(call(PSCI_VERSION, &[]));
+        check!(
+            h,
+            "psci::version",
+            v == i64::from(psci::VERSION_1_1),
+            "PSCI_VERSION={v:#x}"
+        );
+        let f = w0(call(PSCI_FEATURES, &[CPU_ON.to_reg()]));
+        check!(
+            h,
+            "psci::features_cpu_on",
+            f == 0,
+            "PSCI_FEATURES(CPU_ON)={f}"
+        );
+        let f = w0(call(PSCI_FEATURES, &[CPU_SUSPEND.to_reg()]));
+        check!(
+            h,
+            "psci::features_cpu_suspend",
+            f == -1,
+            "PSCI_FEATURES(CPU_SUSPEND)={f}"
+        );
+        let s = w0(call(SMCCC_VERSION, &[]));
+        check!(
+            h,
+            "psci::smccc_version",
+            s == 0x10001,
+            "SMCCC_VERSION={s:#x}"
+        );
+        let a = affinity(VCPU1);
+        check!(
+            h,
+            "psci::affinity_info_off",
+            a == 1,
+            "AFFINITY_INFO(1)={a} before CPU_ON"
+        );
+
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), CTX_FIRST]));
+        check!(
+            h,
+            "psci::cpu_on",
+            r == 0,
+            "CPU_ON(1, {:#x}, {CTX_FIRST:#x})={r}",
+            rt::secondary_entry()
+        );
+        let online = wait_online(1);
+        let (ctx, id) = (
+            ONLINE_CTX.load(Ordering::Relaxed),
+            ONLINE_VCPU_ID.load(Ordering::Relaxed),
+        );
+        check!(
+            h,
+            "psci::secondary_runs",
+            online && ctx == CTX_FIRST && id == 1,
+            "online={online} ctx={ctx:#x} VM_INFO.vcpu_id={id}"
+        );
+        let a = affinity(VCPU1);
+        check!(
+            h,
+            "psci::affinity_info_on",
+            a == 0,
+            "AFFINITY_INFO(1)={a} after CPU_ON"
+        );
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), 0]));
+        check!(h, "psci::cpu_on_already_on", r == -4, "CPU_ON(1) again={r}");
+        let r = w0(call(CPU_ON, &[2, rt::secondary_entry(), 0]));
+        check!(
+            h,
+            "psci::cpu_on_bad_mpidr",
+            r == -2,
+            "CPU_ON(MPIDR 2, no such vCPU)={r}"
+        );
+    }
+
+    fn psci_off_and_on(h: &mut Harness) {
+        // Order vCPU 1 off and ring its doorbell (it sleeps in WFI).
+        COMMAND.store(CMD_OFF, Ordering::Release);
+        gic::send_sgi(SGI_TO_VCPU1, 1 << 1);
+        let until = timer::now() + timer::hz();
+        let off = timer::spin_until(until, || affinity(VCPU1) == 1);
+        check!(
+            h,
+            "psci::cpu_off",
+            off,
+            "AFFINITY_INFO(1)={} after vCPU 1's CPU_OFF",
+            affinity(VCPU1)
+        );
+
+        let r = w0(call(CPU_ON, &[VCPU1, 0x8000_0000, 0]));
+        check!(
+            h,
+            "psci::cpu_on_entry_outside_ram",
+            r == -9,
+            "CPU_ON(1, 0x80000000)={r}"
+        );
+
+        COMMAND.store(CMD_NONE, Ordering::Release);
+        let seq = ONLINE_SEQ.load(Ordering::Acquire);
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), CTX_SECOND]));
+        let online = r == 0 && wait_online(seq + 1);
+        let ctx = ONLINE_CTX.load(Ordering::Relaxed);
+        check!(
+            h,
+            "psci::cpu_on_after_off",
+            online && ctx == CTX_SECOND && affinity(VCPU1) == 0,
+            "CPU_ON={r} online={online} ctx={ctx:#x}"
+        );
+    }
+
+    /// vCPU 1: reports in, sets up its GIC for [`SGI_TO_VCPU1`], then sleeps in WFI taking
+    /// interrupts until vCPU 0 orders it off.
+    fn secondary(ctx: u64) -> ! {
+        let id = pv_abi::guest::vm_info().map_or(u64::MAX, |i| i.vcpu_id);
+        println!("vcpu1 online ctx={ctx:#x} vcpu_id={id}");
+        let me = rt::cpu_index();
+        gic::wake(me);
+        gic::enable_private(me, SGI_TO_VCPU1, PRIORITY);
+        gic::cpu_interface_on();
+        rt::irq_enable();
+        ONLINE_CTX.store(ctx, Ordering::Relaxed);
+        ONLINE_VCPU_ID.store(id, Ordering::Relaxed);
+        ONLINE_SEQ.store(ONLINE_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
+        loop {
+            rt::irq_disable();
+            if COMMAND.load(Ordering::Acquire) == CMD_OFF {
+                println!("vcpu1: CPU_OFF");
+                let e = pv_abi::guest::cpu_off();
+                println!("[!] vcpu1: CPU_OFF returned {e:?}");
+                rt::park();
+            }
+            rt::wfi();
+            rt::irq_enable();
+        }
+    }
+
+    fn vgic(h: &mut Harness) {
+        let d = gic::distributor();
+        let typer = d.read32(gicd::TYPER);
+        let lines = (typer & 0x1f) + 1;
+        let id_bits = ((typer >> 19) & 0x1f) + 1;
+        check!(
+            h,
+            "vgic::gicd_typer",
+            typer != u32::MAX && lines * 32 <= 1024 && id_bits >= 10,
+            "GICD_TYPER={typer:#x}: {} INTIDs, {id_bits} ID bits",
+            lines * 32
+        );
+        let pidr2 = d.read32(gicd::PIDR2);
+        check!(
+            h,
+            "vgic::gicd_pidr2_archrev",
+            (pidr2 >> 4) & 0xf == 3,
+            "GICD_PIDR2={pidr2:#x}"
+        );
+        d.write32(gicd::CTLR, gicd::CTLR_ARE | gicd::CTLR_ENABLE_GRP1);
+        let ctlr = d.read32(gicd::CTLR);
+        let want = gicd::CTLR_ARE | gicd::CTLR_ENABLE_GRP1;
+        check!(
+            h,
+            "vgic::gicd_ctlr",
+            ctlr & want == want,
+            "GICD_CTLR={ctlr:#x} after writing {want:#x}"
+        );
+
+        // Byte writes to IPRIORITYR change one byte: SPIs 40..43 in the distributor (if the
+        // VM has them), SGIs 8..11 in vCPU 0's redistributor.
+        if lines >= 2 {
+            d.write32(gicd::IPRIORITYR + 40, 0xa0a0_a0a0);
+            d.write8(gicd::IPRIORITYR + 41, 0x80);
+            let (w, b) = (
+                d.read32(gicd::IPRIORITYR + 40),
+                d.read8(gicd::IPRIORITYR + 41),
+            );
+            check!(
+                h,
+                "vgic::gicd_ipriorityr_byte_write",
+                w == 0xa0a0_80a0 && b == 0x80,
+                "word {w:#010x} byte {b:#x} (want 0xa0a080a0, 0x80)"
+            );
+            d.write32(gicd::IPRIORITYR + 40, 0);
+        }
+        let s0 = gic::sgi_frame(0);
+        s0.write32(sgi::IPRIORITYR + 8, 0x9090_9090);
+        s0.write8(sgi::IPRIORITYR + 10, 0x40);
+        let w = s0.read32(sgi::IPRIORITYR + 8);
+        check!(
+            h,
+            "vgic::gicr_ipriorityr_byte_write",
+            w == 0x9040_9090,
+            "word {w:#010x} (want 0x90409090)"
+        );
+
+        let (before, after) = gic::wake(0);
+        check!(
+            h,
+            "vgic::gicr_waker",
+            after & (gicr::WAKER_CHILDREN_ASLEEP | gicr::WAKER_PROCESSOR_SLEEP) == 0,
+            "GICR_WAKER {before:#x} -> {after:#x}"
+        );
+        let (t0, t1) = (
+            gic::redistributor(0).read64(gicr::TYPER),
+            gic::redistributor(1).read64(gicr::TYPER),
+        );
+        check!(
+            h,
+            "vgic::gicr_typer_affinity",
+            t0 >> 32 == 0
+                && t0 & gicr::TYPER_LAST == 0
+                && t1 >> 32 == 1
+                && t1 & gicr::TYPER_LAST != 0,
+            "GICR_TYPER vcpu0={t0:#x} vcpu1={t1:#x} (64-bit reads)"
+        );
+
+        gic::cpu_interface_on();
+        rt::irq_enable();
+        let (mine, theirs) = (rt::irq_count(0), rt::irq_count(1));
+        gic::send_sgi(SGI_TO_VCPU1, 1 << 1);
+        let until = timer::now() + timer::hz();
+        let got = timer::spin_until(until, || rt::irq_count(1) > theirs);
+        let (intid, _) = rt::last_irq(1);
+        check!(
+            h,
+            "vgic::sgi_to_vcpu1",
+            got && intid == u64::from(SGI_TO_VCPU1) && rt::irq_count(0) == mine,
+            "vcpu1 took INTID {intid} ({} IRQs), vcpu0 took {}",
+            rt::irq_count(1) - theirs,
+            rt::irq_count(0) - mine
+        );
+
+        gic::enable_private(0, SGI_TO_SELF, PRIORITY);
+        gic::send_sgi(SGI_TO_SELF, 1 << 0);
+        let until = timer::now() + timer::hz();
+        let got = rt::wait_for_interrupt_until(until, || rt::irq_count(0) > mine);
+        let (intid, _) = rt::last_irq(0);
+        check!(
+            h,
+            "vgic::sgi_to_self",
+            got && intid == u64::from(SGI_TO_SELF),
+            "vcpu0 took INTID {intid}"
+        );
+    }
+
+    fn vtimer(h: &mut Harness) {
+        let hz = timer::hz();
+        check!(h, "vtimer::frequency", hz != 0, "CNTFRQ_EL0={hz} Hz");
+        if hz == 0 {
+            return;
+        }
+        gic::enable_private(0, timer::VTIMER_INTID, PRIORITY);
+        gic::cpu_interface_on();
+        rt::irq_enable();
+
+        // Ten 1 ms deadlines, spinning (the vCPU keeps running: direct injection).
+        let period = units::ns_to_ticks(1_000_000, hz);
+        let (mut arrived, mut early, mut lat_sum, mut lat_min, mut lat_max) =
+            (0, 0, 0, u64::MAX, 0);
+        let mut ctl = 0;
+        for i in 0..10 {
+            let before = rt::irq_count(0);
+            let deadline = timer::now() + period;
+            timer::arm_at(deadline);
+            let ok = timer::spin_until(deadline + hz, || rt::irq_count(0) > before);
+            let (intid, at) = rt::last_irq(0);
+            if !ok || intid != u64::from(timer::VTIMER_INTID) {
+                println!("vtimer: deadline {i}: no interrupt (last INTID {intid})");
+                timer::disable();
+                continue;
+            }
+            arrived += 1;
+            if at < deadline {
+                early += 1;
+                println!(
+                    "vtimer: deadline {i}: interrupt {} ticks EARLY",
+                    deadline - at
+                );
+                continue;
+            }
+            let lat = at - deadline;
+            println!(
+                "vtimer-latency: n={i} ticks={lat} ns={}",
+                units::ticks_to_ns(lat, hz)
+            );
+            lat_sum += lat;
+            lat_min = lat_min.min(lat);
+            lat_max = lat_max.max(lat);
+            ctl = rt::timer_ctl_at_irq(0);
+        }
+        let on_time = arrived - early;
+        let avg = lat_sum.checked_div(on_time).unwrap_or(0);
+        check!(
+            h,
+            "vtimer::ten_deadlines_fire",
+            arrived == 10,
+            "{arrived}/10 interrupts (INTID 27); CNTV_CTL in handler {ctl:#x} (ISTATUS {}, IMASK {})",
+            (ctl >> 2) & 1,
+            (ctl >> 1) & 1
+        );
+        check!(
+            h,
+            "vtimer::never_early",
+            early == 0 && arrived > 0,
+            "{early} early"
+        );
+        println!(
+            "vtimer-latency: deadlines=10 min_ticks={} avg_ticks={avg} max_ticks={lat_max} min_ns={} avg_ns={} max_ns={}",
+            if on_time > 0 { lat_min } else { 0 },
+            units::ticks_to_ns(if on_time > 0 { lat_min } else { 0 }, hz),
+            units::ticks_to_ns(avg, hz),
+            units::ticks_to_ns(lat_max, hz)
+        );
+
+        // A 5 ms deadline while the vCPU sleeps in WFI: Tandem must block it, keep the
+        // deadline on its own timer and wake it.
+        let wfi_before = pv_abi::guest::stats(StatId::WfiExits).unwrap_or(0);
+        let before = rt::irq_count(0);
+        let deadline = timer::now() + units::ns_to_ticks(5_000_000, hz);
+        timer::arm_at(deadline);
+        let ok = rt::wait_for_interrupt_until(deadline + hz, || rt::irq_count(0) > before);
+        let (intid, at) = rt::last_irq(0);
+        let wfi_exits = pv_abi::guest::stats(StatId::WfiExits).unwrap_or(0) - wfi_before;
+        let lat = at.wrapping_sub(deadline) as i64;
+        check!(
+            h,
+            "vtimer::wakes_vcpu_from_wfi",
+            ok && intid == u64::from(timer::VTIMER_INTID) && lat >= 0 && wfi_exits >= 1,
+            "INTID {intid}, latency {lat} ticks ({} ns), {wfi_exits} WFI exits",
+            units::ticks_to_ns(lat.max(0) as u64, hz)
+        );
+        timer::disable();
+    }
+
+    /// Checks that an access to `addr` gets Tandem's injected external abort.
+    fn expect_external_abort(h: &mut Harness, name: &str, addr: u64, write: bool) {
+        let fault = rt::expect_fault(|| {
+            if write {
+                // SAFETY: `addr` is outside guest RAM: no Rust object lives there, and the
+                // access is expected to fault (then it is skipped).
+                unsafe { rt::store64(addr, 0x0bad_0bad) }
+            } else {
+                // SAFETY: as for the store.
+                unsafe { rt::load64(addr) };
+            }
+        });
+        match fault {
+            Some(f) => check!(
+                h,
+                name,
+                f.esr.is_external_abort(write) && f.far == addr,
+                "ESR={:#x} EC={:#04x} (want {EC_DATA_ABORT_SAME_EL:#04x}) DFSC={:#04x} WnR={} FAR={:#x}",
+                f.esr.0,
+                f.esr.ec(),
+                f.esr.dfsc(),
+                f.esr.wnr() as u8,
+                f.far
+            ),
+            None => check!(
+                h,
+                name,
+                false,
+                "no abort for {} {addr:#x}",
+                if write { "store to" } else { "load from" }
+            ),
+        };
+    }
+
+    fn stage2(h: &mut Harness) {
+        let last = RAM_END - 8;
+        let pattern = 0x1234_5678_9abc_def0;
+        let mut read = 0;
+        let fault = rt::expect_fault(|| {
+            // SAFETY: the last word of RAM holds no Rust object: the image, its .bss and its
+            // stacks end far below (link.ld).
+            unsafe { rt::store64(last, pattern) };
+            // SAFETY: as for the store.
+            read = unsafe { rt::load64(last) };
+        });
+        check!(
+            h,
+            "stage2::ram_last_word",
+            fault.is_none() && read == pattern,
+            "{last:#x}: wrote {pattern:#x}, read {read:#x}, fault {fault:?}"
+        );
+        expect_external_abort(h, "stage2::load_past_ram", RAM_END, false);
+        expect_external_abort(h, "stage2::store_past_ram", RAM_END, true);
+        expect_external_abort(h, "stage2::load_phys_uart", PHYS_UART, false);
+        expect_external_abort(h, "stage2::store_phys_uart", PHYS_UART, true);
+    }
+
+    fn roundtrip(h: &mut Harness) {
+        let args = HvcArgs::new(HypercallId::Version.fid());
+        let mut failures = 0u64;
+        let start = timer::now();
+        for _ in 0..ROUNDTRIP_CALLS {
+            if pv_abi::guest::hvc_call(args).x[0] != 0 {
+                failures += 1;
+            }
+        }
+        let ticks = timer::now() - start;
+        let hz = timer::hz().max(1);
+        let deci = units::deci_ns_per_call(ticks, hz, ROUNDTRIP_CALLS);
+        println!(
+            "hvc-roundtrip: calls={ROUNDTRIP_CALLS} ticks={ticks} ns_per_call={}.{}",
+            deci / 10,
+            deci % 10
+        );
+        check!(
+            h,
+            "hvc::roundtrip",
+            failures == 0,
+            "{failures} of {ROUNDTRIP_CALLS} VERSION calls failed"
+        );
+
+        // Calibration: a loop of exactly 2 instructions per iteration, timed the same way.
+        // Under -icount shift=0 it shows 1 ns per instruction (and so that ns_per_call above
+        // counts the round trip's instructions), whatever else the machine runs meanwhile.
+        let iterations = CALIBRATION_ITERATIONS;
+        let start = timer::now();
+        // SAFETY: a register-only countdown loop.
+        unsafe {
+            core::arch::asm!(
+                "1: subs {n}, {n}, #1",
+                "b.ne 1b",
+                n = inout(reg) iterations => _,
+                options(nomem, nostack)
+            )
+        };
+        let ticks = timer::now() - start;
+        let instructions = 2 * CALIBRATION_ITERATIONS;
+        println!(
+            "hvc-roundtrip-calibration: loop_instructions={instructions} ticks={ticks} ns={}",
+            units::ticks_to_ns(ticks, hz)
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The guests' runtime: entry, stacks, exception vectors, per-vCPU fault and IRQ records.
+//!
+//! - `entry.S` (assembled here) starts vCPU 0 at `_start` and secondaries at
+//!   [`secondary_entry`], each on its own 16 KiB stack with VBAR_EL1 = `guest_vectors`, and
+//!   calls the binary's functions named by [`entry!`](crate::entry).
+//! - A synchronous exception while [`expect_fault`] is armed is recorded (ESR, FAR, ELR) in
+//!   the vCPU's slot and the faulting instruction is skipped (ELR += 4), so a test can provoke
+//!   an abort or an UNDEFINED instruction and check its syndrome. Any other synchronous
+//!   exception is counted ([`unexpected_exceptions`]), printed, and skipped too when it is a
+//!   data abort or UNDEFINED (so one bad test does not end the run); else the VM powers off.
+//! - An IRQ is acknowledged (ICC_IAR1_EL1), recorded with the counter value at vector entry,
+//!   and ended (ICC_EOIR1_EL1, EOImode 0). The virtual timer's PPI also disables the timer:
+//!   Tandem masks it (CNTV_CTL.IMASK) when it injects, so a handler must reprogram or disable
+//!   it, and these tests use one-shot deadlines.
+//!
+//! Per-vCPU state is indexed by MPIDR_EL1.Aff0 (0 or 1): Tandem gives vCPU n the MPIDR n.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence};
+
+use aarch64_cpu::registers::{CNTV_CTL_EL0, ESR_EL1, FAR_EL1, MPIDR_EL1, Readable, Writeable};
+
+use crate::esr::{EC_DATA_ABORT_SAME_EL, EC_UNKNOWN, Syndrome};
+use crate::{gic, println, timer};
+
+core::arch::global_asm!(include_str!("entry.S"), options(raw));
+
+/// vCPUs the runtime has stacks and records for (MPIDR Aff0 0 and 1).
+pub const MAX_CPUS: usize = 2;
+
+/// The interrupted context as `entry.S` saves it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Frame {
+    /// `x0..x30`.
+    pub x: [u64; 31],
+    /// ELR_EL1: where `eret` resumes.
+    pub elr: u64,
+    /// SPSR_EL1.
+    pub spsr: u64,
+    /// CNTVCT_EL0 read first thing at vector entry.
+    pub entry_ticks: u64,
+    /// `q0..q31`.
+    pub q: [u128; 32],
+    /// FPCR.
+    pub fpcr: u64,
+    /// FPSR.
+    pub fpsr: u64,
+}
+
+// The offsets entry.S uses (FRAME_X30, FRAME_ELR, FRAME_SPSR, FRAME_TICKS, FRAME_Q0,
+// FRAME_FPCR, FRAME_SIZE); the size keeps sp 16-byte aligned.
+const _: () = {
+    assert!(core::mem::offset_of!(Frame, elr) == 248);
+    assert!(core::mem::offset_of!(Frame, spsr) == 256);
+    assert!(core::mem::offset_of!(Frame, entry_ticks) == 264);
+    assert!(core::mem::offset_of!(Frame, q) == 272);
+    assert!(core::mem::offset_of!(Frame, fpcr) == 784);
+    assert!(core::mem::size_of::<Frame>() == 800);
+};
+
+/// What a vCPU's exception handlers recorded.
+struct PerCpu {
+    /// `expect_fault` is running: record and skip the next synchronous exception.
+    armed: AtomicBool,
+    /// A synchronous exception was recorded since arming.
+    taken: AtomicBool,
+    esr: AtomicU64,
+    far: AtomicU64,
+    elr: AtomicU64,
+    /// IRQs handled (spurious ones excluded).
+    irqs: AtomicU64,
+    /// INTID of the last IRQ.
+    last_intid: AtomicU64,
+    /// CNTVCT at vector entry of the last IRQ.
+    last_ticks: AtomicU64,
+    /// CNTV_CTL_EL0 as the last virtual-timer IRQ found it.
+    timer_ctl: AtomicU64,
+}
+
+impl PerCpu {
+    const fn new() -> Self {
+        Self {
+            armed: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+            esr: AtomicU64::new(0),
+            far: AtomicU64::new(0),
+            elr: AtomicU64::new(0),
+            irqs: AtomicU64::new(0),
+            last_intid: AtomicU64::new(u64::MAX),
+            last_ticks: AtomicU64::new(0),
+            timer_ctl: AtomicU64::new(0),
+        }
+    }
+}
+
+static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Declares the binary's entry points: `main(dtb) -> !` for vCPU 0 and, optionally,
+/// `secondary(context_id) -> !` for vCPUs started with [`start_secondary`] (without it, a
+/// started secondary reports itself and turns off).
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        $crate::entry!($main, $crate::rt::no_secondary);
+    };
+    ($main:path, $secondary:path) => {
+        /// vCPU 0's Rust entry, called by `_start` on its stack with x0 = the DTB IPA.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn guest_main(dtb: u64) -> ! {
+            let main: fn(u64) -> ! = $main;
+            main(dtb)
+        }
+
+        /// A secondary vCPU's Rust entry, called by `guest_secondary_entry` with x0 = the
+        /// PSCI CPU_ON context id.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn guest_secondary_main(context_id: u64) -> ! {
+            let secondary: fn(u64) -> ! = $secondary;
+            secondary(context_id)
+        }
+    };
+}
+
+unsafe extern "C" {
+    /// entry.S: where PSCI CPU_ON starts a secondary vCPU (x0 = context id).
+    fn guest_secondary_entry();
+}
+
+/// The IPA of the secondary entry point, for PSCI CPU_ON (the MMU is off: VA = IPA).
+pub fn secondary_entry() -> u64 {
+    guest_secondary_entry as *const () as u64
+}
+
+/// Starts the vCPU with `mpidr` at the binary's secondary entry with `context_id` in x0.
+pub fn start_secondary(mpidr: u64, context_id: u64) -> Result<(), pv_abi::psci::Error> {
+    pv_abi::guest::cpu_on(mpidr, secondary_entry(), context_id)
+}
+
+/// The secondary entry of binaries that start no secondary vCPU.
+pub fn no_secondary(context_id: u64) -> ! {
+    println!(
+        "[!] vcpu{} started unexpectedly (context {context_id:#x}): CPU_OFF",
+        cpu_index()
+    );
+    let e = pv_abi::guest::cpu_off();
+    println!("[!] CPU_OFF returned {e:?}");
+    park()
+}
+
+/// This vCPU's index: MPIDR_EL1.Aff0, clamped to the records that exist.
+pub fn cpu_index() -> usize {
+    ((MPIDR_EL1.get() & 0xff) as usize).min(MAX_CPUS - 1)
+}
+
+/// A synchronous exception recorded by [`expect_fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// ESR_EL1.
+    pub esr: Syndrome,
+    /// FAR_EL1 (meaningful for aborts only).
+    pub far: u64,
+    /// ELR_EL1: the faulting instruction.
+    pub elr: u64,
+}
+
+/// Runs `f`; returns the first synchronous exception it raised (the faulting instruction is
+/// skipped and `f` continues after it), or `None` if it raised none.
+pub fn expect_fault(f: impl FnOnce()) -> Option<Fault> {
+    let c = &CPUS[cpu_index()];
+    c.taken.store(false, Ordering::Relaxed);
+    c.armed.store(true, Ordering::Relaxed);
+    compiler_fence(Ordering::SeqCst);
+    f();
+    compiler_fence(Ordering::SeqCst);
+    c.armed.store(false, Ordering::Relaxed);
+    c.taken.load(Ordering::Relaxed).then(|| Fault {
+        esr: Syndrome(c.esr.load(Ordering::Relaxed)),
+        far: c.far.load(Ordering::Relaxed),
+        elr: c.elr.load(Ordering::Relaxed),
+    })
+}
+
+/// Synchronous exceptions nobody expected, on any vCPU, since boot.
+pub fn unexpected_exceptions() -> u64 {
+    UNEXPECTED.load(Ordering::Relaxed)
+}
+
+/// IRQs vCPU `cpu` has handled since boot.
+pub fn irq_count(cpu: usize) -> u64 {
+    CPUS[cpu].irqs.load(Ordering::Acquire)
+}
+
+/// vCPU `cpu`'s last IRQ: `(INTID, CNTVCT at vector entry)`.
+pub fn last_irq(cpu: usize) -> (u64, u64) {
+    let c = &CPUS[cpu];
+    (
+        c.last_intid.load(Ordering::Relaxed),
+        c.last_ticks.load(Ordering::Relaxed),
+    )
+}
+
+/// CNTV_CTL_EL0 as vCPU `cpu`'s last virtual-timer IRQ found it (ENABLE, IMASK, ISTATUS).
+pub fn timer_ctl_at_irq(cpu: usize) -> u64 {
+    CPUS[cpu].timer_ctl.load(Ordering::Relaxed)
+}
+
+/// Unmasks IRQs (PSTATE.I = 0).
+pub fn irq_enable() {
+    // SAFETY: clearing PSTATE.I lets IRQs in; the vectors are installed before any Rust runs
+    // and the IRQ handler preserves the whole interrupted context.
+    unsafe { core::arch::asm!("msr daifclr, #2", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Masks IRQs (PSTATE.I = 1).
+pub fn irq_disable() {
+    // SAFETY: setting PSTATE.I only defers IRQs.
+    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Waits with IRQs masked until `cond()` holds or CNTVCT passes `until`, sleeping in `wfi`
+/// (which Tandem traps and blocks on) and taking each IRQ that wakes it. Returns `cond()`.
+///
+/// Masking around the test-then-`wfi` closes the race where the IRQ arrives just before
+/// `wfi`: a pending interrupt wakes `wfi` even while masked, and is taken at the unmask.
+pub fn wait_for_interrupt_until(until: u64, mut cond: impl FnMut() -> bool) -> bool {
+    loop {
+        irq_disable();
+        if cond() || timer::now() > until {
+            irq_enable();
+            return cond();
+        }
+        wfi();
+        irq_enable();
+    }
+}
+
+/// Executes `wfi`.
+pub fn wfi() {
+    // SAFETY: `wfi` only waits; Tandem traps it and blocks the vCPU until an interrupt.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Parks this vCPU for good.
+pub fn park() -> ! {
+    loop {
+        // SAFETY: `wfe` only waits.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack, preserves_flags)) };
+    }
+}
+
+/// Powers the VM off with PSCI SYSTEM_OFF (Tandem stops the VM).
+pub fn power_off() -> ! {
+    let e = pv_abi::guest::system_off();
+    println!("[!] SYSTEM_OFF returned {e:?}");
+    park()
+}
+
+/// Reads the 64-bit word at `addr` with exactly one `ldr`, so a fault is skippable.
+///
+/// # Safety
+///
+/// `addr` must be 8-byte aligned and either hold no Rust object or be expected to fault under
+/// [`expect_fault`] (then the result is garbage).
+pub unsafe fn load64(addr: u64) -> u64 {
+    let value: u64;
+    // SAFETY: the caller vouches for `addr`; a fault is skipped by the handler (ELR += 4),
+    // leaving `value` unspecified but initialised.
+    unsafe {
+        core::arch::asm!("ldr {v}, [{a}]", a = in(reg) addr, v = lateout(reg) value, options(nostack, preserves_flags))
+    };
+    value
+}
+
+/// Writes the 64-bit word at `addr` with exactly one `str`, so a fault is skippable.
+///
+/// # Safety
+///
+/// `addr` must be 8-byte aligned and either hold no Rust object or be expected to fault under
+/// [`expect_fault`].
+pub unsafe fn store64(addr: u64, value: u64) {
+    // SAFETY: the caller vouches for `addr`; a fault is skipped by the handler.
+    unsafe {
+        core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack, preserves_flags))
+    };
+}
+
+/// The Rust side of every exception (`entry.S`): `kind` is the vector index
+/// (0 = synchronous, 1 = IRQ, 2 = FIQ, 3 = SError from EL1h; 0x1x, 0x2x, 0x3x other sources).
+#[unsafe(no_mangle)]
+extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
+    match kind {
+        0 => synchronous(frame),
+        1 => irq(frame),
+        _ => {
+            UNEXPECTED.fetch_add(1, Ordering::Relaxed);
+            println!(
+                "[!] unexpected exception (vector {kind:#x}) on vcpu{}, ELR={:#x}",
+                cpu_index(),
+                frame.elr
+            );
+            power_off();
+        }
+    }
+}
+
+fn synchronous(frame: &mut Frame) {
+    let esr = Syndrome(ESR_EL1.get());
+    let far = FAR_EL1.get();
+    let c = &CPUS[cpu_index()];
+    if c.armed.load(Ordering::Relaxed) && !c.taken.load(Ordering::Relaxed) {
+        c.esr.store(esr.0, Ordering::Relaxed);
+        c.far.store(far, Ordering::Relaxed);
+        c.elr.store(frame.elr, Ordering::Relaxed);
+        c.taken.store(true, Ordering::Relaxed);
+        frame.elr += 4;
+        return;
+    }
+    UNEXPECTED.fetch_add(1, Ordering::Relaxed);
+    println!(
+        "[!] unexpected synchronous exception on vcpu{}: ESR={:#x} (EC {:#04x}) FAR={:#x} ELR={:#x}",
+        cpu_index(),
+        esr.0,
+        esr.ec(),
+        far,
+        frame.elr
+    );
+    match esr.ec() {
+        EC_UNKNOWN | EC_DATA_ABORT_SAME_EL => frame.elr += 4,
+        _ => power_off(),
+    }
+}
+
+fn irq(frame: &mut Frame) {
+    let intid = gic::ack();
+    if intid >= gic::INTID_SPURIOUS_FIRST {
+        return;
+    }
+    let c = &CPUS[cpu_index()];
+    if intid == timer::VTIMER_INTID {
+        c.timer_ctl.store(CNTV_CTL_EL0.get(), Ordering::Relaxed);
+        // One-shot: Tandem masked the timer to inject it; disabling it ends the condition.
+        CNTV_CTL_EL0.set(0);
+    }
+    c.last_intid.store(u64::from(intid), Ordering::Relaxed);
+    c.last_ticks.store(frame.entry_ticks, Ordering::Relaxed);
+    // Only this vCPU writes its count: a plain increment, no exclusive access needed.
+    c.irqs
+        .store(c.irqs.load(Ordering::Relaxed) + 1, Ordering::Release);
+    gic::eoi(intid);
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("[!] guest panicked on vcpu{}: {info}", cpu_index());
+    power_off()
+}

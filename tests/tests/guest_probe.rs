@@ -1,0 +1,229 @@
+//! The `probe` test guest under Tandem (`tests/guests/src/bin/probe.rs`): PSCI, vGIC, virtual
+//! timer, stage 2 and the null-hypercall round trip, each checked from inside the VM.
+//!
+//! One QEMU boot of `tandem-probe.bin` (`cargo xtask build --vms probe`) under `-icount
+//! shift=0,sleep=off` (so the round trip counts instructions) serves every test here; each
+//! test checks its own suite's `[T] suite::name PASS|FAIL (detail)` markers in that log:
+//! every line of the suite must pass, and the checks named here must be among them.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use system_tests::qemu::{MachineConfig, Qemu, built_image};
+
+const IMAGE: &str = "tandem-probe.bin";
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// The probe's VM name, as Tandem tags its console lines (`" probe | …"`).
+const TAG: &str = "probe | ";
+
+/// The console log of the one probe boot, or why it failed (with the log).
+fn boot() -> Result<&'static str, &'static str> {
+    static BOOT: OnceLock<Result<String, String>> = OnceLock::new();
+    let result = BOOT.get_or_init(|| {
+        let image = built_image("qemu-virt", IMAGE)?;
+        let mut m = MachineConfig::new("qemu-virt", image);
+        m.icount = true;
+        let mut q = Qemu::spawn("guest_probe", &m)?;
+        q.wait_for(&format!("{TAG}[T] hvc::roundtrip"), TIMEOUT)?;
+        q.wait_for(" failed", TIMEOUT)?;
+        // SYSTEM_OFF stops the only VM, and Tandem powers the machine off.
+        let _ = q.wait_exit(Duration::from_secs(20));
+        Ok(q.log())
+    });
+    result.as_deref().map_err(|e| e.as_str())
+}
+
+fn log() -> &'static str {
+    boot().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fail(what: &str, log: &str) -> ! {
+    panic!("{what}\n----- console log -----\n{log}\n----- end of log -----")
+}
+
+/// The probe's own lines, without Tandem's tag.
+fn guest_lines(log: &str) -> impl Iterator<Item = &str> {
+    log.lines()
+        .filter_map(|l| l.split_once(TAG).map(|(_, rest)| rest))
+}
+
+/// Every `[T] <suite>::` line passes, and each of `required` is one of them.
+fn assert_suite(suite: &str, required: &[&str]) {
+    let log = log();
+    let prefix = format!("[T] {suite}::");
+    let lines: Vec<&str> = guest_lines(log)
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    let failed: Vec<&&str> = lines.iter().filter(|l| !l.contains(" PASS")).collect();
+    if !failed.is_empty() {
+        fail(
+            &format!(
+                "{suite}: failed checks:\n  {}",
+                failed
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+            log,
+        );
+    }
+    for name in required {
+        let marker = format!("[T] {suite}::{name} PASS");
+        if !lines.iter().any(|l| l.starts_with(&marker)) {
+            fail(&format!("{suite}: check {name} did not run"), log);
+        }
+    }
+    for line in lines {
+        eprintln!("{line}");
+    }
+}
+
+/// vCPU 1 comes up with CPU_ON (context id and VM_INFO checked), AFFINITY_INFO follows it,
+/// CPU_ON errors (already on, bad MPIDR, entry outside RAM) are right, and CPU_OFF then
+/// CPU_ON again works.
+#[test]
+fn psci_cpu_on_off_affinity() {
+    assert_suite(
+        "psci",
+        &[
+            "version",
+            "features_cpu_on",
+            "features_cpu_suspend",
+            "smccc_version",
+            "affinity_info_off",
+            "cpu_on",
+            "secondary_runs",
+            "affinity_info_on",
+            "cpu_on_already_on",
+            "cpu_on_bad_mpidr",
+            "cpu_off",
+            "cpu_on_entry_outside_ram",
+            "cpu_on_after_off",
+        ],
+    );
+    let log = log();
+    for ctx in ["0x5ec00001cafef00d", "0x5ec00002beefd00d"] {
+        let line = format!("vcpu1 online ctx={ctx} vcpu_id=1");
+        if !guest_lines(log).any(|l| l == line) {
+            fail(&format!("missing {line:?}"), log);
+        }
+    }
+}
+
+/// The vGIC's ID registers are sane, byte writes to IPRIORITYR touch one byte, GICR_WAKER
+/// wakes, and SGIs reach the other vCPU and the sender itself.
+#[test]
+fn vgic_sgi_and_registers() {
+    assert_suite(
+        "vgic",
+        &[
+            "gicd_typer",
+            "gicd_pidr2_archrev",
+            "gicd_ctlr",
+            "gicr_ipriorityr_byte_write",
+            "gicr_waker",
+            "gicr_typer_affinity",
+            "sgi_to_vcpu1",
+            "sgi_to_self",
+        ],
+    );
+}
+
+/// Ten 1 ms virtual-timer deadlines interrupt on time (never early), and one wakes the
+/// vCPU from WFI; the latencies are printed.
+#[test]
+fn vtimer_interrupts_arrive_on_time() {
+    assert_suite(
+        "vtimer",
+        &[
+            "frequency",
+            "ten_deadlines_fire",
+            "never_early",
+            "wakes_vcpu_from_wfi",
+        ],
+    );
+    let log = log();
+    let samples = guest_lines(log)
+        .filter(|l| l.starts_with("vtimer-latency: n="))
+        .count();
+    if samples != 10 {
+        fail(&format!("{samples} vtimer-latency samples, want 10"), log);
+    }
+    match guest_lines(log).find(|l| l.starts_with("vtimer-latency: deadlines=")) {
+        Some(summary) => eprintln!("{summary}"),
+        None => fail("no vtimer-latency summary", log),
+    }
+}
+
+/// The last word of RAM works; loads and stores just past RAM and to the physical UART get
+/// Tandem's injected synchronous external abort with the right FAR.
+#[test]
+fn stage2_bounds_enforced() {
+    assert_suite(
+        "stage2",
+        &[
+            "ram_last_word",
+            "load_past_ram",
+            "store_past_ram",
+            "load_phys_uart",
+            "store_phys_uart",
+        ],
+    );
+}
+
+/// 100,000 null hypercalls succeed and their round trip is reported
+/// (`hvc-roundtrip: calls=100000 ticks=T ns_per_call=X`; under -icount, ns = instructions).
+#[test]
+fn hvc_roundtrip_is_reported() {
+    assert_suite("hvc", &["discovery", "vm_info", "roundtrip"]);
+    let log = log();
+    let Some(line) = guest_lines(log).find(|l| l.starts_with("hvc-roundtrip: ")) else {
+        fail("no hvc-roundtrip line", log)
+    };
+    let field = |key: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| fail(&format!("{line:?}: no {key}<number>"), log))
+    };
+    let (calls, ticks, ns) = (field("calls="), field("ticks="), field("ns_per_call="));
+    if calls != 100_000.0 || ticks <= 0.0 || !(ns > 0.0 && ns < 100_000.0) {
+        fail(&format!("implausible round trip: {line:?}"), log);
+    }
+    // The calibration loop (2 instructions per iteration) shows what a nanosecond is worth:
+    // exactly one instruction under -icount shift=0.
+    let Some(cal) = guest_lines(log).find(|l| l.starts_with("hvc-roundtrip-calibration: ")) else {
+        fail("no hvc-roundtrip-calibration line", log)
+    };
+    let cal_field = |key: &str| -> f64 {
+        cal.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| fail(&format!("{cal:?}: no {key}<number>"), log))
+    };
+    let (insns, cal_ns) = (cal_field("loop_instructions="), cal_field("ns="));
+    if (cal_ns - insns).abs() > insns / 100.0 {
+        fail(
+            &format!(
+                "under -icount shift=0 the calibration loop should take 1 ns per instruction: {cal:?}"
+            ),
+            log,
+        );
+    }
+    eprintln!("{line}\n{cal}\n=> about {ns:.0} instructions per null-hypercall round trip");
+}
+
+/// The probe ran to its end with no failure, and Tandem neither faulted nor panicked.
+#[test]
+fn probe_guest_completes() {
+    let log = log();
+    if !guest_lines(log).any(|l| l.ends_with(" passed, 0 failed")) {
+        fail("the probe did not finish with `N passed, 0 failed`", log);
+    }
+    for bad in ["EL2 FAULT", "PANIC", "[!]"] {
+        if log.contains(bad) {
+            fail(&format!("{bad:?} in the log"), log);
+        }
+    }
+}
