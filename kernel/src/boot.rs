@@ -129,7 +129,6 @@ fn init_gic(facts: &MachineFacts) -> bool {
     hyp::init_cpu(uart_intid);
     if let Some(intid) = uart_intid {
         gic.enable_spi(intid, cpu::mpidr(), false);
-        console::enable_rx_interrupt();
     }
     true
 }

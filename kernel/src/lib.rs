@@ -26,6 +26,7 @@ pub mod mm;
 pub mod monitor;
 pub mod platform;
 pub mod sched;
+pub mod sync;
 pub mod vcpu;
 pub mod vgic;
 pub mod vm;

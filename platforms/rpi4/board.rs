@@ -27,4 +27,5 @@ pub const BOARD: BoardDesc = BoardDesc {
         },
         why: "firmware stub and spin tables",
     }],
+    emulator_tick_ns: None,
 };

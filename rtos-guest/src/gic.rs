@@ -1,6 +1,6 @@
 //! GICv3 register maps and the CPU-interface register formats the RTOS uses.
 //!
-//! The distributor and redistributors are MMIO ([`GicdRegs`], [`GicrRegs`]); the CPU interface
+//! The distributor and redistributors are MMIO (`GicdRegs`, `GicrRegs`); the CPU interface
 //! is reached through system registers (`ICC_*_EL1`, accessed in `arch::gic`). Under Tandem the
 //! same accesses go to the hypervisor's emulated distributor/redistributor and, for `ICC_*`,
 //! to the virtual CPU interface (`ICV_*`) with no trap. Spec: Arm IHI 0069 (GICv3/v4).

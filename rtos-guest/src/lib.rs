@@ -10,10 +10,14 @@
 //! - [`stats`]: latency histograms and the `rtos-stats:` line.
 //! - [`dsp`]: the modem workload's computation (CRC-32, fixed-point FFT).
 //! - [`at`]: the AT-command line editor and interpreter.
+//! - [`board`]: the memory map and interrupt numbers (QEMU virt = a Tandem VM's IPA map).
 //! - [`gic`], [`mmu`], [`pl011`]: register maps and bit formats of the hardware it drives.
 //! - [`fmt`]: a fixed-size text buffer for building console lines without allocation.
 //! - `arch` (bare-metal target only): boot, exception vectors, context switch, GIC, timer,
 //!   console, PSCI, and the task-facing kernel API.
+//!
+//! The `rtos` binary (`main.rs`) adds the modem workload (`modem.rs`) or, with the `selftest`
+//! feature, the in-guest tests (`selftest.rs`).
 #![cfg_attr(not(test), no_std)]
 
 pub mod at;

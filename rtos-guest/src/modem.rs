@@ -145,9 +145,11 @@ fn gsm_task(_: usize) {
 }
 
 fn print_stats() {
-    let mut line = LineBuf::<512>::new();
-    let _ = report().write_line(&mut line);
-    println!("{}", line.as_str());
+    let r = report();
+    let (mut line, mut detail) = (LineBuf::<256>::new(), LineBuf::<256>::new());
+    let _ = r.write_line(&mut line);
+    let _ = r.write_detail(&mut detail);
+    println!("{}\n{}", line.as_str(), detail.as_str());
 }
 
 fn stats_task(_: usize) {
@@ -164,7 +166,7 @@ struct Handset;
 
 impl Modem for Handset {
     fn stats_line(&self, w: &mut dyn Write) -> core::fmt::Result {
-        let mut line = LineBuf::<512>::new();
+        let mut line = LineBuf::<256>::new();
         report().write_line(&mut line)?;
         w.write_str(line.as_str())
     }

@@ -62,9 +62,8 @@ impl Pl011 {
     /// that nothing else accesses concurrently in a conflicting way, valid for `'static`.
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: the caller guarantees `base` is a valid, 'static PL011 register block.
-        Self {
-            regs: unsafe { &*(base as *const Pl011Regs) },
-        }
+        let regs = unsafe { &*(base as *const Pl011Regs) };
+        Self { regs }
     }
 
     /// Enables the UART with transmitter and receiver.

@@ -26,6 +26,9 @@ pub struct MachineConfig {
     pub virtualization: bool,
     /// Deterministic instruction counting (`-icount shift=0,sleep=off`).
     pub icount: bool,
+    /// Instruction-paced time that follows the wall clock while idle
+    /// (`-icount shift=0`); ignored when `icount` is set.
+    pub paced: bool,
     /// The raw image given to `-kernel`.
     pub kernel: PathBuf,
     /// Further arguments, appended as given.
@@ -43,6 +46,7 @@ impl MachineConfig {
             cpu: "cortex-a72".into(),
             virtualization: true,
             icount: false,
+            paced: false,
             kernel: kernel.into(),
             extra: Vec::new(),
         }
@@ -71,6 +75,8 @@ impl MachineConfig {
         }
         if self.icount {
             args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+        } else if self.paced {
+            args.extend(["-icount".into(), "shift=0".into()]);
         }
         args.extend(["-kernel".into(), self.kernel.display().to_string()]);
         args.extend(self.extra.iter().cloned());

@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "write_past_ram",
     "write_high_ipa",
     "write_phys_uart",
+    "write_rtc",
     "write_gich",
     "write_past_gicd",
     "write_other_vcpu_gicr",

@@ -4,6 +4,11 @@
 //! QEMU and firmware give it to EL2, every interrupt in group 1, and
 //! `EOImode = 1` at the CPU interface (priority drop and deactivation split,
 //! see `arch::aarch64::gic`).
+//!
+//! The boot CPU creates the driver and sets up the distributor
+//! ([`GicV3::init_distributor`], which also registers the instance for
+//! [`GicV3::get`]); passthrough (`hyp::passthrough`) then routes, enables,
+//! disables and deactivates the SPIs assigned to VMs.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
@@ -20,6 +25,7 @@ register_structs! {
         (0x0100 => isenabler: [ReadWrite<u32>; 32]),
         (0x0180 => icenabler: [ReadWrite<u32>; 32]),
         (0x0200 => _reserved1),
+        (0x0380 => icactiver: [ReadWrite<u32>; 32]),
         (0x0400 => ipriorityr: [ReadWrite<u32>; 256]),
         (0x0800 => _reserved2),
         (0x0c00 => icfgr: [ReadWrite<u32>; 64]),
@@ -76,6 +82,9 @@ const CTLR_RWP: u32 = 1 << 31;
 /// Default priority of every interrupt Tandem handles.
 pub const PRIORITY: u8 = 0xa0;
 
+/// The driver instance, once the distributor is set up.
+static INSTANCE: spin::Once<&'static GicV3> = spin::Once::new();
+
 /// The GIC, by its register windows.
 pub struct GicV3 {
     dist: &'static Distributor,
@@ -119,8 +128,15 @@ impl GicV3 {
         }
     }
 
-    /// Distributor setup (boot CPU): SPIs group 1, default priority, disabled, routed to CPU 0.
-    pub fn init_distributor(&self, boot_mpidr: u64) {
+    /// The driver, once [`GicV3::init_distributor`] has run.
+    pub fn get() -> Option<&'static GicV3> {
+        INSTANCE.get().copied()
+    }
+
+    /// Distributor setup (boot CPU): SPIs group 1, default priority, disabled,
+    /// routed to CPU 0. Registers `self` for [`GicV3::get`].
+    pub fn init_distributor(&'static self, boot_mpidr: u64) {
+        INSTANCE.call_once(|| self);
         self.dist.ctlr.set(0);
         self.wait_rwp();
         let lines = self.lines().min(1020) as usize;
@@ -150,6 +166,32 @@ impl GicV3 {
         let bit = 2 * (n % 16) + 1;
         cfg.set((cfg.get() & !(1 << bit)) | (u32::from(edge) << bit));
         self.dist.isenabler[n / 32].set(1 << (n % 32));
+    }
+
+    /// Whether `[base, base + size)` meets the distributor (64 KiB) or the
+    /// redistributor window: physical ranges no guest may be given.
+    pub fn overlaps(&self, base: u64, size: u64) -> bool {
+        let meets = |start: u64, len: u64| base < start + len && start < base.saturating_add(size);
+        meets(self.dist as *const Distributor as u64, 0x1_0000)
+            || meets(self.redist_base as u64, self.redist_size as u64)
+    }
+
+    /// Disables SPI `intid` (GICD_ICENABLER): it is no longer signalled.
+    pub fn disable_spi(&self, intid: u32) {
+        if (32..self.lines()).contains(&intid) {
+            let n = intid as usize;
+            self.dist.icenabler[n / 32].set(1 << (n % 32));
+        }
+    }
+
+    /// Deactivates SPI `intid` (GICD_ICACTIVER), from any CPU. Tandem runs
+    /// with split EOI: this is the deactivation a priority drop
+    /// (`gic::priority_drop`) left for later. No effect if it is not active.
+    pub fn deactivate_spi(&self, intid: u32) {
+        if (32..self.lines()).contains(&intid) {
+            let n = intid as usize;
+            self.dist.icactiver[n / 32].set(1 << (n % 32));
+        }
     }
 
     /// The redistributor frames (RD_base) of the CPU with affinity `mpidr`.

@@ -1,6 +1,6 @@
 //! Arm PrimeCell PL011 UART (DDI 0183), polled: Tandem's console.
 
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
@@ -28,6 +28,8 @@ mod fields {
         ],
         /// Interrupt mask set/clear.
         pub IMSC [
+            /// Transmit interrupt (FIFO has room).
+            TXIM OFFSET(5) NUMBITS(1) [],
             /// Receive timeout interrupt.
             RTIM OFFSET(6) NUMBITS(1) [],
             /// Receive interrupt.
@@ -85,7 +87,24 @@ impl Pl011 {
     /// Enables the receive interrupts (data and timeout).
     pub fn enable_rx_interrupt(&self) {
         self.regs.icr.set(0x7ff);
-        self.regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
+        self.regs.imsc.modify(IMSC::RXIM::SET + IMSC::RTIM::SET);
+    }
+
+    /// Enables or disables the transmit interrupt (raised while the FIFO has room).
+    pub fn set_tx_interrupt(&self, on: bool) {
+        if self.regs.imsc.is_set(IMSC::TXIM) != on {
+            self.regs.imsc.modify(IMSC::TXIM.val(u32::from(on)));
+        }
+    }
+
+    /// Whether the transmit FIFO is full.
+    pub fn tx_full(&self) -> bool {
+        self.regs.fr.is_set(FR::TXFF)
+    }
+
+    /// Sends one byte without checking for room (the caller checked [`Pl011::tx_full`]).
+    pub fn write_byte_nowait(&self, byte: u8) {
+        self.regs.dr.set(u32::from(byte));
     }
 
     /// Sends one byte, waiting for FIFO space.

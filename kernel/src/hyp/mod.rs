@@ -5,13 +5,14 @@
 //! (pure) → a handler decides (hypercall dispatch, vGIC emulation, injection)
 //! → the loop applies the decision and re-enters.
 
+pub mod passthrough;
 pub mod vm;
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::sync::Lock as Mutex;
 use log::{debug, info, warn};
-use spin::Mutex;
 
 use crate::arch::aarch64::{console, cpu, gic, psci, vcpu as hw};
 use crate::hypercall::{self, CallAction, CallEnv, PowerState};
@@ -64,6 +65,9 @@ pub struct Vcpu {
     fp: FpRegs,
     lrs: [u64; 16],
     blocked: bool,
+    /// Just (re)started: its EL1, FP, timer and vGIC state must be loaded
+    /// into the CPU even if it was the last vCPU there.
+    fresh: bool,
 }
 
 impl Vcpu {
@@ -79,6 +83,7 @@ impl Vcpu {
             fp: FpRegs::default(),
             lrs: [0; 16],
             blocked: false,
+            fresh: true,
         }
     }
 
@@ -105,6 +110,7 @@ impl Vcpu {
                 self.gicv = VgicCpuRegs::default();
                 self.fp = FpRegs::default();
                 self.blocked = false;
+                self.fresh = true;
                 self.shared().set_power(PowerState::On);
                 debug!(
                     "VM '{}' vCPU {} starts at {:#x}",
@@ -135,6 +141,8 @@ struct PcpuState {
     loaded: Option<usize>,
     rr: RoundRobin,
     lr_count: usize,
+    /// Counter ticks of the emulator-slicing tick on this CPU (see `BoardDesc::emulator_tick_ns`).
+    tick: Option<u64>,
 }
 
 /// Creates every VM of the package (boot CPU, after the other CPUs are online).
@@ -208,6 +216,17 @@ fn read_parange() -> u64 {
 pub const CPU_INTIDS: u32 =
     (1 << vm::KICK_SGI) | (1 << INTID_MAINTENANCE) | (1 << INTID_HYP_TIMER) | (1 << INTID_VTIMER);
 
+/// Each CPU's emulator tick in counter ticks (0: none).
+static EMULATOR_TICK: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+/// Re-arms this CPU's emulator tick during long work at EL2.
+pub fn rearm_emulator_tick() {
+    let tick = EMULATOR_TICK[cpu::index() % 8].load(Ordering::Relaxed);
+    if tick != 0 {
+        hw::set_hyp_timer(Some(hw::counter() + tick));
+    }
+}
+
 /// Powers the machine off through firmware.
 pub fn power_off() -> ! {
     if let Some(c) = *PSCI_CONDUIT.lock() {
@@ -224,13 +243,27 @@ pub fn run() -> ! {
     }
     let me = cpu::index();
     let vcpus = core::mem::take(&mut *PCPU_VCPUS[me].lock());
+    // Only where VMs compete: a lone VM's measurements stay undisturbed.
+    let competing = VMS.get().is_some_and(|v| v.len() > 1);
+    let tick = crate::platform::BOARD
+        .emulator_tick_ns
+        .filter(|_| me == 0 && competing)
+        .map(|ns| (ns * hw::counter_frequency() / 1_000_000_000).max(1));
+    EMULATOR_TICK[me].store(tick.unwrap_or(0), Ordering::Relaxed);
     let mut p = PcpuState {
         me,
         vcpus,
         loaded: None,
         rr: RoundRobin::default(),
         lr_count: gic::list_register_count().min(16),
+        tick,
     };
+    update_hyp_timer(&p);
+    if me == 0 && UART_INTID.load(Ordering::Relaxed) != 0 {
+        // From here CPU 0 takes the UART interrupt: input, and transmission
+        // that writers leave behind.
+        console::enable_interrupts();
+    }
     loop {
         for v in p.vcpus.iter_mut() {
             v.sync_power();
@@ -241,6 +274,9 @@ pub fn run() -> ! {
             Some(i) => run_vcpu(&mut p, i),
             None => {
                 PCPU_RUNNING_VM[me].store(0, Ordering::Release);
+                if me == 0 {
+                    console::pump();
+                }
                 // SAFETY: sleeps until an interrupt is pending (IRQs stay masked at EL2).
                 unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
                 handle_irqs(&mut p);
@@ -251,10 +287,12 @@ pub fn run() -> ! {
 
 /// Switches this CPU to vCPU `i` if another one is loaded.
 fn switch_to(p: &mut PcpuState, i: usize) {
-    if p.loaded == Some(i) {
+    let fresh = core::mem::take(&mut p.vcpus[i].fresh);
+    if p.loaded == Some(i) && !fresh {
         return;
     }
-    if let Some(old) = p.loaded {
+    // A restarted vCPU's old hardware state is discarded, not saved.
+    if let Some(old) = p.loaded.filter(|&old| old != i) {
         let v = &mut p.vcpus[old];
         hw::save_el1(&mut v.el1);
         hw::save_fp(&mut v.fp);
@@ -286,6 +324,11 @@ fn update_hyp_timer(p: &PcpuState) {
         })
         .map(|(_, v)| v.timer.cval.wrapping_add(v.vm.cntvoff))
         .min();
+    let tick = p.tick.map(|t| hw::counter() + t);
+    let next = match (next, tick) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     hw::set_hyp_timer(next);
 }
 
@@ -311,12 +354,14 @@ fn run_vcpu(p: &mut PcpuState, i: usize) {
             *lr = gic::read_lr(n);
         }
         v.vm.vgic.lock().sync(v.index, lrs);
+        passthrough::settle(v.vm);
         v.vm.stats.exits.fetch_add(1, Ordering::Relaxed);
         let outcome = handle_exit(v, exit::decode(&snap));
         if matches!(outcome, Outcome::Irq) {
             handle_irqs(p);
         }
         let v = &p.vcpus[i];
+
         match outcome {
             Outcome::Continue | Outcome::Irq => {}
             Outcome::Block | Outcome::Yield | Outcome::Leave => break,
@@ -631,11 +676,30 @@ fn handle_irqs(p: &mut PcpuState) {
                 update_hyp_timer(p);
             }
             INTID_MAINTENANCE => {}
-            i if u64::from(i) == UART_INTID.load(Ordering::Relaxed) && i != 0 => console_input(),
+            i if u64::from(i) == UART_INTID.load(Ordering::Relaxed) && i != 0 => {
+                console_input();
+                console::pump();
+            }
+            // Forwarded to its VM, or disabled: the module ends the interrupt itself.
+            i @ 32..=1019 => {
+                passthrough::handle_spi(i);
+                continue;
+            }
             i if i < 16 => {}
             other => debug!("unexpected physical interrupt {other} on cpu{}", p.me),
         }
         gic::eoi(intid);
+    }
+}
+
+/// Whether VM `id` has the console focus (its output is streamed, not line-buffered).
+pub fn has_focus(id: u32) -> bool {
+    match SWITCH.lock().focus {
+        Focus::Vm(i) => VMS
+            .get()
+            .and_then(|v| v.get(i))
+            .is_some_and(|vm| vm.id == id),
+        Focus::Monitor => false,
     }
 }
 

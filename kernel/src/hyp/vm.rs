@@ -5,8 +5,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use crate::sync::Lock as Mutex;
 use log::{info, warn};
-use spin::Mutex;
 
 use crate::aarch64::pte::{MemType, Perms, stage2_attrs};
 use crate::arch::aarch64::{console, cpu, gic, vcpu as hw};
@@ -19,6 +19,8 @@ use crate::vm::package::{FLAG_RESTART_ON_RESET, Package, VmDesc};
 
 /// SPIs each VM's distributor offers (INTIDs 32..96).
 pub const VM_SPIS: u32 = 64;
+/// Console ring bytes kept free for each other VM.
+const RING_SHARE: usize = 1024;
 /// The SGI Tandem uses to make another physical CPU look at its vCPUs.
 pub const KICK_SGI: u8 = 0;
 
@@ -142,6 +144,7 @@ impl Vm {
             stage2_attrs(Perms::RWX, MemType::Normal),
         )
         .map_err(|_| "cannot map its RAM at stage 2")?;
+        super::passthrough::attach(id, &desc, &mut s2, &mut tables)?;
         let vttbr = s2.root() | (u64::from(id) << 48);
         let mpidrs: Vec<u64> = (0..desc.vcpus as u64).map(|i| (1 << 31) | i).collect();
         let vcpus = (0..desc.vcpus as usize)
@@ -192,7 +195,11 @@ impl Vm {
             // VM owns exclusively and no vCPU of it is running.
             unsafe { frames::copy_to(self.ram_pa + (b.load_ipa - self.desc.ram_ipa), data) };
         }
-        hw::sync_icache(self.ram_pa, self.desc.ram_size);
+        // Only the images hold code; sync them (in steps, see `in_steps`).
+        for b in self.desc.blobs() {
+            let pa = self.ram_pa + (b.load_ipa - self.desc.ram_ipa);
+            in_steps(pa, b.size, |a, n| hw::sync_icache(a, n));
+        }
         *self.vcpus[0].start.lock() = Some((self.desc.entry, self.desc.x0));
         self.vcpus[0].set_power(PowerState::OnPending);
     }
@@ -236,22 +243,61 @@ impl Vm {
         self.kick(kick);
     }
 
-    /// Emits one console line, tagged with the VM name.
+    /// Takes guest console output: streamed if this VM has the console focus, else by whole
+    /// lines. It only ever copies into Tandem's transmit ring (never waits for the UART);
+    /// when the ring is nearly full it accepts fewer bytes and the guest retries the rest.
     pub fn console_write(&self, bytes: &[u8]) -> usize {
-        let name = self.name();
-        // Tags in a colour per VM on a terminal (bootarg tandem.color=on).
-        let (on, off) = if crate::hyp::COLOR.load(Ordering::Relaxed) {
-            (
-                ["\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[32m"][(self.id as usize - 1) % 4],
-                "\x1b[0m",
-            )
-        } else {
-            ("", "")
-        };
-        self.console.lock().write(bytes, |line| {
-            let text = core::str::from_utf8(line).unwrap_or("<non-UTF-8 output>");
-            console::write_fmt(format_args!("{on}{name:>6} |{off} {text}\n"));
+        let mut tag = [0u8; 40];
+        let tag = self.tag(&mut tag);
+        let focused = crate::hyp::has_focus(self.id);
+        // Every other VM keeps a share of the ring, so one VM's flood of output
+        // never makes another VM's console writes wait.
+        let others = VMS.get().map_or(0, |v| v.len().saturating_sub(1));
+        console::with_terminal(|term, out, free| {
+            // Room for the bytes, CR before each newline, and a tag per line.
+            let take = bytes
+                .len()
+                .min(free.saturating_sub(256 + others * RING_SHARE) / 2);
+            let bytes = &bytes[..take];
+            if focused {
+                term.stream(self.id, tag, bytes, &mut |b| out(b));
+                take
+            } else {
+                self.console
+                    .lock()
+                    .write(bytes, |line| term.line(tag, line, &mut |b| out(b)))
+            }
         })
+    }
+
+    /// The line tag, e.g. ` linux | `, coloured per VM on a terminal (bootarg tandem.color=on).
+    fn tag<'a>(&self, buf: &'a mut [u8; 40]) -> &'a [u8] {
+        let name = self.name().as_bytes();
+        let color = crate::hyp::COLOR.load(Ordering::Relaxed);
+        let on: &[u8] =
+            [b"\x1b[36m", b"\x1b[33m", b"\x1b[35m", b"\x1b[32m"][(self.id as usize - 1) % 4];
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            for &b in bytes {
+                if n < buf.len() {
+                    buf[n] = b;
+                    n += 1;
+                }
+            }
+        };
+        if color {
+            put(on);
+        }
+        for _ in name.len()..6 {
+            put(b" ");
+        }
+        put(name);
+        put(b" |");
+        if color {
+            put(b"\x1b[0m");
+        }
+        put(b" ");
+        &buf[..n]
     }
 
     /// Stops the VM for good, naming why; powers the machine off when nothing runs.
@@ -299,12 +345,15 @@ impl Vm {
             }
         }
         // SAFETY: the VM's RAM belongs to it alone and none of its vCPUs runs now.
-        unsafe { frames::zero(self.ram_pa, self.desc.ram_size) };
+        in_steps(self.ram_pa, self.desc.ram_size, |a, n| unsafe {
+            frames::zero(a, n)
+        });
         *self.vgic.lock() = Vgic::new(
             self.vcpus.len(),
             VM_SPIS,
             &self.vcpus.iter().map(|v| v.mpidr).collect::<Vec<_>>(),
         );
+        super::passthrough::reset(self);
         *self.console.lock() = VmConsole::default();
         self.load_images();
         self.kick(1);
@@ -316,6 +365,20 @@ impl Vm {
     /// Whether a crash should restart the VM rather than stop it.
     pub fn restarts(&self) -> bool {
         self.desc.has(FLAG_RESTART_ON_RESET)
+    }
+}
+
+/// Does long work on guest memory in 1 MiB steps, re-arming the emulator tick
+/// between them so that a long reset does not starve other CPUs under QEMU's
+/// round-robin `-icount` (see `BoardDesc::emulator_tick_ns`).
+fn in_steps(pa: u64, len: u64, mut f: impl FnMut(u64, u64)) {
+    const STEP: u64 = 1 << 20;
+    let mut done = 0;
+    while done < len {
+        let n = STEP.min(len - done);
+        f(pa + done, n);
+        done += n;
+        crate::hyp::rearm_emulator_tick();
     }
 }
 

@@ -25,6 +25,11 @@ pub struct BoardDesc {
     pub mmio_windows: &'static [Region],
     /// RAM the device tree does not reserve but Tandem must not use.
     pub reserved: &'static [Reserved],
+    /// Emulators only: a periodic EL2 timer on CPU 0 with this period (ns), so
+    /// that an emulator sharing one virtual timeline between CPUs (QEMU
+    /// `-icount`, round robin up to the next timer deadline) hands each CPU
+    /// short slices. Only armed when more than one VM runs. `None` on hardware.
+    pub emulator_tick_ns: Option<u64>,
 }
 
 /// A problem in a board description.

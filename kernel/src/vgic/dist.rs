@@ -469,7 +469,7 @@ impl Vgic {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lr::{IchLr, ListReg, LrFormat, LrState};
+    use super::super::lr::{Backing, IchLr, ListReg, LrFormat, LrState};
     use super::super::{MAX_LRS, VgicLayout};
     use super::*;
 
@@ -980,6 +980,15 @@ mod tests {
             // Sparse bit patterns, so set/clear words touch a few INTIDs.
             let sparse = (rng.next() & rng.next() & rng.next()) as u32;
             match rng.below(16) {
+                0 | 1 if intid >= 32 && rng.below(2) == 0 => {
+                    // A passthrough SPI: at most one assertion per physical activation.
+                    if !g.irq(0, intid).is_some_and(|s| s.hw_active) {
+                        g.inject_hw(intid, intid);
+                    }
+                    if rng.below(4) == 0 {
+                        g.take_released(|p| assert!((32..32 + SPIS).contains(&p)));
+                    }
+                }
                 0 | 1 => {
                     g.inject(intid, Some(v).filter(|_| intid < 32));
                 }
@@ -1051,6 +1060,11 @@ mod tests {
                     let more = reference.flush_by_scan(v, &mut expect[..n]);
                     assert_eq!(g.flush(v, &mut lrs[..n]), more);
                     assert_eq!(lrs, expect);
+                    for lr in lrs.iter().map(|&r| IchLr::decode(r)) {
+                        if matches!(lr.backing, Backing::Hardware { .. }) {
+                            assert_ne!(lr.state, LrState::PendingActive, "{lr:?}");
+                        }
+                    }
                     placed += lrs.iter().filter(|&&r| r != 0).count();
                     live[v] = Some(lrs);
                     check_lrs(&g, &live);

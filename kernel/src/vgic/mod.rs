@@ -26,6 +26,15 @@
 //! GICD-v2 decoder beside `dist` and calls [`Vgic::flush_with`] with
 //! [`lr::GichLr`].
 //!
+//! Passthrough SPIs are *hardware-backed*: [`Vgic::inject_hw`] marks the
+//! virtual SPI pending on behalf of a physical interrupt that Tandem
+//! acknowledged and priority-dropped but left active; flush gives it an LR
+//! with HW = 1 and the physical INTID, so the guest's deactivation deactivates
+//! the physical interrupt too (IHI 0069, "Virtual interrupts linked to
+//! physical interrupts"), and a level-sensitive line still high fires again
+//! only then. If the guest makes such an interrupt idle another way (ICPENDR,
+//! ICACTIVER), [`Vgic::take_released`] reports the physical INTID to deactivate.
+//!
 //! Single security state (GICD_CTLR.DS = 1), affinity routing always on
 //! (ARE RAO/WI), no LPIs, no ITS. Reference: Arm IHI 0069 (GICv3/v4
 //! architecture specification): interrupt states, affinity routing, virtual
@@ -35,6 +44,8 @@
 pub mod dist;
 pub mod lr;
 mod state;
+
+use alloc::boxed::Box;
 
 use lr::{Backing, IchLr, ListReg, LrFormat, LrState};
 use state::{IrqTable, PRIVATE_INTIDS};
@@ -122,6 +133,8 @@ pub struct IrqView {
     pub in_lr: Option<usize>,
     /// SPI target vCPU mask (0 for SGIs/PPIs).
     pub targets: u8,
+    /// Hardware-backed and holding its physical interrupt active.
+    pub hw_active: bool,
 }
 
 /// Affinity bits of an MPIDR_EL1 / GICD_IROUTER value: Aff3 `[39:32]`, Aff2..Aff0 `[23:0]`.
@@ -144,7 +157,9 @@ struct RedistRegs {
 /// The virtual GIC of one VM.
 #[derive(Clone, Debug)]
 pub struct Vgic {
-    table: IrqTable,
+    /// On the heap: the table is most of a vGIC's ~13 KiB, and a `Vgic` is
+    /// built and moved on EL2's 64 KiB stacks (VM creation and reset).
+    table: Box<IrqTable>,
     layout: VgicLayout,
     /// MPIDR affinity of each vCPU.
     mpidr: [u64; MAX_VCPUS],
@@ -194,7 +209,7 @@ impl Vgic {
             }
         }
         let mut vgic = Self {
-            table: IrqTable::new(mpidrs.len(), spis),
+            table: Box::new(IrqTable::new(mpidrs.len(), spis)),
             layout,
             mpidr,
             irouter: [0; MAX_SPIS],
@@ -288,6 +303,37 @@ impl Vgic {
             return 0;
         }
         self.table.kick_for(cpu, intid)
+    }
+
+    /// Physical SPI `pintid`, which Tandem acknowledged and priority-dropped
+    /// but left active, is forwarded as SPI `intid`: latch it pending, linked
+    /// to `pintid` (its LR gets HW = 1, so the guest's deactivation deactivates
+    /// `pintid`). Returns the vCPUs to kick; 0 (and nothing changes) unless
+    /// `intid` is an SPI of this VM and `pintid` one of 32..=1019.
+    ///
+    /// While the physical interrupt is active it cannot fire again, so each
+    /// call stands for one assertion the guest has not yet handled.
+    pub fn inject_hw(&mut self, intid: u32, pintid: u32) -> u32 {
+        if intid < PRIVATE_INTIDS || !(32..=1019).contains(&pintid) {
+            return 0;
+        }
+        let latched = self.table.update(0, intid, |irq| {
+            irq.pintid = pintid as u16;
+            irq.hw_active = true;
+            !core::mem::replace(&mut irq.latch, true)
+        });
+        match latched {
+            Some(true) => self.table.kick_for(0, intid),
+            _ => 0,
+        }
+    }
+
+    /// Calls `f` with each physical INTID that a hardware-backed SPI left
+    /// active although the guest no longer holds the virtual one (it cleared
+    /// its pending or active state by MMIO): the caller deactivates it, so a
+    /// line still high fires again. Each release is reported once.
+    pub fn take_released(&mut self, f: impl FnMut(u32)) {
+        self.table.take_released(f);
     }
 
     /// Drive the input line of a PPI or SPI (SGIs have none and are ignored).
@@ -483,6 +529,11 @@ impl Vgic {
                     Some(lr) => (lr.state.pending(), lr.state.active()),
                     None => (irq.lr_pending, irq.lr_active),
                 };
+                if irq.lr_hw && read.is_some() && !pending && !active {
+                    // The guest deactivated it: with HW = 1 the hardware
+                    // deactivated the physical interrupt at the same time.
+                    irq.hw_active = false;
+                }
                 irq.fold_lr(v as u8, pending, active);
             });
         }
@@ -518,6 +569,7 @@ impl Vgic {
             edge: irq.edge,
             in_lr: irq.in_lr.map(usize::from),
             targets: self.table.targets(intid),
+            hw_active: irq.hw_active,
         })
     }
 
@@ -554,6 +606,13 @@ impl Vgic {
 
     /// [`Vgic::place`] on the interrupt itself.
     fn place_irq(v: usize, intid: u32, irq: &mut state::Irq, deliver: bool) -> ListReg {
+        // Linked to its physical interrupt while that is active. Such an LR is
+        // never pending and active at once (the physical interrupt cannot be
+        // both on the guest's behalf): a software pend of an active one waits
+        // in the model until the guest deactivates it.
+        let hw = irq.hw_active && irq.pintid != 0;
+        let deliver = deliver && !(hw && irq.active);
+        irq.lr_hw = hw;
         irq.lr_pending = deliver;
         irq.lr_latched = deliver && irq.latch;
         irq.lr_active = irq.active;
@@ -568,11 +627,17 @@ impl Vgic {
             state: LrState::new(irq.lr_pending, irq.lr_active),
             priority: irq.priority,
             group1: irq.group1,
-            // Level-sensitive: ask for a maintenance interrupt on deactivation
-            // so the still-high line is seen again.
-            backing: Backing::Virtual {
-                eoi: !irq.edge,
-                source: 0,
+            backing: if hw {
+                Backing::Hardware {
+                    pintid: u32::from(irq.pintid),
+                }
+            } else {
+                // Level-sensitive: ask for a maintenance interrupt on
+                // deactivation so the still-high line is seen again.
+                Backing::Virtual {
+                    eoi: !irq.edge,
+                    source: 0,
+                }
             },
         }
     }
@@ -1209,6 +1274,165 @@ mod tests {
         assert!(!g.flush(0, &mut lrs));
         assert_eq!(g.examined() - before, 1);
         assert_eq!(IchLr::decode(lrs[0]).vintid, 27);
+    }
+
+    /// Physical INTIDs released since the last call.
+    fn released(g: &mut Vgic) -> std::vec::Vec<u32> {
+        let mut out = std::vec::Vec::new();
+        g.take_released(|p| out.push(p));
+        out
+    }
+
+    /// A hardware-backed SPI goes into an LR with HW = 1 and its physical INTID.
+    #[test]
+    fn inject_hw_gives_hw_lr() {
+        let mut g = vm(2);
+        enable(&mut g, 0, 34, 0x80);
+        assert_eq!(g.inject_hw(34, 34), 0b01);
+        assert!(view(&g, 0, 34).hw_active && view(&g, 0, 34).pending);
+        let mut lrs = [0; 4];
+        g.flush(0, &mut lrs);
+        let lr = IchLr::decode(lrs[0]);
+        assert_eq!(
+            (lr.vintid, lr.state, lr.backing),
+            (34, LrState::Pending, Backing::Hardware { pintid: 34 })
+        );
+        g.table.assert_queued_consistent();
+    }
+
+    /// The guest's deactivation (LR read back Invalid) ends the physical
+    /// interrupt too: nothing is left for Tandem to deactivate.
+    #[test]
+    fn hw_guest_deactivation_ends_physical() {
+        let mut g = vm(1);
+        enable(&mut g, 0, 40, 0x80);
+        g.inject_hw(40, 40);
+        let mut lrs = [0; 1];
+        g.flush(0, &mut lrs);
+        // Acknowledged: the LR reads Active, comes back HW and Active.
+        g.sync(0, &[lr_with(lrs[0], LrState::Active)]);
+        assert!(view(&g, 0, 40).active && view(&g, 0, 40).hw_active);
+        g.flush(0, &mut lrs);
+        let lr = IchLr::decode(lrs[0]);
+        assert_eq!(
+            (lr.state, lr.backing),
+            (LrState::Active, Backing::Hardware { pintid: 40 })
+        );
+        g.sync(0, &[lr_with(lrs[0], LrState::Invalid)]);
+        let s = view(&g, 0, 40);
+        assert!(!s.active && !s.pending && !s.hw_active);
+        assert!(released(&mut g).is_empty());
+        assert!(!g.flush(0, &mut lrs));
+        assert_eq!(lrs, [0]);
+        // The physical interrupt may fire again: a new assertion, a new LR.
+        assert_eq!(g.inject_hw(40, 40), 1);
+        g.flush(0, &mut lrs);
+        assert_eq!(
+            IchLr::decode(lrs[0]).backing,
+            Backing::Hardware { pintid: 40 }
+        );
+    }
+
+    /// A hardware-backed SPI the guest has not enabled keeps the physical interrupt
+    /// active (no storm) until it is enabled and handled.
+    #[test]
+    fn hw_disabled_waits() {
+        let mut g = vm(1);
+        assert_eq!(g.inject_hw(34, 34), 0);
+        let mut lrs = [0; 2];
+        assert!(!g.flush(0, &mut lrs));
+        assert!(view(&g, 0, 34).hw_active);
+        assert!(released(&mut g).is_empty());
+        enable(&mut g, 0, 34, 0x80);
+        g.flush(0, &mut lrs);
+        assert_eq!(
+            IchLr::decode(lrs[0]).backing,
+            Backing::Hardware { pintid: 34 }
+        );
+    }
+
+    /// ICPENDR of a pending hardware-backed SPI, outside or inside an LR, releases
+    /// its physical interrupt once, for Tandem to deactivate (a high line fires again).
+    #[test]
+    fn hw_icpendr_releases_physical() {
+        let mut g = vm(1);
+        g.inject_hw(34, 34); // Not enabled: waits in the model.
+        g.mmio_write(Frame::Dist, GICD_ICPENDR + 4, 4, 1 << 2)
+            .unwrap();
+        assert_eq!(released(&mut g), [34]);
+        assert!(released(&mut g).is_empty(), "reported once");
+        assert!(!view(&g, 0, 34).hw_active);
+        g.table.assert_queued_consistent();
+
+        enable(&mut g, 0, 34, 0x80);
+        g.inject_hw(34, 34);
+        let mut lrs = [0; 1];
+        g.flush(0, &mut lrs);
+        g.mmio_write(Frame::Dist, GICD_ICPENDR + 4, 4, 1 << 2)
+            .unwrap();
+        assert!(released(&mut g).is_empty(), "still in the LR");
+        g.sync(0, &lrs); // The guest did not get to it.
+        assert_eq!(released(&mut g), [34]);
+        assert!(!view(&g, 0, 34).pending);
+    }
+
+    /// ICACTIVER of an acknowledged hardware-backed SPI releases its physical interrupt.
+    #[test]
+    fn hw_icactiver_releases_physical() {
+        let mut g = vm(1);
+        enable(&mut g, 0, 34, 0x80);
+        g.inject_hw(34, 34);
+        let mut lrs = [0; 1];
+        g.flush(0, &mut lrs);
+        g.sync(0, &[lr_with(lrs[0], LrState::Active)]);
+        g.flush(0, &mut lrs);
+        g.mmio_write(Frame::Dist, GICD_ICACTIVER + 4, 4, 1 << 2)
+            .unwrap();
+        g.sync(0, &lrs);
+        assert_eq!(released(&mut g), [34]);
+        let s = view(&g, 0, 34);
+        assert!(!s.active && !s.hw_active);
+    }
+
+    /// A software pend of an active hardware-backed SPI is never pending+active in a HW
+    /// LR; after the guest deactivates, it is delivered as a plain virtual interrupt.
+    #[test]
+    fn hw_never_pending_and_active() {
+        let mut g = vm(1);
+        enable(&mut g, 0, 34, 0x80);
+        g.inject_hw(34, 34);
+        let mut lrs = [0; 2];
+        g.flush(0, &mut lrs);
+        g.sync(0, &[lr_with(lrs[0], LrState::Active)]);
+        g.mmio_write(Frame::Dist, GICD_ISPENDR + 4, 4, 1 << 2)
+            .unwrap();
+        g.flush(0, &mut lrs);
+        let lr = IchLr::decode(lrs[0]);
+        assert_eq!(
+            (lr.state, lr.backing),
+            (LrState::Active, Backing::Hardware { pintid: 34 })
+        );
+        assert_eq!(lrs[1], 0);
+        g.sync(0, &[lr_with(lrs[0], LrState::Invalid), 0]);
+        assert!(view(&g, 0, 34).pending && !view(&g, 0, 34).hw_active);
+        g.flush(0, &mut lrs);
+        let lr = IchLr::decode(lrs[0]);
+        assert_eq!(lr.state, LrState::Pending);
+        assert!(matches!(lr.backing, Backing::Virtual { .. }));
+        assert!(released(&mut g).is_empty());
+    }
+
+    /// Only SPIs can be hardware-backed, by physical SPIs.
+    #[test]
+    fn inject_hw_rejects_bad_intids() {
+        let mut g = vm(1);
+        enable(&mut g, 0, 27, 0x80);
+        enable(&mut g, 0, 34, 0x80);
+        assert_eq!(g.inject_hw(27, 27), 0);
+        assert_eq!(g.inject_hw(34, 1020), 0);
+        assert_eq!(g.inject_hw(34, 20), 0);
+        assert_eq!(g.inject_hw(96, 96), 0, "beyond the VM's SPIs");
+        assert!(!view(&g, 0, 34).pending && !view(&g, 0, 34).hw_active);
     }
 
     /// Host micro-measure of the entry/exit hot path: interrupts examined

@@ -21,6 +21,16 @@
 //! queued interrupts can be placed in an LR, so `flush`/`has_deliverable`
 //! walk [`IrqTable::queued`] instead of every INTID; enable, group, priority
 //! and routing are then checked per candidate and need no bookkeeping.
+//!
+//! Hardware-backed SPIs (passthrough): an SPI injected with a physical INTID
+//! ([`Irq::pintid`]) holds that physical interrupt active ([`Irq::hw_active`])
+//! until the guest is done with the virtual one. Its list register carries
+//! HW = 1, so the guest's deactivation deactivates the physical interrupt in
+//! hardware. When the virtual interrupt goes idle any other way (ICPENDR or
+//! ICACTIVER writes while Tandem holds it), [`IrqTable::update`] — the one
+//! mutation point — notices and records the physical INTID as *released*; the
+//! caller deactivates it ([`super::Vgic::take_released`]), so a line still
+//! high fires again, as a level-sensitive interrupt must.
 
 /// Most vCPUs per VM (the width of the banked tables and of target masks).
 pub const MAX_VCPUS: usize = 8;
@@ -67,6 +77,13 @@ pub struct Irq {
     pub drop_active: bool,
     /// The vCPU that last held it in an LR: an active SPI stays with it.
     pub owner: u8,
+    /// Physical INTID backing this SPI (passthrough), 0 for none.
+    pub pintid: u16,
+    /// That physical interrupt is active (acknowledged and priority-dropped by
+    /// Tandem) and waits for the guest to deactivate this virtual one.
+    pub hw_active: bool,
+    /// The LR was written with HW = 1 (linked to `pintid`).
+    pub lr_hw: bool,
 }
 
 impl Irq {
@@ -89,6 +106,9 @@ impl Irq {
         drop_pending: false,
         drop_active: false,
         owner: 0,
+        pintid: 0,
+        hw_active: false,
+        lr_hw: false,
     };
 
     /// Reset state of an SGI: as [`Irq::RESET`] but edge-triggered (fixed).
@@ -133,7 +153,14 @@ impl Irq {
         self.lr_active = false;
         self.drop_pending = false;
         self.drop_active = false;
+        self.lr_hw = false;
         self.owner = v;
+    }
+
+    /// Holds its physical interrupt active although nothing virtual is left
+    /// to deactivate it: not in an LR, neither pending nor active.
+    fn hw_orphaned(&self) -> bool {
+        self.hw_active && self.in_lr.is_none() && !self.pending() && !self.active
     }
 }
 
@@ -180,6 +207,9 @@ pub struct IrqTable {
     queued_private: [u32; MAX_VCPUS],
     /// The SPIs that are [`Irq::queued`] (bit n of word w: INTID 32 + 64w + n).
     queued_spis: [u64; MAX_SPIS / 64],
+    /// Hardware-backed SPIs whose physical interrupt Tandem must deactivate
+    /// (same bit layout as `queued_spis`).
+    released: [u64; MAX_SPIS / 64],
     /// Number of vCPUs.
     vcpus: usize,
     /// Number of SPIs.
@@ -202,6 +232,7 @@ impl IrqTable {
             targets: [1; MAX_SPIS],
             queued_private: [0; MAX_VCPUS],
             queued_spis: [0; MAX_SPIS / 64],
+            released: [0; MAX_SPIS / 64],
             vcpus,
             spi_count,
             enable_grp0: false,
@@ -239,6 +270,10 @@ impl IrqTable {
         let irq = self.get_mut(cpu, intid)?;
         let result = f(irq);
         let queued = irq.queued();
+        let released = irq.hw_orphaned();
+        if released {
+            irq.hw_active = false;
+        }
         if intid < PRIVATE_INTIDS {
             let bit = 1u32 << intid;
             let word = &mut self.queued_private[cpu];
@@ -248,8 +283,26 @@ impl IrqTable {
             let bit = 1u64 << (i % 64);
             let word = &mut self.queued_spis[i / 64];
             *word = if queued { *word | bit } else { *word & !bit };
+            if released {
+                self.released[i / 64] |= bit;
+            }
         }
         Some(result)
+    }
+
+    /// Calls `f` with the physical INTID of each SPI released since the last
+    /// call (see the module documentation), and forgets them.
+    pub fn take_released(&mut self, mut f: impl FnMut(u32)) {
+        for w in 0..self.released.len() {
+            let mut bits = core::mem::take(&mut self.released[w]);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(irq) = self.spis.get(i) {
+                    f(u32::from(irq.pintid));
+                }
+            }
+        }
     }
 
     /// The [`Irq::queued`] INTIDs vCPU `cpu` can see (its bank, then all
@@ -532,6 +585,13 @@ impl IrqTable {
                 })
                 .fold(0u64, |m, b| m | 1 << b);
             assert_eq!(word, scan, "SPI set word {w}");
+        }
+        for (i, irq) in self.spis.iter().enumerate() {
+            assert!(
+                !irq.hw_orphaned(),
+                "SPI {} holds its physical interrupt for nothing",
+                i + 32
+            );
         }
     }
 }

@@ -84,6 +84,65 @@ impl VmConsole {
     }
 }
 
+/// The shared terminal: who has an unfinished line on it.
+///
+/// The VM with the console focus streams its output unbuffered (a shell
+/// prompt must show before its newline); other VMs print whole lines. Any
+/// line that interrupts another's unfinished one starts on a fresh line, and
+/// every line starts with its owner's tag.
+#[derive(Debug, Default)]
+pub struct Terminal {
+    /// Owner (VM id; 0 is Tandem) of the unfinished line, if any.
+    pub open: Option<u32>,
+}
+
+impl Terminal {
+    /// Streams `bytes` from `owner`, tagging each line it starts.
+    pub fn stream(&mut self, owner: u32, tag: &[u8], bytes: &[u8], out: &mut impl FnMut(&[u8])) {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            let (text, newline) = match piece.split_last() {
+                Some((b'\n', rest)) => (rest, true),
+                _ => (piece, false),
+            };
+            // "\r\n" ends a line like "\n" does.
+            let text = if newline {
+                text.strip_suffix(b"\r").unwrap_or(text)
+            } else {
+                text
+            };
+            if text.is_empty() && !newline {
+                continue;
+            }
+            if self.open != Some(owner) {
+                self.break_line(out);
+                out(tag);
+            }
+            out(text);
+            if newline {
+                out(b"\n");
+                self.open = None;
+            } else {
+                self.open = Some(owner);
+            }
+        }
+    }
+
+    /// Prints one whole line from `owner` with its tag.
+    pub fn line(&mut self, tag: &[u8], line: &[u8], out: &mut impl FnMut(&[u8])) {
+        self.break_line(out);
+        out(tag);
+        out(line);
+        out(b"\n");
+    }
+
+    /// Ends an unfinished line so that new output starts on its own line.
+    pub fn break_line(&mut self, out: &mut impl FnMut(&[u8])) {
+        if self.open.take().is_some() {
+            out(b"\n");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +167,54 @@ mod tests {
         c.write(&[b'x'; LINE_MAX + 5], |l| n += l.len());
         assert_eq!(n, LINE_MAX);
         assert_eq!(c.partial_line().len(), 5);
+    }
+
+    fn run(
+        t: &mut Terminal,
+        f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8])),
+    ) -> std::string::String {
+        let mut out = Vec::new();
+        f(t, &mut |b: &[u8]| out.extend_from_slice(b));
+        std::string::String::from_utf8(out).unwrap()
+    }
+
+    /// A prompt without a newline shows at once; the next line of another VM breaks it cleanly.
+    #[test]
+    fn stream_and_interleave() {
+        let mut t = Terminal::default();
+        assert_eq!(
+            run(&mut t, |t, o| t.stream(
+                1,
+                b"linux | ",
+                b"hello\r\n# ",
+                &mut |b| o(b)
+            )),
+            "linux | hello\nlinux | # "
+        );
+        assert_eq!(t.open, Some(1));
+        assert_eq!(
+            run(&mut t, |t, o| t.line(b" rtos | ", b"stats", &mut |b| o(b))),
+            "\n rtos | stats\n"
+        );
+        assert_eq!(
+            run(&mut t, |t, o| t.stream(
+                1,
+                b"linux | ",
+                b"ls\n",
+                &mut |b| o(b)
+            )),
+            "linux | ls\n"
+        );
+        assert_eq!(t.open, None);
+    }
+
+    /// Continuing one's own open line adds no tag.
+    #[test]
+    fn continue_own_line() {
+        let mut t = Terminal::default();
+        let a = run(&mut t, |t, o| t.stream(2, b"x | ", b"ab", &mut |b| o(b)));
+        let b = run(&mut t, |t, o| t.stream(2, b"x | ", b"c\n", &mut |b| o(b)));
+        assert_eq!(a + &b, "x | abc\n");
     }
 
     /// Input is FIFO and bounded.

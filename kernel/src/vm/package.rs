@@ -8,7 +8,7 @@
 //! ```text
 //! offset  size  header
 //!      0     8  magic "TNDMPKG1"
-//!      8     4  format version (1)
+//!      8     4  format version (2)
 //!     12     4  number of VMs
 //!     16     8  total package size in bytes (header, VM records, blobs)
 //!     24    40  reserved (zero)
@@ -26,10 +26,19 @@
 //!     64     4  console interrupt INTID (0: none)
 //!     68     4  number of blobs used (0..=4)
 //!     72    96  4 blobs of 24 bytes: package offset u64, size u64, load IPA u64
+//!    168     4  number of passthrough devices (0..=8)
+//!    172     4  reserved (zero)
+//!    176   192  8 devices of 24 bytes: base u64 (IPA = physical address),
+//!               size u64, physical INTID u32 (0: none), flags u32 (DEVICE_*)
 //! ```
 //!
+//! A passthrough device is a physical MMIO window the VM owns: Tandem maps it
+//! at the same IPA in the VM's stage 2 and forwards its physical interrupt to
+//! the VM as the same virtual INTID (`kernel::hyp::passthrough`).
+//!
 //! The kernel decodes with [`Package::parse`], which checks every bound and
-//! never panics; xtask encodes with [`encode`] (host only).
+//! never panics; xtask encodes with [`encode`] (host only). Version 1 had no
+//! device table (168-byte records) and is refused.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -37,11 +46,11 @@ use core::fmt;
 /// Package magic.
 pub const MAGIC: [u8; 8] = *b"TNDMPKG1";
 /// Format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Header size.
 pub const HEADER_SIZE: usize = 64;
 /// Size of one VM record.
-pub const VM_RECORD_SIZE: usize = 168;
+pub const VM_RECORD_SIZE: usize = 368;
 /// Blobs per VM.
 pub const MAX_BLOBS: usize = 4;
 /// vCPUs per VM.
@@ -50,6 +59,19 @@ pub const MAX_VCPUS: usize = 8;
 pub const MAX_VMS: usize = 8;
 /// Longest VM name.
 pub const NAME_LEN: usize = 16;
+/// Passthrough devices per VM.
+pub const MAX_DEVICES: usize = 8;
+/// Offset of the device table in a VM record.
+const DEVICES_AT: usize = 168;
+/// Size of one device entry.
+const DEVICE_SIZE: usize = 24;
+/// Device windows are mapped in pages of this size.
+pub const DEVICE_ALIGN: u64 = 4096;
+/// Stage 2 covers a 32-bit IPA space: device windows end at or below this.
+pub const IPA_LIMIT: u64 = 1 << 32;
+
+/// Device flag: the interrupt is edge-triggered (else level-sensitive, active high).
+pub const DEVICE_EDGE: u32 = 1 << 0;
 
 /// Flag: when this VM powers off or crashes, Tandem restarts it.
 pub const FLAG_RESTART_ON_RESET: u32 = 1 << 0;
@@ -65,6 +87,36 @@ pub struct Blob {
     pub size: u64,
     /// Where it goes in the guest (IPA).
     pub load_ipa: u64,
+}
+
+/// A physical device window and its interrupt, owned by one VM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Device {
+    /// Base address: physical, and the same IPA in the VM (4 KiB aligned).
+    pub base: u64,
+    /// Length in bytes (a non-zero 4 KiB multiple).
+    pub size: u64,
+    /// Physical SPI (32..=1019), forwarded as the same virtual INTID; 0 for none.
+    pub intid: u32,
+    /// DEVICE_* bits.
+    pub flags: u32,
+}
+
+impl Device {
+    /// One past the window's last byte (parse checked it does not overflow).
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    /// Whether `[base, base + size)` meets this window.
+    pub fn overlaps(&self, base: u64, size: u64) -> bool {
+        base < self.end() && self.base < base.saturating_add(size)
+    }
+
+    /// The interrupt is edge-triggered.
+    pub fn edge(&self) -> bool {
+        self.flags & DEVICE_EDGE != 0
+    }
 }
 
 /// One VM, as described by the package.
@@ -92,6 +144,10 @@ pub struct VmDesc {
     pub blob_count: u32,
     /// The blobs.
     pub blobs: [Blob; MAX_BLOBS],
+    /// Passthrough devices in use.
+    pub device_count: u32,
+    /// The passthrough devices.
+    pub devices: [Device; MAX_DEVICES],
 }
 
 impl VmDesc {
@@ -104,6 +160,11 @@ impl VmDesc {
     /// The blobs in use.
     pub fn blobs(&self) -> &[Blob] {
         &self.blobs[..(self.blob_count as usize).min(MAX_BLOBS)]
+    }
+
+    /// The passthrough devices in use.
+    pub fn devices(&self) -> &[Device] {
+        &self.devices[..(self.device_count as usize).min(MAX_DEVICES)]
     }
 
     /// Whether `flag` is set.
@@ -178,7 +239,27 @@ impl<'a> Package<'a> {
         }
         let pkg = Self { bytes, vm_count };
         for i in 0..vm_count {
-            pkg.vm(i)?;
+            let vm = pkg.vm(i)?;
+            // A device belongs to one VM: no window or interrupt is given twice.
+            for j in 0..i {
+                let earlier = pkg.vm(j)?;
+                for d in vm.devices() {
+                    for e in earlier.devices() {
+                        if d.overlaps(e.base, e.size) {
+                            return Err(PackageError::BadVm(
+                                i,
+                                "a device window is given to another VM too",
+                            ));
+                        }
+                        if d.intid != 0 && d.intid == e.intid {
+                            return Err(PackageError::BadVm(
+                                i,
+                                "a device interrupt is given to another VM too",
+                            ));
+                        }
+                    }
+                }
+            }
         }
         Ok(pkg)
     }
@@ -218,6 +299,8 @@ impl<'a> Package<'a> {
             console_intid: half(64),
             blob_count: half(68),
             blobs: [Blob::default(); MAX_BLOBS],
+            device_count: half(DEVICES_AT),
+            devices: [Device::default(); MAX_DEVICES],
         };
         let name_len = d.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
         if name_len == 0 || core::str::from_utf8(&d.name[..name_len]).is_err() {
@@ -226,7 +309,10 @@ impl<'a> Package<'a> {
         if d.vcpus == 0 || d.vcpus as usize > MAX_VCPUS {
             return Err(bad("vCPU count must be 1..=8"));
         }
-        if d.ram_size == 0 || d.ram_size % (2 << 20) != 0 || d.ram_ipa % (2 << 20) != 0 {
+        if d.ram_size == 0
+            || !d.ram_size.is_multiple_of(2 << 20)
+            || !d.ram_ipa.is_multiple_of(2 << 20)
+        {
             return Err(bad("RAM base and size must be non-zero 2 MiB multiples"));
         }
         let ram_end = d
@@ -263,6 +349,46 @@ impl<'a> Package<'a> {
             }
             d.blobs[b] = blob;
         }
+        if d.device_count as usize > MAX_DEVICES {
+            return Err(bad("more than 8 passthrough devices"));
+        }
+        for n in 0..d.device_count as usize {
+            let at = DEVICES_AT + 8 + n * DEVICE_SIZE;
+            let dev = Device {
+                base: word(at),
+                size: word(at + 8),
+                intid: half(at + 16),
+                flags: half(at + 20),
+            };
+            if dev.size == 0
+                || !dev.size.is_multiple_of(DEVICE_ALIGN)
+                || !dev.base.is_multiple_of(DEVICE_ALIGN)
+            {
+                return Err(bad("device window must be a non-empty run of 4 KiB pages"));
+            }
+            if dev.base.checked_add(dev.size).is_none_or(|e| e > IPA_LIMIT) {
+                return Err(bad("device window must lie below 4 GiB of IPA"));
+            }
+            if dev.overlaps(d.ram_ipa, d.ram_size) {
+                return Err(bad("device window overlaps the VM's RAM"));
+            }
+            if dev.intid != 0 && !(32..=1019).contains(&dev.intid) {
+                return Err(bad("device interrupt must be an SPI (INTID 32..=1019)"));
+            }
+            if dev.intid != 0 && dev.intid == d.console_intid {
+                return Err(bad("device interrupt is the VM's console interrupt"));
+            }
+            if dev.flags & !DEVICE_EDGE != 0 {
+                return Err(bad("unknown device flags"));
+            }
+            if d.devices[..n]
+                .iter()
+                .any(|e| e.overlaps(dev.base, dev.size) || (dev.intid != 0 && e.intid == dev.intid))
+            {
+                return Err(bad("two devices share a window or an interrupt"));
+            }
+            d.devices[n] = dev;
+        }
         Ok(d)
     }
 
@@ -296,6 +422,8 @@ pub struct VmSpec {
     pub console_intid: u32,
     /// (contents, load IPA) of each blob.
     pub blobs: alloc::vec::Vec<(alloc::vec::Vec<u8>, u64)>,
+    /// Passthrough devices.
+    pub devices: alloc::vec::Vec<Device>,
 }
 
 /// Encodes VMs into a package (host side: used by xtask and tests).
@@ -331,6 +459,14 @@ pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
             blob_area.extend_from_slice(data);
             blob_area.resize(align(blob_area.len()), 0);
         }
+        r[DEVICES_AT..DEVICES_AT + 4].copy_from_slice(&(vm.devices.len() as u32).to_le_bytes());
+        for (i, dev) in vm.devices.iter().take(MAX_DEVICES).enumerate() {
+            let at = DEVICES_AT + 8 + i * DEVICE_SIZE;
+            r[at..at + 8].copy_from_slice(&dev.base.to_le_bytes());
+            r[at + 8..at + 16].copy_from_slice(&dev.size.to_le_bytes());
+            r[at + 16..at + 20].copy_from_slice(&dev.intid.to_le_bytes());
+            r[at + 20..at + 24].copy_from_slice(&dev.flags.to_le_bytes());
+        }
         records.extend_from_slice(&r);
     }
     let total = blobs_start + blob_area.len();
@@ -365,7 +501,30 @@ mod tests {
                 (vec![0xaa; 5000], 0x4008_0000),
                 (vec![0xd0, 0x0d], 0x4000_0000),
             ],
+            devices: vec![RTC],
         }
+    }
+
+    const RTC: Device = Device {
+        base: 0x0901_0000,
+        size: 0x1000,
+        intid: 34,
+        flags: 0,
+    };
+
+    /// A second VM with different RAM contents and no devices.
+    fn other() -> VmSpec {
+        VmSpec {
+            name: "other".into(),
+            pcpus: vec![1],
+            flags: 0,
+            devices: vec![],
+            ..spec()
+        }
+    }
+
+    fn vm_err(specs: &[VmSpec]) -> PackageError {
+        Package::parse(&encode(specs)).unwrap_err()
     }
 
     /// What encode writes, parse reads back.
@@ -383,12 +542,149 @@ mod tests {
         assert_eq!(pkg.blob_bytes(&vm.blobs()[0]), &[0xaa; 5000][..]);
         assert_eq!(vm.blobs()[1].load_ipa, 0x4000_0000);
         assert_eq!(vm.blobs()[0].offset % 4096, 0);
+        assert_eq!(vm.devices(), &[RTC]);
+        assert!(!vm.devices()[0].edge());
+    }
+
+    /// A package of format version 1 (or any other) is refused by version, not misread.
+    #[test]
+    fn old_version_refused() {
+        let mut bytes = encode(&[spec()]);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::Version(1)
+        );
+    }
+
+    /// Device records are checked: alignment, size, IPA range, RAM, INTID, flags, duplicates.
+    #[test]
+    fn bad_device_records() {
+        let cases: [(Device, &str); 9] = [
+            (
+                Device {
+                    base: 0x0901_0800,
+                    ..RTC
+                },
+                "device window must be a non-empty run of 4 KiB pages",
+            ),
+            (
+                Device { size: 0, ..RTC },
+                "device window must be a non-empty run of 4 KiB pages",
+            ),
+            (
+                Device {
+                    size: 0x1800,
+                    ..RTC
+                },
+                "device window must be a non-empty run of 4 KiB pages",
+            ),
+            (
+                Device {
+                    base: 0xffff_f000,
+                    size: 0x2000,
+                    ..RTC
+                },
+                "device window must lie below 4 GiB of IPA",
+            ),
+            (
+                Device {
+                    base: u64::MAX - 0xfff,
+                    ..RTC
+                },
+                "device window must lie below 4 GiB of IPA",
+            ),
+            (
+                Device {
+                    base: 0x40ff_f000,
+                    size: 0x2000,
+                    ..RTC
+                },
+                "device window overlaps the VM's RAM",
+            ),
+            (
+                Device { intid: 27, ..RTC },
+                "device interrupt must be an SPI (INTID 32..=1019)",
+            ),
+            (
+                Device { intid: 48, ..RTC },
+                "device interrupt is the VM's console interrupt",
+            ),
+            (Device { flags: 0x80, ..RTC }, "unknown device flags"),
+        ];
+        for (dev, why) in cases {
+            let mut s = spec();
+            s.devices = vec![dev];
+            assert_eq!(vm_err(&[s]), PackageError::BadVm(0, why), "{dev:?}");
+        }
+        let mut s = spec();
+        s.devices = vec![
+            RTC,
+            Device {
+                base: 0x0902_0000,
+                ..RTC
+            },
+        ];
+        assert_eq!(
+            vm_err(&[s]),
+            PackageError::BadVm(0, "two devices share a window or an interrupt")
+        );
+        // No interrupt at all is fine; an edge interrupt decodes as such.
+        let mut s = spec();
+        s.devices = vec![
+            Device { intid: 0, ..RTC },
+            Device {
+                base: 0x0a00_0000,
+                intid: 40,
+                flags: DEVICE_EDGE,
+                ..RTC
+            },
+        ];
+        let bytes = encode(&[s]);
+        let vm = Package::parse(&bytes).unwrap().vm(0).unwrap();
+        assert_eq!(vm.devices().len(), 2);
+        assert!(vm.devices()[1].edge());
+        // More than eight devices in the count.
+        let mut bytes = encode(&[spec()]);
+        let at = HEADER_SIZE + DEVICES_AT;
+        bytes[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::BadVm(0, "more than 8 passthrough devices")
+        );
+    }
+
+    /// A device window or interrupt given to two VMs is refused.
+    #[test]
+    fn device_in_two_vms() {
+        let mut o = other();
+        o.devices = vec![Device { intid: 40, ..RTC }];
+        assert_eq!(
+            vm_err(&[spec(), o]),
+            PackageError::BadVm(1, "a device window is given to another VM too")
+        );
+        let mut o = other();
+        o.devices = vec![Device {
+            base: 0x0a00_0000,
+            ..RTC
+        }];
+        assert_eq!(
+            vm_err(&[spec(), o]),
+            PackageError::BadVm(1, "a device interrupt is given to another VM too")
+        );
+        let mut o = other();
+        o.devices = vec![Device {
+            base: 0x0a00_0000,
+            intid: 40,
+            ..RTC
+        }];
+        assert_eq!(Package::parse(&encode(&[spec(), o])).unwrap().vm_count(), 2);
     }
 
     /// Every truncation of a package is an error, never a panic.
     #[test]
     fn truncations_are_errors() {
-        let bytes = encode(&[spec()]);
+        let bytes = encode(&[spec(), other()]);
         for len in 0..bytes.len() {
             assert!(Package::parse(&bytes[..len]).is_err(), "len {len}");
         }
@@ -433,22 +729,27 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let mut seed = 0x1234_5678_u64;
-        for _ in 0..2000 {
-            let mut bytes = encode(&[spec()]);
+        // Header and both VM records, device tables included.
+        let span = HEADER_SIZE + 2 * VM_RECORD_SIZE;
+        for _ in 0..4000 {
+            let mut bytes = encode(&[spec(), other()]);
             for _ in 0..8 {
                 seed = seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                let i = (seed >> 33) as usize % 400;
+                let i = (seed >> 33) as usize % span;
                 bytes[i] = (seed >> 24) as u8;
             }
             if let Ok(p) = Package::parse(&bytes) {
                 for i in 0..p.vm_count() {
                     let _ = p.vm(i).map(|vm| {
-                        vm.blobs()
+                        let devices = vm.devices().iter().map(|d| d.end()).max();
+                        let blobs = vm
+                            .blobs()
                             .iter()
                             .map(|b| p.blob_bytes(b).len())
-                            .sum::<usize>()
+                            .sum::<usize>();
+                        (devices, blobs)
                     });
                 }
             }

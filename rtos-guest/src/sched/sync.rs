@@ -4,7 +4,7 @@
 //! [`MutexId`], [`QueueId`]). Waiters are not kept in lists: a blocked task records the object
 //! in its state ([`WaitObj`]), and the waiter to wake is the one with the highest effective
 //! priority, FIFO among equals ([`Kernel::best_waiter`]). With at most
-//! [`MAX_TASKS`](super::MAX_TASKS) tasks the scan is short and there is nothing to corrupt.
+//! [`MAX_TASKS`] tasks the scan is short and there is nothing to corrupt.
 //!
 //! Blocking operations return `Ok(true)` when the caller was blocked: the arch layer then
 //! switches away, and the operation has completed (count taken, mutex owned, message in

@@ -9,12 +9,18 @@
 //! a guest boots identically run to run under `-icount`
 //! (/work/shared/notes/determinism.md), plus, for Linux, the command line and
 //! the initramfs range.
+//!
+//! Passthrough devices (`devices` in vms.toml) appear at their physical
+//! address, which is also their IPA. A device named `rtc` is QEMU virt's
+//! PL031 and gets the node QEMU gives it (`arm,pl031`, `arm,primecell`, with
+//! the 24 MHz `apb_pclk` fixed clock); any other name gets a generic node,
+//! `compatible = "tandem,passthrough"`, with its `reg` and `interrupts` only.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::vms::RAM_IPA;
+use crate::vms::{Device, RAM_IPA};
 
 /// The GICv3 distributor's IPA and size.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -40,6 +46,53 @@ pub struct GuestDt<'a> {
     pub bootargs: Option<&'a str>,
     /// Initramfs `[start, end)` IPAs.
     pub initrd: Option<(u64, u64)>,
+    /// Passthrough devices.
+    pub devices: &'a [Device],
+}
+
+/// The `interrupts` cells of an SPI: `<0 spi flags>`, flags 1 = edge rising, 4 = level high.
+fn spi_cells(intid: u32, edge: bool) -> String {
+    format!("0 {} {}", intid - 32, if edge { 1 } else { 4 })
+}
+
+/// The nodes of the passthrough devices (and the clock the PL031 needs).
+fn device_nodes(w: &mut String, devices: &[Device]) {
+    if devices.iter().any(|d| d.name == "rtc") {
+        let _ = writeln!(
+            w,
+            "
+	apb_pclk: apb-pclk {{
+		compatible = \"fixed-clock\";\n\t\t#clock-cells = <0>;"
+        );
+        let _ = writeln!(
+            w,
+            "		clock-frequency = <24000000>;\n\t\tclock-output-names = \"clk24mhz\";\n\t}};"
+        );
+    }
+    for d in devices {
+        let interrupts = d
+            .irq
+            .map(|i| format!("\t\tinterrupts = <{}>;\n", spi_cells(i, d.edge)))
+            .unwrap_or_default();
+        let reg = format!("reg = <{} {}>;", cells(d.base), cells(d.size));
+        if d.name == "rtc" {
+            let _ = write!(
+                w,
+                "\n\t/* Passed through: the PL031 real-time clock. */\n\tpl031@{:x} {{\n\t\tcompatible = \"arm,pl031\", \"arm,primecell\";\n\t\t{reg}\n{interrupts}",
+                d.base
+            );
+            let _ = writeln!(
+                w,
+                "\t\tclocks = <&apb_pclk>;\n\t\tclock-names = \"apb_pclk\";\n\t}};"
+            );
+        } else {
+            let _ = writeln!(
+                w,
+                "\n\t/* Passed through. */\n\t{}@{:x} {{\n\t\tcompatible = \"tandem,passthrough\";\n\t\t{reg}\n{interrupts}\t}};",
+                d.name, d.base
+            );
+        }
+    }
 }
 
 /// Eight fixed 32-bit words derived from the VM name (FNV-1a, then splitmix64).
@@ -157,6 +210,7 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
         CONSOLE_INTID - 32
     );
     let _ = writeln!(w, "\t\tinterrupts = <0 {} 1>;\n\t}};", CONSOLE_INTID - 32);
+    device_nodes(w, dt.devices);
     let _ = writeln!(w, "}};");
     s
 }
@@ -195,6 +249,7 @@ mod tests {
             vcpus: 2,
             bootargs: Some("console=hvc0 earlycon=tandem"),
             initrd: Some((0x41c0_0000, 0x41d2_3456)),
+            devices: &[],
         }
     }
 
@@ -205,7 +260,59 @@ mod tests {
             vcpus: 4,
             bootargs: None,
             initrd: None,
+            devices: &[],
         }
+    }
+
+    fn devices() -> Vec<Device> {
+        vec![
+            Device {
+                name: "rtc".into(),
+                base: 0x0901_0000,
+                size: 0x1000,
+                irq: Some(34),
+                edge: false,
+            },
+            Device {
+                name: "gpio".into(),
+                base: 0x0903_0000,
+                size: 0x1000,
+                irq: Some(39),
+                edge: true,
+            },
+            Device {
+                name: "flash".into(),
+                base: 0,
+                size: 0x400_0000,
+                irq: None,
+                edge: false,
+            },
+        ]
+    }
+
+    /// The RTC gets QEMU's PL031 node with its clock; others a generic node.
+    #[test]
+    fn device_nodes() {
+        let devs = devices();
+        let s = dts(&GuestDt {
+            devices: &devs,
+            ..rtos()
+        });
+        assert!(s.contains("pl031@9010000 {"), "{s}");
+        assert!(s.contains("compatible = \"arm,pl031\", \"arm,primecell\";"));
+        assert!(s.contains("reg = <0x0 0x9010000 0x0 0x1000>;"));
+        assert!(s.contains("interrupts = <0 2 4>;"), "SPI 2, level high");
+        assert!(s.contains("clocks = <&apb_pclk>;") && s.contains("clock-names = \"apb_pclk\";"));
+        assert!(
+            s.contains("compatible = \"fixed-clock\";")
+                && s.contains("clock-frequency = <24000000>;")
+        );
+        assert!(s.contains("gpio@9030000 {") && s.contains("interrupts = <0 7 1>;"));
+        assert!(s.contains("flash@0 {") && s.contains("compatible = \"tandem,passthrough\";"));
+        assert!(
+            !dts(&rtos()).contains("apb_pclk"),
+            "no clock without a PL031"
+        );
     }
 
     #[test]
@@ -254,7 +361,16 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("tandem-guest-dt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for (dt, name) in [(linux(), "linux"), (rtos(), "rtos")] {
+        let devs = devices();
+        let with_devices = GuestDt {
+            devices: &devs,
+            ..rtos()
+        };
+        for (dt, name) in [
+            (linux(), "linux"),
+            (rtos(), "rtos"),
+            (with_devices, "devices"),
+        ] {
             let dtb = compile(&dts(&dt), &dir.join(name)).unwrap();
             assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed], "FDT magic");
         }

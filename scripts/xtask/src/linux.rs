@@ -183,10 +183,17 @@ impl CacheLock {
                     return Ok(Self(dir));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(dir.join("pid"))
-                        .ok()
-                        .and_then(|p| p.trim().parse::<u32>().ok());
-                    match owner {
+                    let owner = || {
+                        fs::read_to_string(dir.join("pid"))
+                            .ok()
+                            .and_then(|p| p.trim().parse::<u32>().ok())
+                    };
+                    // No pid yet: the owner may be between mkdir and write; look again shortly.
+                    let pid = owner().or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                        owner()
+                    });
+                    match pid {
                         Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
                             if !waiting {
                                 say(&format!(
@@ -194,16 +201,11 @@ impl CacheLock {
                                 ));
                                 waiting = true;
                             }
+                            std::thread::sleep(std::time::Duration::from_secs(1));
                         }
-                        // A lock whose owner died (or that is still being created: retry once more).
-                        _ => {
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                            if fs::read_to_string(dir.join("pid")).is_err() {
-                                remove_dir(&dir)?;
-                            }
-                        }
+                        // The owner died (an interrupted build): the lock is stale.
+                        _ => remove_dir(&dir)?,
                     }
-                    std::thread::sleep(std::time::Duration::from_secs(1));
                 }
                 Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
             }
@@ -753,6 +755,23 @@ mod tests {
         assert_ne!(config_changed.1, base.1);
         write("0002-b.patch", "From y\n");
         assert_ne!(keys(&Series::load(&dir).unwrap()).0, base.0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A lock left by a dead process is taken over; dropping the lock releases it.
+    #[test]
+    fn stale_lock_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("xtask-linux-lock-{}", std::process::id()));
+        fs::create_dir_all(dir.join("lock")).unwrap();
+        // PIDs are below 2^22 on Linux: this one cannot be alive.
+        fs::write(dir.join("lock/pid"), "999999999").unwrap();
+        let lock = CacheLock::acquire(&dir).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("lock/pid")).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(lock);
+        assert!(!dir.join("lock").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -84,9 +84,15 @@ struct RunArgs {
     /// CPU model (cortex-a72, cortex-a53, max).
     #[arg(long, default_value = "cortex-a72")]
     cpu: String,
-    /// Deterministic timing: one instruction = 1 ns of virtual time (-icount shift=0,sleep=off).
-    #[arg(long)]
+    /// Deterministic timing: one instruction = 1 ns of virtual time, idle time skipped
+    /// (-icount shift=0,sleep=off); runs are repeatable to the instruction.
+    #[arg(long, conflicts_with = "realtime")]
     icount: bool,
+    /// Let QEMU run its CPUs on host threads in real time (no -icount). Faster on big hosts,
+    /// but an emulated CPU can stall when the host is busy, so the RTOS may miss deadlines
+    /// that real hardware would meet. By default time is instruction-paced (-icount shift=0).
+    #[arg(long)]
+    realtime: bool,
     /// Boot a guest natively on the emulated machine, without Tandem (the latency baseline).
     #[arg(long, value_parser = ["rtos"], conflicts_with_all = ["vms", "no_vms"])]
     native: Option<String>,
@@ -177,7 +183,16 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     config.memory = args.machine.memory;
     config.cpu = args.cpu;
     config.icount = args.icount;
-    config.extra = args.qemu_args;
+    config.paced = !args.realtime;
+    // Coloured VM tags when a person is watching.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && !args.qemu_args.iter().any(|a| a == "-append")
+    {
+        config
+            .extra
+            .extend(["-append".to_string(), "tandem.color=on".to_string()]);
+    }
+    config.extra.extend(args.qemu_args);
     let qemu_args = config.args()?;
     say(&format!("{QEMU} {}", qemu_args.join(" ")));
     say(&format!(

@@ -20,7 +20,9 @@ use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use kernel::vm::package::{FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_RESET, Package, VmSpec, encode};
+use kernel::vm::package::{
+    DEVICE_EDGE, Device, FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_RESET, Package, VmSpec, encode,
+};
 use object::{Object, ObjectSymbol};
 
 use crate::guest_dt::{self, CONSOLE_INTID, GuestDt};
@@ -110,6 +112,7 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
         vcpus: vm.pcpus.len(),
         bootargs: vm.bootargs.as_deref(),
         initrd: layout.initrd,
+        devices: &vm.devices,
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -154,6 +157,16 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
         flags,
         console_intid: CONSOLE_INTID,
         blobs,
+        devices: vm
+            .devices
+            .iter()
+            .map(|d| Device {
+                base: d.base,
+                size: d.size,
+                intid: d.irq.unwrap_or(0),
+                flags: if d.edge { DEVICE_EDGE } else { 0 },
+            })
+            .collect(),
     })
 }
 
@@ -293,7 +306,8 @@ pub fn build(
 
 /// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
-/// `tandem-probe.bin` and `tandem-hostile-rtos.bin` (a missing crate is a printed note).
+/// `tandem-probe.bin` and `tandem-hostile-rtos.bin` (a missing crate is a printed note), and
+/// `tandem.bin` (the default set, Linux beside the RTOS).
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
     const SETS: [&[&str]; 3] = [&["rtos-selftest"], &["probe"], &["hostile", "rtos"]];
@@ -317,10 +331,10 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
             selections.push(selection);
         }
     }
+    // The default set (Linux beside the RTOS) for the Linux system test.
+    selections.push(config.select(None, machine)?);
     image::build_hypervisor(root, PLATFORM, true)?;
-    if !selections.is_empty() {
-        setup::ensure(&[Need::Dtc])?;
-    }
+    setup::ensure(&[Need::Dtc, Need::LinuxBuild])?;
     for selection in &selections {
         assemble(root, PLATFORM, selection, machine)?;
     }
@@ -352,6 +366,7 @@ mod tests {
                 (vec![0xaa; 100], 0x4008_0000),
                 (vec![0xd0, 0x0d, 0xfe, 0xed], RAM_IPA),
             ],
+            devices: vec![],
         }
     }
 

@@ -150,6 +150,7 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
             }
             Need::LinuxBuild => {
                 let tools_ok = have("aarch64-linux-gnu-gcc", "--version")
+                    && have("git", "--version")
                     && have("make", "--version")
                     && have("bc", "--version")
                     && have("flex", "--version")
@@ -165,6 +166,7 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                 apt_install(
                     &[
                         "gcc-aarch64-linux-gnu",
+                        "git",
                         "binutils-aarch64-linux-gnu",
                         "make",
                         "bc",

@@ -2,9 +2,10 @@
 //!
 //! The VMs a board runs are data (STYLE.md §5 point 14): [`Config::parse`]
 //! reads the file and checks each VM on its own (names, kind, image, vCPUs,
-//! RAM size, bootargs); [`Config::select`] picks the VMs to boot (`--vms`, or
-//! the `default = true` ones) and checks them against the emulated machine
-//! (`--smp`, `--memory`) and each other (console focus); [`plan`] places a
+//! RAM size, bootargs, passthrough devices against the [`Board`]);
+//! [`Config::select`] picks the VMs to boot (`--vms`, or the `default = true`
+//! ones) and checks them against the emulated machine (`--smp`, `--memory`)
+//! and each other (console focus, devices given twice); [`plan`] places a
 //! built image in its VM's RAM and checks that it fits. Every problem is one
 //! line naming the file, the VM and what is wrong; all problems found are
 //! reported together. The keys are documented at the top of
@@ -13,7 +14,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use kernel::vm::package::{MAX_VCPUS, MAX_VMS, NAME_LEN};
+use kernel::vm::package::{MAX_DEVICES, MAX_VCPUS, MAX_VMS, NAME_LEN};
 use serde::Deserialize;
 
 /// Every VM's RAM starts at this IPA (each VM has its own stage 2).
@@ -28,6 +29,91 @@ pub const BARE_LOAD_OFFSET: u64 = 0x8_0000;
 pub const LINUX_LOAD_OFFSET: u64 = 2 << 20;
 
 const MIB: u64 = 1 << 20;
+/// Device windows are mapped at stage 2 in pages of this size.
+pub const PAGE: u64 = 4096;
+/// One past the last SPI a VM's virtual GIC implements (`kernel::hyp::vm::VM_SPIS`
+/// = 64 SPIs from INTID 32); a passthrough interrupt keeps its INTID in the VM.
+pub const VM_SPI_END: u32 = 96;
+
+/// What a board lets a VM be given: its MMIO window, and what Tandem keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Board {
+    /// The physical MMIO window `[start, end)`; passthrough devices lie inside.
+    pub mmio: (u64, u64),
+    /// Ranges no VM may be given: `[start, end)` and what they are.
+    pub reserved: &'static [(u64, u64, &'static str)],
+    /// INTIDs no device may use, and whose they are.
+    pub reserved_irqs: &'static [(u32, &'static str)],
+}
+
+impl Board {
+    /// QEMU `-M virt`: devices below RAM (flash, GIC, UART, RTC, GPIO, virtio-mmio, PCIe).
+    pub const QEMU_VIRT: Board = Board {
+        mmio: (0, 0x4000_0000),
+        reserved: &[
+            (
+                0x0800_0000,
+                0x0900_0000,
+                "the GIC (each VM's emulated GICD/GICR frames sit there)",
+            ),
+            (0x0900_0000, 0x0900_1000, "Tandem's UART"),
+        ],
+        reserved_irqs: &[
+            (32, "the VM's console interrupt"),
+            (33, "Tandem's UART interrupt"),
+        ],
+    };
+
+    /// Raspberry Pi 4 (placeholder port): the low-peripheral window.
+    pub const RPI4: Board = Board {
+        mmio: (0xfc00_0000, 0x1_0000_0000),
+        reserved: &[
+            (0xff84_0000, 0xff84_8000, "the GIC-400"),
+            (0xfe20_1000, 0xfe20_2000, "Tandem's UART"),
+        ],
+        reserved_irqs: &[
+            (32, "the VM's console interrupt"),
+            (153, "Tandem's UART interrupt"),
+        ],
+    };
+
+    /// The board of `platform`.
+    pub fn of(platform: &str) -> Result<&'static Board, String> {
+        match platform {
+            "qemu-virt" => Ok(&Self::QEMU_VIRT),
+            "rpi4" => Ok(&Self::RPI4),
+            other => Err(format!(
+                "unknown platform \"{other}\" (known: qemu-virt, rpi4)"
+            )),
+        }
+    }
+}
+
+/// A physical device a VM owns: mapped at the same IPA, its SPI forwarded as the same INTID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Device-tree node name; `rtc` is a PL031 (see `guest_dt`).
+    pub name: String,
+    /// Physical base address = IPA (4 KiB aligned).
+    pub base: u64,
+    /// Window length (a non-zero 4 KiB multiple).
+    pub size: u64,
+    /// Its SPI (INTID), if it has one.
+    pub irq: Option<u32>,
+    /// The interrupt is edge-triggered (else level-sensitive, active high).
+    pub edge: bool,
+}
+
+impl Device {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.base < end && start < self.end()
+    }
+}
 
 /// How a guest is loaded and entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +204,8 @@ pub struct Vm {
     pub restart: bool,
     /// Kernel command line (kind linux only).
     pub bootargs: Option<String>,
+    /// Passthrough devices.
+    pub devices: Vec<Device>,
 }
 
 impl Vm {
@@ -195,6 +283,118 @@ struct RawVm {
     #[serde(default)]
     restart: bool,
     bootargs: Option<String>,
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: String,
+    base: u64,
+    size: u64,
+    irq: Option<u32>,
+    trigger: Option<String>,
+}
+
+/// Checks one VM's devices against `board`; problems go to `err`.
+fn check_devices(board: &Board, raw: Vec<RawDevice>, err: &mut dyn FnMut(String)) -> Vec<Device> {
+    if raw.len() > MAX_DEVICES {
+        err(format!(
+            "{} devices; a VM has at most {MAX_DEVICES}",
+            raw.len()
+        ));
+    }
+    let mut devices: Vec<Device> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let at = format!("devices[{i}] \"{}\"", r.name);
+        let mut problems: Vec<String> = Vec::new();
+        let name_ok = !r.name.is_empty()
+            && r.name.len() <= 31
+            && r.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && r.name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        if !name_ok {
+            problems
+                .push("name must be 1..=31 bytes of a-z, 0-9 and -, starting with a letter".into());
+        } else if devices.iter().any(|d| d.name == r.name) {
+            problems.push("the name is used by an earlier device of this VM too".into());
+        }
+        if !r.base.is_multiple_of(PAGE) || r.size == 0 || !r.size.is_multiple_of(PAGE) {
+            problems.push(format!(
+                "base {:#x} and size {:#x} must be 4 KiB aligned and the size non-zero (stage 2 maps pages)",
+                r.base, r.size
+            ));
+        }
+        let end = r.base.checked_add(r.size);
+        let (lo, hi) = board.mmio;
+        if r.base < lo || end.is_none_or(|e| e > hi) {
+            problems.push(format!(
+                "window {:#x}..{:#x} is outside the board's MMIO window {lo:#x}..{hi:#x}",
+                r.base,
+                end.unwrap_or(u64::MAX)
+            ));
+        } else if let Some(e) = end {
+            for &(start, stop, what) in board.reserved {
+                if r.base < stop && start < e {
+                    problems.push(format!(
+                        "window {:#x}..{e:#x} overlaps {what} ({start:#x}..{stop:#x})",
+                        r.base
+                    ));
+                }
+            }
+        }
+        let edge = match r.trigger.as_deref() {
+            None | Some("level") => false,
+            Some("edge") => true,
+            Some(other) => {
+                problems.push(format!("unknown trigger \"{other}\" (known: level, edge)"));
+                false
+            }
+        };
+        if let Some(irq) = r.irq {
+            if !(32..=1019).contains(&irq) {
+                problems.push(format!("irq = {irq} is not an SPI (32..=1019)"));
+            } else if let Some((_, whose)) = board.reserved_irqs.iter().find(|(n, _)| *n == irq) {
+                problems.push(format!("irq = {irq} is {whose}"));
+            } else if irq >= VM_SPI_END {
+                problems.push(format!(
+                    "irq = {irq} is beyond the VM's virtual GIC (SPIs up to INTID {})",
+                    VM_SPI_END - 1
+                ));
+            }
+        }
+        let device = Device {
+            name: r.name,
+            base: r.base,
+            size: r.size,
+            irq: r.irq,
+            edge,
+        };
+        if problems.is_empty() {
+            for d in &devices {
+                if d.overlaps(device.base, device.end()) {
+                    problems.push(format!("window overlaps devices \"{}\"", d.name));
+                }
+                if device.irq.is_some() && d.irq == device.irq {
+                    problems.push(format!(
+                        "irq = {} is also devices \"{}\"'s",
+                        d.irq.unwrap_or(0),
+                        d.name
+                    ));
+                }
+            }
+        }
+        let ok = problems.is_empty();
+        for problem in problems {
+            err(format!("{at}: {problem}"));
+        }
+        if ok {
+            devices.push(device);
+        }
+    }
+    devices
 }
 
 /// A board's VM configuration, each VM checked on its own.
@@ -274,11 +474,11 @@ impl Config {
     pub fn load(root: &Path, platform: &str) -> Result<Self, String> {
         let file = format!("platforms/{platform}/vms.toml");
         let text = std::fs::read_to_string(root.join(&file)).map_err(|e| format!("{file}: {e}"))?;
-        Self::parse(&file, &text)
+        Self::parse(Board::of(platform)?, &file, &text)
     }
 
-    /// Parses and checks `text`; `file` names it in errors.
-    pub fn parse(file: &str, text: &str) -> Result<Self, String> {
+    /// Parses and checks `text` for `board`; `file` names it in errors.
+    pub fn parse(board: &Board, file: &str, text: &str) -> Result<Self, String> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().replace('\n', " ");
             match e.span() {
@@ -382,6 +582,7 @@ impl Config {
                     err("bootargs may not contain '\"', '\\' or a newline".into());
                 }
             }
+            let devices = check_devices(board, r.devices, &mut err);
             if let (Some(kind), Some(image)) = (kind, image) {
                 vms.push(Vm {
                     name: r.name,
@@ -393,6 +594,7 @@ impl Config {
                     console_focus: r.console_focus,
                     restart: r.restart,
                     bootargs: r.bootargs,
+                    devices,
                 });
             }
         }
@@ -493,6 +695,30 @@ impl Config {
                 "{file}: vm \"{}\": console_focus = true, but so does vm \"{}\"; at most one selected VM may have it",
                 focused[1], focused[0]
             ));
+        }
+        for (i, vm) in chosen.iter().enumerate() {
+            for d in &vm.devices {
+                let earlier = chosen[..i].iter().find_map(|other| {
+                    other
+                        .devices
+                        .iter()
+                        .find(|e| {
+                            e.overlaps(d.base, d.end()) || (d.irq.is_some() && e.irq == d.irq)
+                        })
+                        .map(|e| (other, e))
+                });
+                if let Some((other, e)) = earlier {
+                    errors.push(format!(
+                        "{file}: vm \"{}\": devices \"{}\" ({:#x}, irq {}) is also given to vm \"{}\" (devices \"{}\"); a device belongs to one VM",
+                        vm.name,
+                        d.name,
+                        d.base,
+                        d.irq.map_or("none".into(), |n| n.to_string()),
+                        other.name,
+                        e.name
+                    ));
+                }
+            }
         }
         let total: u64 = chosen.iter().map(|v| v.ram_size()).sum();
         if total + TANDEM_RESERVE > machine.ram {
@@ -649,10 +875,11 @@ kind = "bare"
 image = "test-probe"
 memory_mib = 16
 pcpus = [0, 1]
+devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
 "#;
 
     fn parse_err(text: &str) -> String {
-        Config::parse(FILE, text).unwrap_err()
+        Config::parse(&Board::QEMU_VIRT, FILE, text).unwrap_err()
     }
 
     fn with(replace: &str, by: &str) -> String {
@@ -662,7 +889,7 @@ pcpus = [0, 1]
 
     fn select_err(text: &str, wanted: Option<&[&str]>, machine: Machine) -> String {
         let wanted: Option<Vec<String>> = wanted.map(|w| w.iter().map(|s| s.to_string()).collect());
-        Config::parse(FILE, text)
+        Config::parse(&Board::QEMU_VIRT, FILE, text)
             .unwrap()
             .select(wanted.as_deref(), machine)
             .unwrap_err()
@@ -671,7 +898,7 @@ pcpus = [0, 1]
     /// The good file parses, and the default selection is the default set in file order.
     #[test]
     fn good_file() {
-        let c = Config::parse(FILE, GOOD).unwrap();
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
         assert_eq!(c.vms.len(), 3);
         assert_eq!(c.vms[0].kind, Kind::Linux);
         assert_eq!(c.vms[2].image, GuestImage::TestProbe);
@@ -801,7 +1028,12 @@ pcpus = [0, 1]
             "platforms/test/vms.toml: vm \"rtos\": pcpus[1] = 5 but the machine has 4 CPUs (--smp)"
         );
         // The same file is fine on a bigger machine, and an unselected VM is not checked.
-        let c = Config::parse(FILE, &with("pcpus = [2, 3]", "pcpus = [2, 5]")).unwrap();
+        let c = Config::parse(
+            &Board::QEMU_VIRT,
+            FILE,
+            &with("pcpus = [2, 3]", "pcpus = [2, 5]"),
+        )
+        .unwrap();
         c.select(
             None,
             Machine {
@@ -900,7 +1132,7 @@ pcpus = [0, 1]
     /// Sharing a pCPU is allowed, with a note.
     #[test]
     fn shared_pcpu_is_a_note() {
-        let c = Config::parse(FILE, GOOD).unwrap();
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
         let s = c
             .select(Some(&["linux".into(), "probe".into()]), Machine::DEFAULT)
             .unwrap();
@@ -911,6 +1143,168 @@ pcpus = [0, 1]
                 "pCPU 1 is shared by linux/vcpu1, probe/vcpu1 (they time-share it)"
             ]
         );
+    }
+
+    /// The RTC line of GOOD, to replace in device tests.
+    const RTC: &str = r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }"#;
+
+    /// The probe's device error for `device` in place of the RTC.
+    fn device_err(device: &str) -> String {
+        parse_err(&with(RTC, device))
+    }
+
+    /// A passthrough device parses into its fields; level-triggered by default.
+    #[test]
+    fn device_parses() {
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
+        assert_eq!(
+            c.vms[2].devices,
+            [Device {
+                name: "rtc".into(),
+                base: 0x0901_0000,
+                size: 0x1000,
+                irq: Some(34),
+                edge: false
+            }]
+        );
+        assert!(c.vms[0].devices.is_empty());
+        let c = Config::parse(
+            &Board::QEMU_VIRT,
+            FILE,
+            &with(RTC, r#"{ name = "gpio", base = 0x0903_0000, size = 0x1000, irq = 39, trigger = "edge" }, { name = "flash", base = 0, size = 0x100_0000 }"#),
+        )
+        .unwrap();
+        assert!(c.vms[2].devices[0].edge);
+        assert_eq!(c.vms[2].devices[1].irq, None);
+    }
+
+    #[test]
+    fn device_unaligned() {
+        assert_eq!(
+            device_err(r#"{ name = "rtc", base = 0x0901_0800, size = 0x1000, irq = 34 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"rtc\": base 0x9010800 and size 0x1000 must be 4 KiB aligned and the size non-zero (stage 2 maps pages)"
+        );
+        let e = device_err(r#"{ name = "rtc", base = 0x0901_0000, size = 0, irq = 34 }"#);
+        assert!(e.contains("the size non-zero"), "{e}");
+    }
+
+    #[test]
+    fn device_outside_mmio() {
+        assert_eq!(
+            device_err(r#"{ name = "rtc", base = 0x3fff_f000, size = 0x2000, irq = 34 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"rtc\": window 0x3ffff000..0x40001000 is outside the board's MMIO window 0x0..0x40000000"
+        );
+        let e = device_err(r#"{ name = "rtc", base = 0x7fff_ffff_ffff_f000, size = 0x2000 }"#);
+        assert!(e.contains("outside the board's MMIO window"), "{e}");
+    }
+
+    #[test]
+    fn device_over_the_gic() {
+        assert_eq!(
+            device_err(r#"{ name = "gic", base = 0x080a_0000, size = 0x2_0000 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"gic\": window 0x80a0000..0x80c0000 overlaps the GIC (each VM's emulated GICD/GICR frames sit there) (0x8000000..0x9000000)"
+        );
+    }
+
+    #[test]
+    fn device_is_tandems_uart() {
+        assert_eq!(
+            device_err(r#"{ name = "uart", base = 0x0900_0000, size = 0x1000, irq = 40 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"uart\": window 0x9000000..0x9001000 overlaps Tandem's UART (0x9000000..0x9001000)"
+        );
+        assert_eq!(
+            device_err(r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 33 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"rtc\": irq = 33 is Tandem's UART interrupt"
+        );
+        let e = device_err(r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 32 }"#);
+        assert!(e.ends_with("irq = 32 is the VM's console interrupt"), "{e}");
+    }
+
+    #[test]
+    fn device_irq_not_an_spi() {
+        for irq in [0, 27, 1020] {
+            let e = device_err(&format!(
+                r#"{{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = {irq} }}"#
+            ));
+            assert_eq!(
+                e,
+                format!(
+                    "platforms/test/vms.toml: vm \"probe\": devices[0] \"rtc\": irq = {irq} is not an SPI (32..=1019)"
+                )
+            );
+        }
+        assert_eq!(
+            device_err(r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 96 }"#),
+            "platforms/test/vms.toml: vm \"probe\": devices[0] \"rtc\": irq = 96 is beyond the VM's virtual GIC (SPIs up to INTID 95)"
+        );
+    }
+
+    #[test]
+    fn device_given_to_two_vms() {
+        let text = with(
+            "pcpus = [2, 3]\n",
+            &format!("pcpus = [2, 3]\ndevices = [{RTC}]\n"),
+        );
+        let e = select_err(&text, Some(&["rtos", "probe"]), Machine::DEFAULT);
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"probe\": devices \"rtc\" (0x9010000, irq 34) is also given to vm \"rtos\" (devices \"rtc\"); a device belongs to one VM"
+        );
+        // Only the selection counts: each VM alone is fine.
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, &text).unwrap();
+        c.select(Some(&["probe".into()]), Machine::DEFAULT).unwrap();
+        c.select(Some(&["rtos".into()]), Machine::DEFAULT).unwrap();
+        // Sharing only the interrupt is refused too.
+        let text = with(
+            "pcpus = [2, 3]\n",
+            "pcpus = [2, 3]\ndevices = [{ name = \"gpio\", base = 0x0903_0000, size = 0x1000, irq = 34 }]\n",
+        );
+        let e = select_err(&text, Some(&["probe", "rtos"]), Machine::DEFAULT);
+        assert!(
+            e.contains(
+                "vm \"rtos\": devices \"gpio\" (0x9030000, irq 34) is also given to vm \"probe\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn device_bad_entries() {
+        let e = device_err(&format!("{RTC}, {RTC}"));
+        assert!(
+            e.ends_with("devices[1] \"rtc\": the name is used by an earlier device of this VM too"),
+            "{e}"
+        );
+        let e = device_err(&format!(
+            r#"{RTC}, {{ name = "rtc2", base = 0x0901_0000, size = 0x1000 }}"#
+        ));
+        assert!(
+            e.ends_with("devices[1] \"rtc2\": window overlaps devices \"rtc\""),
+            "{e}"
+        );
+        let e = device_err(
+            r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34, trigger = "falling" }"#,
+        );
+        assert!(
+            e.ends_with("unknown trigger \"falling\" (known: level, edge)"),
+            "{e}"
+        );
+        let e = device_err(r#"{ name = "RTC!", base = 0x0901_0000, size = 0x1000 }"#);
+        assert!(e.contains("name must be 1..=31 bytes"), "{e}");
+        let e = device_err(r#"{ name = "rtc", base = 0x0901_0000, size = 0x1000, colour = 1 }"#);
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        let nine = (0..9)
+            .map(|i| {
+                format!(
+                    r#"{{ name = "d{i}", base = {}, size = 0x1000 }}"#,
+                    0x0a00_0000 + i * 0x1000
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = device_err(&nine);
+        assert!(e.contains("9 devices; a VM has at most 8"), "{e}");
+        assert!(Board::of("pc").is_err());
     }
 
     #[test]
@@ -935,7 +1329,7 @@ pcpus = [0, 1]
     /// A bare image is checked by its header's image_size (BSS included), else its length.
     #[test]
     fn bare_image_too_big() {
-        let c = Config::parse(FILE, GOOD).unwrap();
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
         let rtos = &c.vms[1];
         let l = plan(FILE, rtos, &header(0x80000, 1 << 20, 4096), None).unwrap();
         assert_eq!(
@@ -957,7 +1351,7 @@ pcpus = [0, 1]
     /// Linux: Image at RAM + 2 MiB + text_offset, initramfs 2 MiB-aligned after image_size.
     #[test]
     fn linux_layout() {
-        let c = Config::parse(FILE, GOOD).unwrap();
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
         let linux = &c.vms[0];
         let l = plan(FILE, linux, &header(0, 0x1a3_0000, 4096), Some(0x10_0000)).unwrap();
         assert_eq!(l.image_ipa, 0x4020_0000);

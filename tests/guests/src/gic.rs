@@ -33,8 +33,14 @@ pub mod gicd {
     pub const CTLR_ARE: u32 = 1 << 4;
     /// GICD_TYPER: ITLinesNumber \[4:0\], IDbits \[23:19\].
     pub const TYPER: usize = 0x0004;
+    /// GICD_IGROUPR<n>: group of INTIDs 32n..32n+32 (1 = group 1).
+    pub const IGROUPR: usize = 0x0080;
+    /// GICD_ISENABLER<n>: write 1 to enable.
+    pub const ISENABLER: usize = 0x0100;
     /// GICD_IPRIORITYR<n>: one priority byte per INTID.
     pub const IPRIORITYR: usize = 0x0400;
+    /// GICD_ICFGR<n>: two bits per INTID, bit 1 of each = edge-triggered.
+    pub const ICFGR: usize = 0x0C00;
     /// GICD_PIDR2: ArchRev \[7:4\] (3 for GICv3).
     pub const PIDR2: usize = 0xFFE8;
 }

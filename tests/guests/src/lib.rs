@@ -52,3 +52,5 @@ pub const RAM_BASE: u64 = 0x4000_0000;
 pub const RAM_END: u64 = 0x4100_0000;
 /// The QEMU virt PL011 UART's address, which Tandem keeps for itself.
 pub const PHYS_UART: u64 = 0x0900_0000;
+/// The QEMU virt PL031 RTC's address: passed through to the `probe` VM only.
+pub const PHYS_RTC: u64 = 0x0901_0000;

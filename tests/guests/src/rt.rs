@@ -12,6 +12,9 @@
 //!   and ended (ICC_EOIR1_EL1, EOImode 0). The virtual timer's PPI also disables the timer:
 //!   Tandem masks it (CNTV_CTL.IMASK) when it injects, so a handler must reprogram or disable
 //!   it, and these tests use one-shot deadlines.
+//! - A level-sensitive device interrupt registered with [`set_device_ack`] is quieted at its
+//!   source (status register read, clear register written) before it is ended, as a real
+//!   driver does; otherwise the still-high line would interrupt again at once.
 //!
 //! Per-vCPU state is indexed by MPIDR_EL1.Aff0 (0 or 1): Tandem gives vCPU n the MPIDR n.
 
@@ -95,6 +98,84 @@ impl PerCpu {
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// The device interrupt [`set_device_ack`] registered, and what its handler saw.
+struct DeviceAck {
+    /// Its INTID, `u64::MAX` for none.
+    intid: AtomicU64,
+    /// Address of its 32-bit status register.
+    status: AtomicU64,
+    /// Address of its 32-bit clear register, and the value that clears it.
+    clear: AtomicU64,
+    clear_value: AtomicU64,
+    /// Interrupts taken, the status read in the last one, and CNTVCT at its vector entry.
+    count: AtomicU64,
+    last_status: AtomicU64,
+    last_ticks: AtomicU64,
+}
+
+static DEVICE: DeviceAck = DeviceAck {
+    intid: AtomicU64::new(u64::MAX),
+    status: AtomicU64::new(0),
+    clear: AtomicU64::new(0),
+    clear_value: AtomicU64::new(0),
+    count: AtomicU64::new(0),
+    last_status: AtomicU64::new(0),
+    last_ticks: AtomicU64::new(0),
+};
+
+/// Makes the IRQ handler treat `intid` as a level-sensitive device interrupt: read the 32-bit
+/// register at `status`, write `clear_value` to the one at `clear`, then end it.
+///
+/// # Safety
+///
+/// `status` and `clear` must be 4-byte aligned device registers of this VM (mapped, holding
+/// no Rust object) that may be accessed from the IRQ handler at any time.
+pub unsafe fn set_device_ack(intid: u32, status: u64, clear: u64, clear_value: u32) {
+    DEVICE.status.store(status, Ordering::Relaxed);
+    DEVICE.clear.store(clear, Ordering::Relaxed);
+    DEVICE
+        .clear_value
+        .store(u64::from(clear_value), Ordering::Relaxed);
+    DEVICE.intid.store(u64::from(intid), Ordering::Release);
+}
+
+/// The registered device interrupt: `(interrupts taken, status read in the last one, CNTVCT
+/// at the last one's vector entry)`.
+pub fn device_irqs() -> (u64, u64, u64) {
+    (
+        DEVICE.count.load(Ordering::Acquire),
+        DEVICE.last_status.load(Ordering::Relaxed),
+        DEVICE.last_ticks.load(Ordering::Relaxed),
+    )
+}
+
+/// Reads the 32-bit device register at `addr` with one `ldr`.
+///
+/// # Safety
+///
+/// `addr` must be a 4-byte aligned device register of this VM, or be expected to fault under
+/// [`expect_fault`].
+pub unsafe fn load32(addr: u64) -> u32 {
+    let value: u32;
+    // SAFETY: the caller vouches for `addr`; a fault is skipped by the handler.
+    unsafe {
+        core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = lateout(reg) value, options(nostack, preserves_flags))
+    };
+    value
+}
+
+/// Writes the 32-bit device register at `addr` with one `str`.
+///
+/// # Safety
+///
+/// As for [`load32`].
+pub unsafe fn store32(addr: u64, value: u32) {
+    // SAFETY: the caller vouches for `addr`; a fault is skipped by the handler.
+    unsafe {
+        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack, preserves_flags))
+    };
+}
 
 /// Declares the binary's entry points: `main(dtb) -> !` for vCPU 0 and, optionally,
 /// `secondary(context_id) -> !` for vCPUs started with [`start_secondary`] (without it, a
@@ -341,6 +422,22 @@ fn irq(frame: &mut Frame) {
         c.timer_ctl.store(CNTV_CTL_EL0.get(), Ordering::Relaxed);
         // One-shot: Tandem masked the timer to inject it; disabling it ends the condition.
         CNTV_CTL_EL0.set(0);
+    }
+    if u64::from(intid) == DEVICE.intid.load(Ordering::Acquire) {
+        // SAFETY: set_device_ack's caller vouched for both registers.
+        let status = unsafe { load32(DEVICE.status.load(Ordering::Relaxed)) };
+        let clear_value = DEVICE.clear_value.load(Ordering::Relaxed) as u32;
+        // SAFETY: as above.
+        unsafe { store32(DEVICE.clear.load(Ordering::Relaxed), clear_value) };
+        DEVICE
+            .last_status
+            .store(u64::from(status), Ordering::Relaxed);
+        DEVICE
+            .last_ticks
+            .store(frame.entry_ticks, Ordering::Relaxed);
+        DEVICE
+            .count
+            .store(DEVICE.count.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
     c.last_intid.store(u64::from(intid), Ordering::Relaxed);
     c.last_ticks.store(frame.entry_ticks, Ordering::Relaxed);

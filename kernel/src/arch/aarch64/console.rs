@@ -1,16 +1,110 @@
 //! The hypervisor console (a PL011) and the `log` backend that writes to it.
 //!
-//! Lines look like `[    0.012345] cpu1 INFO  message`: virtual time from the
-//! generic counter, the logical CPU, the level.
+//! Output goes into a transmit ring under a short lock and the UART is fed
+//! from it without waiting: when the UART's FIFO is full, its transmit
+//! interrupt (on the CPU that takes the UART interrupt) moves the rest. So no
+//! CPU — least of all one running a real-time vCPU — spins on a slow UART.
+//! Without a UART interrupt, writers drain the ring themselves.
+//!
+//! Tandem's own lines look like `[    0.012345] cpu1 INFO  message`: virtual
+//! time from the generic counter, the logical CPU, the level.
 
 use core::fmt::Write;
 
-use spin::Mutex;
-
 use super::cpu;
 use crate::drivers::pl011::Pl011;
+use crate::sync::Lock;
+use crate::vm::console::Terminal;
 
-static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+/// Bytes of output that can wait for the UART.
+const TX_RING: usize = 16384;
+/// Bytes a writer feeds the UART itself (about a FIFO's worth); the UART
+/// interrupt moves the rest, on the CPU that takes it.
+const WRITER_PUMP: usize = 32;
+
+struct Console {
+    uart: Option<Pl011>,
+    term: Terminal,
+    ring: [u8; TX_RING],
+    head: usize,
+    len: usize,
+    /// The UART interrupt is wired up: transmission continues from it.
+    tx_irq: bool,
+}
+
+static CONSOLE: Lock<Console> = Lock::new(Console {
+    uart: None,
+    term: Terminal { open: None },
+    ring: [0; TX_RING],
+    head: 0,
+    len: 0,
+    tx_irq: false,
+});
+
+impl Console {
+    fn free(&self) -> usize {
+        TX_RING - self.len
+    }
+
+    /// Queues `bytes` (a newline becomes CR LF); bytes that do not fit are dropped.
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                self.push_byte(b'\r');
+            }
+            self.push_byte(b);
+        }
+    }
+
+    fn push_byte(&mut self, b: u8) {
+        if self.len == TX_RING {
+            // Full: make room the slow way (only Tandem's own output gets here).
+            self.drain_blocking();
+        }
+        self.ring[(self.head + self.len) % TX_RING] = b;
+        self.len += 1;
+    }
+
+    /// Moves up to `limit` bytes into the UART while its FIFO has room; arranges for the rest.
+    fn pump(&mut self, limit: usize) {
+        let Some(uart) = self.uart.as_ref() else {
+            self.len = 0;
+            return;
+        };
+        let mut moved = 0;
+        while self.len > 0 && moved < limit && !uart.tx_full() {
+            moved += 1;
+            uart.write_byte_nowait(self.ring[self.head]);
+            self.head = (self.head + 1) % TX_RING;
+            self.len -= 1;
+        }
+        if self.len == 0 {
+            uart.set_tx_interrupt(false);
+        } else if self.tx_irq {
+            uart.set_tx_interrupt(true);
+        } else {
+            self.drain_blocking();
+        }
+    }
+
+    fn drain_blocking(&mut self) {
+        let Some(uart) = self.uart.as_ref() else {
+            return;
+        };
+        while self.len > 0 {
+            uart.write_byte(self.ring[self.head]);
+            self.head = (self.head + 1) % TX_RING;
+            self.len -= 1;
+        }
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
 
 /// Points the console at the PL011 at `base`.
 ///
@@ -21,30 +115,52 @@ pub unsafe fn init(base: usize) {
     // SAFETY: forwarded from the caller.
     let uart = unsafe { Pl011::new(base) };
     uart.enable();
-    *CONSOLE.lock() = Some(uart);
+    CONSOLE.lock().uart = Some(uart);
 }
 
-/// Writes formatted text to the console, whole, under the console lock.
+/// Writes formatted text (Tandem's own), on a line of its own if a VM left one unfinished.
 pub fn write_fmt(args: core::fmt::Arguments<'_>) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        let _ = uart.write_fmt(args);
-    }
+    let mut c = CONSOLE.lock();
+    let mut term = core::mem::take(&mut c.term);
+    term.break_line(&mut |b| c.push(b));
+    c.term = term;
+    let _ = c.write_fmt(args);
+    c.pump(WRITER_PUMP);
+}
+
+/// Gives `f` the terminal state, a byte sink and the free space (for output that
+/// must not wait), then starts transmission. Returns what `f` returns.
+pub fn with_terminal<R>(f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R) -> R {
+    let mut c = CONSOLE.lock();
+    let mut term = core::mem::take(&mut c.term);
+    let free = c.free();
+    let r = f(&mut term, &mut |b| c.push(b), free);
+    c.term = term;
+    c.pump(WRITER_PUMP);
+    r
+}
+
+/// Continues transmission (from the UART interrupt).
+pub fn pump() {
+    CONSOLE.lock().pump(usize::MAX);
 }
 
 /// Writes even if another CPU died holding the console lock (panics, faults).
 pub fn write_fmt_forced(args: core::fmt::Arguments<'_>) {
     for _ in 0..1_000_000 {
-        if let Some(mut guard) = CONSOLE.try_lock() {
-            if let Some(uart) = guard.as_mut() {
-                let _ = uart.write_fmt(args);
-            }
+        if let Some(mut c) = CONSOLE.try_lock() {
+            c.drain_blocking();
+            let _ = c.write_fmt(args);
+            c.drain_blocking();
             return;
         }
         core::hint::spin_loop();
     }
     // SAFETY: the lock holder is presumed dead; interleaved output beats silence.
     unsafe { CONSOLE.force_unlock() };
-    write_fmt(args);
+    let mut c = CONSOLE.lock();
+    let _ = c.write_fmt(args);
+    c.drain_blocking();
 }
 
 struct Logger;
@@ -83,12 +199,14 @@ pub fn init_logger() {
 
 /// Reads one input byte, if the UART has one.
 pub fn read_byte() -> Option<u8> {
-    CONSOLE.lock().as_ref().and_then(|u| u.read_byte())
+    CONSOLE.lock().uart.as_ref().and_then(|u| u.read_byte())
 }
 
-/// Lets the UART raise its interrupt when input arrives.
-pub fn enable_rx_interrupt() {
-    if let Some(u) = CONSOLE.lock().as_ref() {
+/// Lets the UART interrupt signal input and transmit space.
+pub fn enable_interrupts() {
+    let mut c = CONSOLE.lock();
+    if let Some(u) = c.uart.as_ref() {
         u.enable_rx_interrupt();
+        c.tx_irq = true;
     }
 }

@@ -35,6 +35,13 @@ pub fn eoi(intid: u32) {
     write_sysreg!("icc_dir_el1", u64::from(intid));
 }
 
+/// Drops the running priority only (EOImode = 1): `intid` stays active, so
+/// it cannot fire again until something deactivates it — for a passthrough
+/// SPI, the guest's deactivation of the hardware-linked virtual interrupt.
+pub fn priority_drop(intid: u32) {
+    write_sysreg!("icc_eoir1_el1", u64::from(intid));
+}
+
 /// Sends SGI `sgi` to the CPU with affinity `mpidr`.
 pub fn send_sgi(sgi: u8, mpidr: u64) {
     let aff1 = (mpidr >> 8) & 0xff;

@@ -216,6 +216,11 @@ pub fn set_hyp_timer(cval: Option<u64>) {
     isb();
 }
 
+/// The counter frequency in Hz.
+pub fn counter_frequency() -> u64 {
+    read_sysreg!("cntfrq_el0").max(1)
+}
+
 /// The physical counter.
 pub fn counter() -> u64 {
     isb();

@@ -2,8 +2,9 @@
 //! act has its defined outcome.
 //!
 //! 1. `hostile::write_*`: stores outside its RAM (past RAM, far above it, the physical UART,
-//!    the GICv2-style GICH frame, just past the GICD frame, a redistributor of a vCPU it
-//!    does not have) → Tandem injects a synchronous external abort (EC 0x25, DFSC 0x10).
+//!    the PL031 RTC that only the probe VM is given, the GICv2-style GICH frame, just past
+//!    the GICD frame, a redistributor of a vCPU it does not have) → Tandem injects a
+//!    synchronous external abort (EC 0x25, DFSC 0x10).
 //! 2. `hostile::el2_*`: GIC hypervisor-control and stage-2 registers (`ICH_HCR_EL2`,
 //!    `ICH_LR0_EL2`, `ICH_VTR_EL2`, `VTTBR_EL2`) at EL1 → UNDEFINED at EL1 (EC 0x00).
 //! 3. `hostile::hvc_*`: unknown and malformed hypercalls → their SMCCC or PSCI error codes;
@@ -34,7 +35,7 @@ mod guest {
     use test_guests::harness::Harness;
     use test_guests::rt::{self, Fault};
     use test_guests::smccc::{hvc, regs, smc, w0};
-    use test_guests::{PHYS_UART, RAM_END, check, println};
+    use test_guests::{PHYS_RTC, PHYS_UART, RAM_END, check, println};
 
     test_guests::entry!(main);
 
@@ -82,10 +83,12 @@ mod guest {
     }
 
     fn writes_outside_ram(h: &mut Harness) {
-        let targets: [(&str, u64); 6] = [
+        let targets: [(&str, u64); 7] = [
             ("hostile::write_past_ram", RAM_END),
             ("hostile::write_high_ipa", 0x8000_0000),
             ("hostile::write_phys_uart", PHYS_UART),
+            // Passed through to the probe VM on qemu-virt, but not to this one.
+            ("hostile::write_rtc", PHYS_RTC),
             ("hostile::write_gich", 0x0803_0000),
             ("hostile::write_past_gicd", 0x0801_0000),
             ("hostile::write_other_vcpu_gicr", 0x080C_0000),

@@ -10,6 +10,10 @@
 //! - `vtimer`: ten 1 ms deadlines (arrival, never early, latency), then one while in WFI;
 //! - `stage2`: the last word of RAM works; loads and stores past RAM and to the UART get an
 //!   injected synchronous external abort;
+//! - `passthrough`: the PL031 RTC Tandem passes through (vms.toml) is really there (PrimeCell
+//!   IDs, a plausible time); two rounds of "match in 1 s" each deliver its level-sensitive
+//!   SPI (INTID 34) through the vGIC once, and not again after the handler clears it
+//!   (`passthrough-latency: round=N ticks=T ns=X` after the match instant);
 //! - the null-hypercall round trip: `hvc-roundtrip: calls=100000 ticks=T ns_per_call=X`.
 //!
 //! Then `N passed, N failed` and PSCI SYSTEM_OFF.
@@ -33,7 +37,7 @@ mod guest {
     use test_guests::gic::{self, gicd, gicr, sgi};
     use test_guests::harness::Harness;
     use test_guests::smccc::{hvc, regs, w0};
-    use test_guests::{PHYS_UART, RAM_END, check, println, rt, timer, units};
+    use test_guests::{PHYS_RTC, PHYS_UART, RAM_END, check, println, rt, timer, units};
 
     test_guests::entry!(main, secondary);
 
@@ -81,6 +85,7 @@ mod guest {
         psci_off_and_on(&mut h);
         vtimer(&mut h);
         stage2(&mut h);
+        passthrough(&mut h);
         roundtrip(&mut h);
         h.summary();
         rt::power_off()
@@ -499,6 +504,157 @@ mod guest {
         expect_external_abort(h, "stage2::store_past_ram", RAM_END, true);
         expect_external_abort(h, "stage2::load_phys_uart", PHYS_UART, false);
         expect_external_abort(h, "stage2::store_phys_uart", PHYS_UART, true);
+    }
+
+    /// The PL031 real-time clock's registers (ARM DDI 0224), from [`PHYS_RTC`].
+    mod rtc {
+        /// RTCDR: the current time in seconds.
+        pub const DR: u64 = 0x00;
+        /// RTCMR: match value; RTCRIS sets when RTCDR reaches it.
+        pub const MR: u64 = 0x04;
+        /// RTCIMSC: interrupt mask set (bit 0 = the match interrupt is enabled).
+        pub const IMSC: u64 = 0x10;
+        /// RTCRIS: raw interrupt status.
+        pub const RIS: u64 = 0x14;
+        /// RTCMIS: masked interrupt status (what drives the line).
+        pub const MIS: u64 = 0x18;
+        /// RTCICR: write 1 to clear the interrupt.
+        pub const ICR: u64 = 0x1c;
+        /// RTCPeriphID0..1 (0x31, 0x10) and RTCPCellID0..3 (0x0d, 0xf0, 0x05, 0xb1).
+        pub const PERIPH_ID0: u64 = 0xfe0;
+        pub const CELL_ID0: u64 = 0xff0;
+        /// Its interrupt on QEMU virt: SPI 2, level-high.
+        pub const INTID: u32 = 34;
+    }
+
+    fn rtc_read(offset: u64) -> u32 {
+        // SAFETY: the RTC is this VM's passthrough device (stage 2 maps it); no Rust object
+        // lives there.
+        unsafe { rt::load32(PHYS_RTC + offset) }
+    }
+
+    fn rtc_write(offset: u64, value: u32) {
+        // SAFETY: as in `rtc_read`.
+        unsafe { rt::store32(PHYS_RTC + offset, value) }
+    }
+
+    fn passthrough(h: &mut Harness) {
+        let mut id = [0u32; 6];
+        let fault = rt::expect_fault(|| {
+            for (i, word) in id.iter_mut().enumerate() {
+                let offset = if i < 2 {
+                    rtc::PERIPH_ID0 + 4 * i as u64
+                } else {
+                    rtc::CELL_ID0 + 4 * (i as u64 - 2)
+                };
+                *word = rtc_read(offset);
+            }
+        });
+        let cell = id[2..]
+            .iter()
+            .rev()
+            .fold(0, |acc, &b| acc << 8 | (b & 0xff));
+        check!(
+            h,
+            "passthrough::rtc_mapped",
+            fault.is_none() && id[0] & 0xff == 0x31 && id[1] & 0xff == 0x10 && cell == 0xb105_f00d,
+            "PL031 at {PHYS_RTC:#x}: PeriphID0/1 {:#x} {:#x}, CellID {cell:#x}, fault {fault:?}",
+            id[0],
+            id[1]
+        );
+        if fault.is_some() {
+            return;
+        }
+        let now = rtc_read(rtc::DR);
+        // 2023-11-14 .. 2096: whatever `-rtc base` says, a real date.
+        check!(
+            h,
+            "passthrough::rtc_time_plausible",
+            (1_700_000_000..4_000_000_000).contains(&now),
+            "RTCDR = {now} s since 1970"
+        );
+
+        // The SPI in the vGIC: group 1, priority, level-sensitive, to vCPU 0 (IROUTER reset
+        // value), enabled.
+        let d = gic::distributor();
+        let (word, bit) = (4 * (rtc::INTID as usize / 32), 1u32 << (rtc::INTID % 32));
+        d.write32(gicd::IGROUPR + word, d.read32(gicd::IGROUPR + word) | bit);
+        d.write8(gicd::IPRIORITYR + rtc::INTID as usize, PRIORITY);
+        let cfg = gicd::ICFGR + 4 * (rtc::INTID as usize / 16);
+        let field = 0b11 << (2 * (rtc::INTID % 16));
+        d.write32(cfg, d.read32(cfg) & !field);
+        d.write32(gicd::ISENABLER + word, bit);
+        gic::cpu_interface_on();
+        rt::irq_enable();
+        // SAFETY: RTCMIS and RTCICR are registers of this VM's passthrough RTC.
+        unsafe {
+            rt::set_device_ack(rtc::INTID, PHYS_RTC + rtc::MIS, PHYS_RTC + rtc::ICR, 1);
+        }
+        rtc_write(rtc::IMSC, 1);
+        for round in 1..=2usize {
+            rtc_round(h, round);
+        }
+        rtc_write(rtc::IMSC, 0);
+    }
+
+    /// One "match in a second" round: the interrupt arrives once, no earlier than the match,
+    /// and not again once the handler cleared it.
+    fn rtc_round(h: &mut Harness, round: usize) {
+        let hz = timer::hz();
+        let (before, _, _) = rt::device_irqs();
+        let dr = rtc_read(rtc::DR);
+        let t_match = timer::now() + hz;
+        rtc_write(rtc::MR, dr.wrapping_add(1));
+        // The alarm is one second after the MR write unless RTCDR ticked since it was read
+        // (then it fires at once).
+        let whole_second = rtc_read(rtc::DR) == dr;
+        let until = t_match + 2 * hz;
+        timer::arm_at(until); // Watchdog: WFI must end even if the RTC stays silent.
+        let got = rt::wait_for_interrupt_until(until, || rt::device_irqs().0 > before);
+        timer::disable();
+        let (count, status, at) = rt::device_irqs();
+        let lat = at.wrapping_sub(t_match) as i64;
+        check!(
+            h,
+            [
+                "passthrough::rtc_interrupt_round1",
+                "passthrough::rtc_interrupt_round2"
+            ][round - 1],
+            got && count == before + 1 && status & 1 == 1 && (!whole_second || lat >= 0),
+            "INTID {} x{} (RTCMIS {status:#x} in the handler), {lat} ticks after the match instant{}",
+            rtc::INTID,
+            count - before,
+            if whole_second {
+                ""
+            } else {
+                " (RTCDR ticked: immediate match)"
+            }
+        );
+        if whole_second && got {
+            println!(
+                "passthrough-latency: round={round} ticks={lat} ns={}",
+                units::ticks_to_ns(lat.max(0) as u64, hz)
+            );
+        }
+        // Quiet for 100 ms: the handler cleared the RTC, so the line is low and the guest's
+        // EOI (which deactivated the physical SPI too) must not bring it back.
+        let quiet_until = timer::now() + hz / 10;
+        timer::arm_at(quiet_until);
+        let vtimer_before = rt::irq_count(0);
+        rt::wait_for_interrupt_until(quiet_until + hz, || rt::irq_count(0) > vtimer_before);
+        timer::disable();
+        let (again, _, _) = rt::device_irqs();
+        let (ris, mis) = (rtc_read(rtc::RIS), rtc_read(rtc::MIS));
+        check!(
+            h,
+            [
+                "passthrough::rtc_quiet_after_clear_round1",
+                "passthrough::rtc_quiet_after_clear_round2"
+            ][round - 1],
+            again == count && ris == 0 && mis == 0,
+            "{} more RTC interrupts in 100 ms; RTCRIS {ris:#x} RTCMIS {mis:#x}",
+            again - count
+        );
     }
 
     fn roundtrip(h: &mut Harness) {

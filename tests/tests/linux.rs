@@ -1,0 +1,167 @@
+//! The default machine: paravirtualized Linux beside the RTOS, driven through
+//! the Linux shell on hvc0. One boot for the whole scenario (a Linux boot is
+//! the expensive part), each step checked by console markers.
+
+use std::time::Duration;
+
+use system_tests::qemu::{MachineConfig, Qemu, built_image};
+
+const BOOT: Duration = Duration::from_secs(240);
+const STEP: Duration = Duration::from_secs(120);
+const PROMPT: &str = "tandem:/root# ";
+
+fn machine() -> MachineConfig {
+    let image = built_image("qemu-virt", "tandem.bin").unwrap_or_else(|e| panic!("{e}"));
+    let mut m = MachineConfig::new("qemu-virt", image);
+    m.icount = true;
+    m
+}
+
+/// Sends a shell command and waits until its output line `expect` appears after it.
+fn run(q: &mut Qemu, command: &str, expect: &str) {
+    let before = q.log().len();
+    q.send(&format!("{command}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let log = q.log();
+        if log[before..].replace('\r', "").contains(expect) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure(&format!("`{command}` did not print {expect:?}"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The last `rtos-stats:` line printed after byte `from` of the log, if any.
+fn rtos_stats_after(log: &str, from: usize) -> Option<String> {
+    log[from..]
+        .lines()
+        .filter(|l| l.contains("rtos-stats:"))
+        .last()
+        .map(str::to_string)
+}
+
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// Linux boots to a shell on Tandem's console, sees Tandem, uses both vCPUs,
+/// reboots and powers off as a VM, while the RTOS beside it keeps every deadline.
+#[test]
+fn linux_beside_rtos_lifecycle() {
+    let mut q =
+        Qemu::spawn("linux_beside_rtos_lifecycle", &machine()).unwrap_or_else(|e| panic!("{e}"));
+    q.wait_for("tandem: Tandem hypervisor detected, ABI 1.0", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
+
+    run(&mut q, "cat /sys/hypervisor/type", "linux | tandem\n");
+    run(&mut q, "cat /sys/hypervisor/version", "linux | 1.0\n");
+    run(&mut q, "nproc", "linux | 2\n");
+    run(
+        &mut q,
+        "dmesg | grep -c -e 'tandem: Tandem hypervisor detected' -e 'hvc_tandem: console on hvc0'",
+        "linux | 2\n",
+    );
+    run(
+        &mut q,
+        "test $(cat /sys/hypervisor/stats/hypercalls) -gt 0 && echo stats-ok",
+        "linux | stats-ok\n",
+    );
+    // A small workload on both vCPUs.
+    run(
+        &mut q,
+        "(dd if=/dev/zero bs=64k count=64 2>/dev/null | md5sum) & (i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo loop-done) & wait",
+        "linux | loop-done\n",
+    );
+
+    // From here on — Linux at its shell, then working, rebooting and powering off —
+    // the RTOS must not miss a single deadline.
+    let baseline = rtos_stats_after(&q.log(), 0).map_or(0, |l| field(&l, "misses"));
+    let mark = q.log().len();
+    q.wait_for("rtos-stats:", STEP)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + STEP;
+    let stats = loop {
+        if let Some(line) = rtos_stats_after(&q.log(), mark) {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("no rtos-stats line after the workload")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(field(&stats, "periods") > 0, "{stats}");
+    assert_eq!(
+        field(&stats, "misses"),
+        baseline,
+        "{}",
+        q.failure(&format!(
+            "RTOS missed deadlines while Linux worked: {stats}"
+        ))
+    );
+
+    // Reboot: Tandem restarts the Linux VM from its pristine image.
+    let boots = q.log().matches("Run /init as init process").count();
+    q.send("reboot -f\n").unwrap();
+    q.wait_for("'linux' resetting (PSCI SYSTEM_RESET)", STEP)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + BOOT;
+    while q.log().matches("Run /init as init process").count() <= boots {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("Linux did not come back after reboot")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_reboot = q.log().len();
+    let deadline = std::time::Instant::now() + BOOT;
+    while !q.log()[after_reboot..].contains(PROMPT) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("no shell after reboot")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(&mut q, "cat /sys/hypervisor/type", "linux | tandem\n");
+
+    // Power off: only the Linux VM stops; the RTOS carries on.
+    q.send("poweroff -f\n").unwrap();
+    q.wait_for("'linux' stopped: powered off by the guest", STEP)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let off = q.log().len();
+    let deadline = std::time::Instant::now() + STEP;
+    while rtos_stats_after(&q.log(), off).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("the RTOS stopped with Linux")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = rtos_stats_after(&q.log(), off).unwrap();
+    assert_eq!(
+        field(&last, "misses"),
+        baseline,
+        "{}",
+        q.failure(&format!("RTOS missed deadlines: {last}"))
+    );
+    let log = q.log();
+    assert!(
+        !log.contains("EL2 FAULT") && !log.contains("PANIC"),
+        "{}",
+        q.failure("Tandem faulted")
+    );
+}

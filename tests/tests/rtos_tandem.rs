@@ -1,0 +1,66 @@
+//! rtos-guest as a Tandem guest: the in-guest self-test, ABI conformance suite included.
+//!
+//! Boots `tandem-rtos-selftest.bin` (Tandem packaged with the `rtos-selftest` VM of
+//! `platforms/qemu-virt/vms.toml`, built by `cargo xtask test`) under `-icount`. The guest runs
+//! its `abi::*`, `rtos::*` and `smp::*` tests, prints `N passed, N failed` and powers its VM off,
+//! after which Tandem powers the machine off. Tandem prefixes each guest console line with
+//! `<vm name> | `.
+
+use std::time::Duration;
+
+use system_tests::qemu::{MachineConfig, Qemu, built_image};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A guest console line without Tandem's `<vm> | ` prefix.
+fn guest_line(line: &str) -> Option<&str> {
+    let (vm, rest) = line.split_once(" | ")?;
+    (vm.trim() == "rtos-selftest").then(|| rest.trim_end())
+}
+
+/// Every self-test passes under Tandem, including the ABI conformance suite.
+#[test]
+fn rtos_tandem_selftest_passes() {
+    let image =
+        built_image("qemu-virt", "tandem-rtos-selftest.bin").unwrap_or_else(|e| panic!("{e}"));
+    let mut config = MachineConfig::new("qemu-virt", image);
+    config.icount = true;
+    let mut qemu = Qemu::spawn("rtos_tandem_selftest", &config).unwrap();
+    qemu.wait_for("rtos-guest: v", TIMEOUT).unwrap();
+    qemu.wait_for(" passed, ", TIMEOUT).unwrap();
+    qemu.wait_exit(TIMEOUT).unwrap();
+    let log = qemu.log();
+    let lines: Vec<&str> = log.lines().filter_map(guest_line).collect();
+    assert!(
+        lines.iter().any(|l| l.contains(" on tandem ")),
+        "{}",
+        qemu.failure("banner does not say tandem")
+    );
+    let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("[T] ")).collect();
+    let failed: Vec<&&&str> = results.iter().filter(|l| !l.ends_with(" PASS")).collect();
+    assert!(
+        failed.is_empty(),
+        "{}",
+        qemu.failure(&format!("failing self-tests: {failed:?}"))
+    );
+    let summary = format!("{} passed, 0 failed", results.len());
+    assert!(
+        lines.contains(&summary.as_str()),
+        "{}",
+        qemu.failure(&format!("no {summary:?} line"))
+    );
+    for test in [
+        "abi::is_tandem",
+        "abi::console_write_49_invalid",
+        "abi::unknown_call_not_supported",
+        "rtos::mutex_priority_inheritance",
+        "rtos::periodic_release",
+        "smp::sgi_roundtrip",
+    ] {
+        assert!(
+            results.iter().any(|l| **l == format!("[T] {test} PASS")),
+            "{}",
+            qemu.failure(&format!("{test} did not pass"))
+        );
+    }
+}
