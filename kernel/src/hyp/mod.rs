@@ -201,10 +201,10 @@ pub fn init_cpu(uart_intid: Option<u32>) {
     let vtcr =
         (1 << 31) | (parange.min(2) << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 32;
     hw::init_cpu(vtcr);
-    if me == 0 {
-        if let Some(i) = uart_intid {
-            UART_INTID.store(u64::from(i), Ordering::Relaxed);
-        }
+    if me == 0
+        && let Some(i) = uart_intid
+    {
+        UART_INTID.store(u64::from(i), Ordering::Relaxed);
     }
 }
 

@@ -198,7 +198,7 @@ impl Vm {
         // Only the images hold code; sync them (in steps, see `in_steps`).
         for b in self.desc.blobs() {
             let pa = self.ram_pa + (b.load_ipa - self.desc.ram_ipa);
-            in_steps(pa, b.size, |a, n| hw::sync_icache(a, n));
+            in_steps(pa, b.size, hw::sync_icache);
         }
         *self.vcpus[0].start.lock() = Some((self.desc.entry, self.desc.x0));
         self.vcpus[0].set_power(PowerState::OnPending);

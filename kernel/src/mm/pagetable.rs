@@ -70,7 +70,7 @@ impl PageTable {
     }
 
     fn check(&self, va: u64, pa: u64, size: u64) -> Result<(), MapError> {
-        if va % 4096 != 0 || pa % 4096 != 0 || size % 4096 != 0 {
+        if !va.is_multiple_of(4096) || !pa.is_multiple_of(4096) || !size.is_multiple_of(4096) {
             return Err(MapError::Unaligned);
         }
         let end = va.checked_add(size).ok_or(MapError::OutOfRange)?;

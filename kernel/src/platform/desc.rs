@@ -51,7 +51,7 @@ impl BoardDesc {
         if self.load_addr % 0x20_0000 != 0x8_0000 {
             return Err(BoardError::LoadAddress(self.load_addr));
         }
-        let aligned = |r: &Region| r.base % 4096 == 0 && r.size % 4096 == 0;
+        let aligned = |r: &Region| r.base.is_multiple_of(4096) && r.size.is_multiple_of(4096);
         for (i, a) in self.mmio_windows.iter().enumerate() {
             if !aligned(a) {
                 return Err(BoardError::Unaligned(a.base));

@@ -124,6 +124,7 @@ pub struct VgicCpuRegs {
 /// FP/SIMD state: v0..v31, FPCR, FPSR.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(16))]
+#[derive(Default)]
 pub struct FpRegs {
     /// q0..q31.
     pub q: [u128; 32],
@@ -131,14 +132,4 @@ pub struct FpRegs {
     pub fpcr: u64,
     /// FPSR.
     pub fpsr: u64,
-}
-
-impl Default for FpRegs {
-    fn default() -> Self {
-        Self {
-            q: [0; 32],
-            fpcr: 0,
-            fpsr: 0,
-        }
-    }
 }

@@ -79,6 +79,44 @@ fn apt_install(packages: &[&str], from_backports: bool, why: &str) -> Result<(),
     apt(&args)
 }
 
+/// Whether some apt source already offers `suite`.
+fn suite_configured(suite: &str) -> bool {
+    let mut texts = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        texts.extend(
+            dir.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()),
+        );
+    }
+    texts.iter().any(|t| {
+        t.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains(suite))
+    })
+}
+
+fn backports_configured() -> bool {
+    suite_configured("bookworm-backports")
+}
+
+const SECURITY_LIST: &str = "/etc/apt/sources.list.d/tandem-bookworm-security.list";
+
+/// linux-source-6.12 for bookworm comes from the security suite (6.12.117, the
+/// base of guest-linux-patches); a minimal bookworm install may lack it.
+fn ensure_security() -> Result<bool, String> {
+    if debian_codename().as_deref() != Some("bookworm") || suite_configured("bookworm-security") {
+        return Ok(false);
+    }
+    say(&format!(
+        "adding bookworm-security to apt sources ({SECURITY_LIST}) for linux-source-6.12"
+    ));
+    std::fs::write(
+        SECURITY_LIST,
+        "deb http://deb.debian.org/debian-security bookworm-security main\n",
+    )
+    .map_err(|e| format!("cannot write {SECURITY_LIST} (run as root): {e}"))?;
+    Ok(true)
+}
+
 fn ensure_backports() -> Result<(), String> {
     if Path::new(BACKPORTS_LIST).exists() {
         return Ok(());
@@ -162,7 +200,17 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                 if tools_ok && source {
                     continue;
                 }
+                if ensure_security()? {
+                    updated = false;
+                }
                 update_once(&mut updated)?;
+                // QEMU from backports upgrades libelf1, and bookworm's libelf-dev then no
+                // longer installs: take libelf-dev from backports too in that case.
+                let libelf = if backports_configured() {
+                    "libelf-dev/bookworm-backports"
+                } else {
+                    "libelf-dev"
+                };
                 apt_install(
                     &[
                         "gcc-aarch64-linux-gnu",
@@ -173,7 +221,7 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                         "flex",
                         "bison",
                         "libssl-dev",
-                        "libelf-dev",
+                        libelf,
                         "cpio",
                         "xz-utils",
                         "linux-source-6.12",
