@@ -146,6 +146,9 @@ impl Vm {
         .map_err(|_| "cannot map its RAM at stage 2")?;
         super::passthrough::attach(id, &desc, &mut s2, &mut tables)?;
         let vttbr = s2.root() | (u64::from(id) << 48);
+        // No stale translations for this VMID may survive from firmware or a former owner.
+        hw::load_vm(vttbr, 0);
+        hw::flush_vm_tlb();
         let mpidrs: Vec<u64> = (0..desc.vcpus as u64).map(|i| (1 << 31) | i).collect();
         let vcpus = (0..desc.vcpus as usize)
             .map(|i| VcpuShared {
