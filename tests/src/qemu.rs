@@ -92,6 +92,8 @@ pub struct Qemu {
     child: Child,
     stdin: Option<ChildStdin>,
     log: Arc<Mutex<String>>,
+    /// QEMU's own messages (stderr), kept apart so they never split a console line.
+    errors: Arc<Mutex<String>>,
     started: Instant,
     name: String,
 }
@@ -110,27 +112,33 @@ impl Qemu {
                 format!("cannot start {QEMU} (run `cargo xtask test` to install it): {e}")
             })?;
         let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = Arc::clone(&log);
-            thread::spawn(move || pump(stream, &log));
+        let errors = Arc::new(Mutex::new(String::new()));
+        for (stream, sink) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                Arc::clone(&log),
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                Arc::clone(&errors),
+            ),
+        ] {
+            if let Some(stream) = stream {
+                thread::spawn(move || pump(stream, &sink));
+            }
         }
         let stdin = child.stdin.take();
         Ok(Self {
             child,
             stdin,
             log,
+            errors,
             started: Instant::now(),
             name: name.into(),
         })
@@ -194,9 +202,10 @@ impl Qemu {
     /// A failure message with the whole console log.
     pub fn failure(&self, what: &str) -> String {
         format!(
-            "[{}] {what} ({:.1}s)\n----- console log -----\n{}\n----- end of log -----",
+            "[{}] {what} ({:.1}s)\n----- QEMU stderr -----\n{}\n----- console log -----\n{}\n----- end of log -----",
             self.name,
             self.started.elapsed().as_secs_f64(),
+            self.errors.lock().map(|e| e.clone()).unwrap_or_default(),
             self.log()
         )
     }

@@ -35,13 +35,7 @@ fn boot() -> Result<&'static str, &'static str> {
         q.wait_for(" failed", TIMEOUT)?;
         // SYSTEM_OFF stops the only VM, and Tandem powers the machine off.
         let _ = q.wait_exit(Duration::from_secs(20));
-        // QEMU sometimes says this on stderr as the machine powers off (every CPU idle, no
-        // timer left); the harness merges stderr into the console log, where it can land in
-        // the middle of a line that QEMU was still flushing.
-        Ok(q.log().replace(
-            "qemu-system-aarch64: warning: icount sleep disabled and no active timers\n",
-            "",
-        ))
+        Ok(q.log())
     });
     result.as_deref().map_err(|e| e.as_str())
 }

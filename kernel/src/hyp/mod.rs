@@ -48,7 +48,6 @@ struct ConsoleSwitch {
     focus: Focus,
     editor: Option<LineEditor>,
 }
-static BOOT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// vCPUs waiting to be handed to their physical CPU, by CPU index.
 static PCPU_VCPUS: [Mutex<Vec<Vcpu>>; 8] = [const { Mutex::new(Vec::new()) }; 8];
@@ -148,7 +147,6 @@ struct PcpuState {
 /// Creates every VM of the package (boot CPU, after the other CPUs are online).
 pub fn create_vms(pkg: Option<Package<'static>>, online: usize, facts: &MachineFacts) {
     *PSCI_CONDUIT.lock() = facts.psci;
-    BOOT_NS.store(cpu::now_ns(), Ordering::Relaxed);
     let mut vms = Vec::new();
     if let Some(pkg) = pkg {
         for i in 0..pkg.vm_count() {
@@ -822,9 +820,4 @@ fn run_command(line: &str) {
             monitor::HELP
         )),
     }
-}
-
-/// Time since boot in nanoseconds.
-pub fn uptime_ns() -> u64 {
-    cpu::now_ns()
 }

@@ -194,9 +194,13 @@ impl Vm {
     fn load_images(&self) {
         for b in self.desc.blobs() {
             let data = self.pkg.blob_bytes(b);
-            // SAFETY: the blob lies within the VM's RAM (checked by Package::vm), which this
-            // VM owns exclusively and no vCPU of it is running.
-            unsafe { frames::copy_to(self.ram_pa + (b.load_ipa - self.desc.ram_ipa), data) };
+            let pa = self.ram_pa + (b.load_ipa - self.desc.ram_ipa);
+            in_steps(pa, data.len() as u64, |a, n| {
+                let from = (a - pa) as usize;
+                // SAFETY: the blob lies within the VM's RAM (checked by Package::vm), which this
+                // VM owns exclusively and no vCPU of it is running.
+                unsafe { frames::copy_to(a, &data[from..from + n as usize]) };
+            });
         }
         // Only the images hold code; sync them (in steps, see `in_steps`).
         for b in self.desc.blobs() {
@@ -344,7 +348,9 @@ impl Vm {
             while PCPU_RUNNING_VM[v.pcpu].load(Ordering::Acquire) == self.id
                 && cpu::now_ns() - start < 100_000_000
             {
-                core::hint::spin_loop();
+                // Let the emulator run that CPU (and keep slicing short meanwhile).
+                crate::hyp::rearm_emulator_tick();
+                <crate::sync::CpuRelax as spin::RelaxStrategy>::relax();
             }
         }
         // SAFETY: the VM's RAM belongs to it alone and none of its vCPUs runs now.
