@@ -97,8 +97,8 @@ fn primary(dtb: u64) -> Result<(), &'static str> {
     }
     let online = CPUS_ONLINE.load(Ordering::Acquire);
     if gic_ready {
-        hyp::create_vms(package, online, &facts);
-        hyp::run();
+        hyp::setup::create_vms(package, online, &facts);
+        hyp::setup::run();
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ fn init_gic(facts: &MachineFacts) -> bool {
         return false;
     }
     let uart_intid = facts.uart.and_then(|u| u.intid);
-    hyp::init_cpu(uart_intid);
+    hyp::setup::init_cpu(uart_intid);
     if let Some(intid) = uart_intid {
         gic.enable_spi(intid, cpu::mpidr(), false);
     }
@@ -335,12 +335,12 @@ extern "C" fn rust_secondary_main(cpu_index: u64) -> ! {
         .get()
         .filter(|g| g.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS));
     if gic.is_some() {
-        hyp::init_cpu(None);
+        hyp::setup::init_cpu(None);
     }
     info!("cpu{cpu_index} online, MPIDR {:#x}", cpu::mpidr());
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
     if gic.is_some() {
-        hyp::run();
+        hyp::setup::run();
     }
     idle()
 }

@@ -19,7 +19,6 @@ pub mod arch;
 pub mod boot;
 pub mod drivers;
 pub mod fault;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod hyp;
 pub mod hypercall;
 pub mod mm;

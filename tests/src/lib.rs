@@ -4,6 +4,10 @@
 //! arguments, a reader thread collects the serial console, and
 //! [`Qemu::wait_for`] waits for textual markers with a timeout. On failure the
 //! whole console log is printed, so a red test explains itself.
+//!
+//! [`figures`] reads the committed exit-path figures (`tests/figures/exit-costs.toml`) and
+//! holds the probe's `exit-cost:` lines to them.
 
+pub mod figures;
 pub mod paths;
 pub mod qemu;

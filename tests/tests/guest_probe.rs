@@ -1,18 +1,27 @@
 //! The `probe` test guest under Tandem (`tests/guests/src/bin/probe.rs`): PSCI, vGIC, virtual
-//! timer, stage 2, device passthrough and the null-hypercall round trip, each checked from
-//! inside the VM.
+//! timer, stage 2, device passthrough, the null-hypercall round trip and the exit-path
+//! figures, each checked from inside the VM; the figures are held to the committed ones in
+//! `tests/figures/exit-costs.toml`.
 //!
 //! One QEMU boot of `tandem-probe.bin` (`cargo xtask build --vms probe`) under `-icount
-//! shift=0,sleep=off` (so the round trip counts instructions) serves every test here. The
-//! PL031 RTC passed through to the probe follows the virtual clock (`-rtc clock=vm`) from a
-//! fixed date, so its one-second alarms cost no real time and the log is the same run to
-//! run. Each
-//! test checks its own suite's `[T] suite::name PASS|FAIL (detail)` markers in that log:
-//! every line of the suite must pass, and the checks named here must be among them.
+//! shift=0,sleep=off` (so the figures count instructions) serves every test here; by hand:
+//!
+//! ```text
+//! qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1G \
+//!   -nographic -nic none -no-reboot -icount shift=0,sleep=off \
+//!   -rtc base=2025-01-01T00:00:00,clock=vm -kernel target/tandem/qemu-virt/tandem-probe.bin
+//! ```
+//!
+//! The PL031 RTC passed through to the probe follows the virtual clock (`-rtc clock=vm`) from
+//! a fixed date, so its one-second alarms cost no real time and the log is the same run to
+//! run. Each test checks its own suite's `[T] suite::name PASS|FAIL (detail)` markers in
+//! that log: every line of the suite must pass, and the checks named here must be among
+//! them.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use system_tests::figures;
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
 const IMAGE: &str = "tandem-probe.bin";
@@ -32,6 +41,7 @@ fn boot() -> Result<&'static str, &'static str> {
         m.extra = RTC_ARGS.iter().map(|a| a.to_string()).collect();
         let mut q = Qemu::spawn("guest_probe", &m)?;
         q.wait_for(&format!("{TAG}[T] hvc::roundtrip"), TIMEOUT)?;
+        q.wait_for(&format!("{TAG}[T] exit_cost::vtimer_latency"), TIMEOUT)?;
         q.wait_for(" failed", TIMEOUT)?;
         // SYSTEM_OFF stops the only VM, and Tandem powers the machine off.
         let _ = q.wait_exit(Duration::from_secs(20));
@@ -252,6 +262,46 @@ fn hvc_roundtrip_is_reported() {
         );
     }
     eprintln!("{line}\n{cal}\n=> about {ns:.0} instructions per null-hypercall round trip");
+}
+
+/// Tandem's exit-path figures (issue 8) are measured and none exceeds its committed figure
+/// in `tests/figures/exit-costs.toml` by more than 10 %; every committed path is measured and
+/// every measured path committed. Under -icount the figures are instruction counts, the same
+/// every run, so this is no timing test: a failure means the path got longer.
+#[test]
+fn exit_costs_within_committed_figures() {
+    assert_suite(
+        "exit_cost",
+        &[
+            "smccc_version",
+            "tandem_version",
+            "gicd_read",
+            "vtimer_latency",
+        ],
+    );
+    let log = log();
+    let file = figures::exit_costs_file();
+    let committed = std::fs::read_to_string(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| figures::parse_committed(&text))
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let measured = figures::parse_log(guest_lines(log)).unwrap_or_else(|e| fail(&e, log));
+    for line in guest_lines(log).filter(|l| l.starts_with("exit-cost: ")) {
+        eprintln!("{line}");
+    }
+    let rows = figures::compare(&measured, &committed);
+    let table = figures::table(&rows);
+    if rows.iter().any(|r| r.verdict.fails()) {
+        fail(
+            &format!(
+                "exit-path figures against {}:\n{table}\nIf the change is meant to lengthen a path, \
+                 commit its new figure there (see the file's header).",
+                figures::EXIT_COSTS_FILE
+            ),
+            log,
+        );
+    }
+    eprintln!("{table}");
 }
 
 /// The probe ran to its end with no failure, and Tandem neither faulted nor panicked.

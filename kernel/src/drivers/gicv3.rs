@@ -168,6 +168,14 @@ impl GicV3 {
         self.dist.isenabler[n / 32].set(1 << (n % 32));
     }
 
+    /// The distributor and redistributor windows as (base, size).
+    pub fn frames(&self) -> [(u64, u64); 2] {
+        [
+            (self.dist as *const Distributor as u64, 0x1_0000),
+            (self.redist_base as u64, self.redist_size as u64),
+        ]
+    }
+
     /// Whether `[base, base + size)` meets the distributor (64 KiB) or the
     /// redistributor window: physical ranges no guest may be given.
     pub fn overlaps(&self, base: u64, size: u64) -> bool {

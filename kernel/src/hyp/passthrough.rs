@@ -1,10 +1,10 @@
 //! Device and interrupt passthrough: physical MMIO windows and SPIs that a VM owns.
 //!
 //! A VM's package record lists its devices (`vm::package::Device`: base, size,
-//! physical INTID, trigger). At VM creation [`attach`] maps each window at the
-//! same IPA in the VM's stage 2 (Device-nGnRE, read/write, execute-never) and
-//! routes the physical SPI to the physical CPU of the VM's vCPU 0, enabled
-//! with the trigger the package gives.
+//! physical INTID, trigger). At VM creation [`check`] validates them, `setup`
+//! maps each window at the same IPA in the VM's stage 2 (Device-nGnRE,
+//! read/write, execute-never), and [`SpiOwners::claim`] records the VM as the
+//! owner of the SPI, which is routed to the physical CPU of the VM's vCPU 0.
 //!
 //! Forwarding keeps level-sensitive interrupts correct the hardware way
 //! (Arm IHI 0069, "Virtual interrupts linked to physical interrupts"): when
@@ -18,25 +18,23 @@
 //!
 //! If the guest makes such an interrupt idle without deactivating it (an
 //! ICPENDR or ICACTIVER write), the vGIC reports the physical INTID as
-//! released and [`settle`] (called after every exit's LR sync) deactivates it
-//! through the distributor. A VM reset deactivates all of its SPIs
+//! released and [`settle`] (called after the vGIC is emulated) deactivates
+//! it through the distributor. A VM reset deactivates all of its SPIs
 //! ([`reset`]), since the fresh vGIC no longer holds them.
 //!
 //! Interrupts no VM owns are Tandem's: its UART, its timers and SGIs are
-//! handled in `hyp::handle_irqs`; any other SPI that fires is logged at debug
-//! level and disabled, so a stray line can never storm.
+//! handled in `irq`; any other SPI that fires is logged at debug level and
+//! disabled, so a stray line can never storm.
+#![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
-use log::{debug, info};
+use log::debug;
 
-use super::vm::{PCPU_MPIDR, VM_SPIS, VMS, Vm};
-use crate::aarch64::pte::{MemType, Perms, stage2_attrs};
-use crate::arch::aarch64::gic;
-use crate::drivers::gicv3::GicV3;
-use crate::mm::frames::HeapTables;
-use crate::mm::pagetable::PageTable;
-use crate::platform::BOARD;
+use super::Hypervisor;
+use super::vm::{VM_SPIS, Vm};
+use crate::arch::Hw;
+use crate::platform::fdt::Region;
 use crate::vgic::VgicLayout;
 use crate::vm::package::VmDesc;
 
@@ -44,96 +42,88 @@ use crate::vm::package::VmDesc;
 const SPI_FIRST: u32 = 32;
 /// Last SPI (1020..=1023 are special INTIDs).
 const SPI_LAST: u32 = 1019;
+const SPI_COUNT: usize = (SPI_LAST - SPI_FIRST + 1) as usize;
 
-/// The id of the VM owning each physical SPI (index INTID − 32), 0 for none.
-static OWNER: [AtomicU32; (SPI_LAST - SPI_FIRST + 1) as usize] =
-    [const { AtomicU32::new(0) }; (SPI_LAST - SPI_FIRST + 1) as usize];
-
-fn owner_slot(intid: u32) -> Option<&'static AtomicU32> {
-    OWNER.get(usize::try_from(intid.checked_sub(SPI_FIRST)?).ok()?)
+/// The VM owning each physical SPI.
+pub struct SpiOwners {
+    /// Owner VM id by INTID − 32; 0 for none.
+    owner: [AtomicU8; SPI_COUNT],
 }
 
-/// Maps VM `id`'s devices (`desc`) into its stage 2 `s2` and routes their SPIs
-/// to the physical CPU of vCPU 0. Refuses a window outside the board's MMIO,
-/// over the vGIC's frames, the physical GIC or Tandem's UART, and an SPI the
-/// VM's vGIC cannot carry or another VM owns.
-pub fn attach(
-    id: u32,
-    desc: &VmDesc,
-    s2: &mut PageTable,
-    tables: &mut HeapTables,
-) -> Result<(), &'static str> {
-    if desc.devices().is_empty() {
-        return Ok(());
+impl Default for SpiOwners {
+    fn default() -> Self {
+        Self {
+            owner: [const { AtomicU8::new(0) }; SPI_COUNT],
+        }
     }
-    let gic = GicV3::get().ok_or("no GIC to route device interrupts")?;
+}
+
+impl SpiOwners {
+    fn slot(&self, intid: u32) -> Option<&AtomicU8> {
+        self.owner
+            .get(usize::try_from(intid.checked_sub(SPI_FIRST)?).ok()?)
+    }
+
+    /// The id of the VM owning SPI `intid`.
+    pub fn owner(&self, intid: u32) -> Option<u32> {
+        let id = self.slot(intid)?.load(Ordering::Acquire);
+        (id != 0).then_some(u32::from(id))
+    }
+
+    /// Records VM `vm_id` as the owner of `intid`; false if it is not an SPI
+    /// or someone else owns it.
+    pub fn claim(&self, intid: u32, vm_id: u32) -> bool {
+        let (Some(slot), Ok(id)) = (self.slot(intid), u8::try_from(vm_id)) else {
+            return false;
+        };
+        slot.compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Physical regions a device window must stay clear of.
+pub struct Forbidden<'a> {
+    /// The board's MMIO windows (a device must lie inside one).
+    pub mmio: &'a [Region],
+    /// The physical GIC's frames.
+    pub gic: &'a [(u64, u64)],
+    /// Tandem's UART (base, size).
+    pub uart: (u64, u64),
+}
+
+/// Checks VM `desc`'s devices: inside the board's MMIO, clear of the vGIC's
+/// frames, the physical GIC and Tandem's UART, and with SPIs the VM's vGIC
+/// can carry that nobody else owns yet.
+pub fn check(desc: &VmDesc, owners: &SpiOwners, f: &Forbidden<'_>) -> Result<(), &'static str> {
     let layout = VgicLayout::QEMU_VIRT;
     let redist_size = VgicLayout::REDIST_STRIDE * u64::from(desc.vcpus);
     for dev in desc.devices() {
-        let in_mmio = BOARD
-            .mmio_windows
+        let in_mmio = f
+            .mmio
             .iter()
-            .any(|w| dev.base >= w.base && dev.end() <= w.base + w.size);
+            .any(|w| dev.base >= w.base && dev.end() <= w.end());
         if !in_mmio {
             return Err("a device window lies outside the board's MMIO windows");
         }
         if dev.overlaps(layout.dist_base, VgicLayout::DIST_SIZE)
             || dev.overlaps(layout.redist_base, redist_size)
-            || gic.overlaps(dev.base, dev.size)
+            || f.gic.iter().any(|&(b, s)| dev.overlaps(b, s))
         {
             return Err("a device window overlaps the GIC");
         }
-        if dev.overlaps(BOARD.early_uart, 0x1000) {
+        if dev.overlaps(f.uart.0, f.uart.1) {
             return Err("a device window overlaps Tandem's UART");
         }
         if dev.intid != 0 {
             if dev.intid >= SPI_FIRST + VM_SPIS || dev.intid == desc.console_intid {
                 return Err("a device interrupt is beyond the VM's virtual GIC or its console's");
             }
-            let slot = owner_slot(dev.intid).ok_or("a device interrupt is not an SPI")?;
-            if slot.load(Ordering::Acquire) != 0 {
+            if dev.intid < SPI_FIRST {
+                return Err("a device interrupt is not an SPI");
+            }
+            if owners.owner(dev.intid).is_some() {
                 return Err("a device interrupt belongs to another VM");
             }
-        }
-    }
-    let pcpu = usize::from(desc.pcpus[0]);
-    let mpidr = PCPU_MPIDR
-        .get(pcpu)
-        .map_or(u64::MAX, |m| m.load(Ordering::Acquire));
-    if mpidr == u64::MAX {
-        return Err("vCPU 0's physical CPU is not online");
-    }
-    for dev in desc.devices() {
-        s2.map(
-            tables,
-            dev.base,
-            dev.base,
-            dev.size,
-            stage2_attrs(Perms::RW, MemType::Device),
-        )
-        .map_err(|_| "cannot map a device window at stage 2")?;
-    }
-    for dev in desc.devices() {
-        if let Some(slot) = owner_slot(dev.intid) {
-            slot.store(id, Ordering::Release);
-            gic.enable_spi(dev.intid, mpidr, dev.edge());
-        }
-        let trigger = if dev.edge() { "edge" } else { "level" };
-        if dev.intid == 0 {
-            info!(
-                "VM {id} '{}': device {:#x}..{:#x} passed through, no interrupt",
-                desc.name(),
-                dev.base,
-                dev.end()
-            );
-        } else {
-            info!(
-                "VM {id} '{}': device {:#x}..{:#x} passed through, INTID {} ({trigger}) to pCPU {pcpu}",
-                desc.name(),
-                dev.base,
-                dev.end(),
-                dev.intid
-            );
         }
     }
     Ok(())
@@ -141,45 +131,54 @@ pub fn attach(
 
 /// Physical SPI `intid` was acknowledged on this CPU: forward it to its VM,
 /// or disable it if no VM owns it. Ends the interrupt itself (the caller must
-/// not EOI it again).
-pub fn handle_spi(intid: u32) {
-    let owner = owner_slot(intid).map_or(0, |s| s.load(Ordering::Acquire));
-    let vm = VMS
-        .get()
-        .and_then(|vms| vms.iter().copied().find(|vm| owner != 0 && vm.id == owner));
-    let Some(vm) = vm else {
+/// not end it again).
+pub fn handle_spi(hv: &Hypervisor, intid: u32, hw: &mut impl Hw) {
+    let Some(vm) = hv.spis.owner(intid).and_then(|id| hv.vm_by_id(id)) else {
         debug!("physical SPI {intid} belongs to no VM: disabled");
-        if let Some(g) = GicV3::get() {
-            g.disable_spi(intid);
-        }
-        gic::eoi(intid);
+        hw.disable_spi(intid);
+        hw.end(intid);
         return;
     };
     // Priority drop only: the physical interrupt stays active until the guest
     // deactivates the hardware-linked virtual one.
-    gic::priority_drop(intid);
+    hw.priority_drop(intid);
     let kick = vm.vgic.lock().inject_hw(intid, intid);
     vm.stats.virqs.fetch_add(1, Ordering::Relaxed);
-    vm.kick(kick);
+    hv.notify(vm, kick, hw);
 }
 
-/// Deactivates the physical SPIs `vm`'s vGIC released (after an LR sync; see
-/// the module documentation). Free for a VM without devices.
-pub fn settle(vm: &Vm) {
+/// Deactivates the physical SPIs `vm`'s vGIC released (after the guest
+/// changed their state by MMIO). Free for a VM without devices.
+pub fn settle(vm: &Vm, hw: &mut impl Hw) {
     if vm.desc.device_count == 0 {
         return;
     }
-    let Some(g) = GicV3::get() else { return };
     vm.vgic
         .lock()
-        .take_released(|pintid| g.deactivate_spi(pintid));
+        .take_released(|pintid| hw.deactivate_spi(pintid));
 }
 
 /// After `vm`'s vGIC was replaced (VM reset): deactivate its SPIs, which the
 /// old vGIC may have held active; a line still high fires again into the new one.
-pub fn reset(vm: &Vm) {
-    let Some(g) = GicV3::get() else { return };
+pub fn reset(_hv: &Hypervisor, vm: &Vm, hw: &mut impl Hw) {
     for dev in vm.desc.devices().iter().filter(|d| d.intid != 0) {
-        g.deactivate_spi(dev.intid);
+        hw.deactivate_spi(dev.intid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An SPI has one owner; non-SPIs cannot be claimed.
+    #[test]
+    fn spi_claims_are_exclusive() {
+        let o = SpiOwners::default();
+        assert!(o.claim(34, 1));
+        assert!(!o.claim(34, 2));
+        assert_eq!(o.owner(34), Some(1));
+        assert_eq!(o.owner(35), None);
+        assert!(!o.claim(27, 1));
+        assert!(!o.claim(1020, 1));
     }
 }

@@ -1,22 +1,57 @@
-//! Per-physical-CPU scheduling of vCPUs: round robin with a time slice.
+//! Per-physical-CPU scheduling of vCPUs: the policy and the preemption timer.
 //!
-//! Most layouts pin one vCPU per physical CPU, where the policy reduces to
-//! "run it when it is runnable". When several vCPUs share a CPU, each runs
-//! until it blocks, yields, or its slice ends while another is runnable.
+//! Most layouts pin one vCPU per physical CPU, where scheduling reduces to
+//! "run it when it is runnable" and no slice clock runs at all. When several
+//! vCPUs share a CPU, the [`Policy`] picks one, it runs until it blocks,
+//! yields, or its slice ends while another is runnable; the slice end is
+//! enforced by the EL2 timer ([`next_deadline`]), not by polling on exits, so
+//! a guest that masks its interrupts still loses the CPU on time.
+//!
+//! Time here is in generic-counter ticks, the unit the hardware timer takes:
+//! no division sits on the exit path.
 #![forbid(unsafe_code)]
 
 /// Slice length in nanoseconds when vCPUs share a physical CPU.
 pub const SLICE_NS: u64 = 10_000_000;
 
-/// Round-robin selection over a fixed set of local vCPUs.
-#[derive(Debug, Default)]
+/// Converts nanoseconds to counter ticks at `hz` (at least one tick).
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    ((u128::from(ns) * u128::from(hz)) / 1_000_000_000).max(1) as u64
+}
+
+/// Converts counter ticks at `hz` to nanoseconds.
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    ((u128::from(ticks) * 1_000_000_000) / u128::from(hz.max(1))) as u64
+}
+
+/// How a physical CPU chooses among its vCPUs. Implementations see vCPUs by
+/// local index only; runnability is decided by the caller.
+pub trait Policy {
+    /// The vCPU to run next among `count`, or `None` if none is runnable.
+    fn pick(&mut self, count: usize, runnable: &dyn Fn(usize) -> bool) -> Option<usize>;
+    /// The slice `vcpu` gets when others compete for the CPU, in counter ticks.
+    fn slice(&self, vcpu: usize) -> u64;
+}
+
+/// Round robin with one slice length for everyone.
+#[derive(Debug)]
 pub struct RoundRobin {
     next: usize,
+    slice_ticks: u64,
 }
 
 impl RoundRobin {
-    /// The next runnable entry among `count`, starting after the last pick.
-    pub fn pick(&mut self, count: usize, runnable: impl Fn(usize) -> bool) -> Option<usize> {
+    /// Round robin with slices of `slice_ticks` counter ticks.
+    pub fn new(slice_ticks: u64) -> Self {
+        Self {
+            next: 0,
+            slice_ticks: slice_ticks.max(1),
+        }
+    }
+}
+
+impl Policy for RoundRobin {
+    fn pick(&mut self, count: usize, runnable: &dyn Fn(usize) -> bool) -> Option<usize> {
         for k in 0..count {
             let i = (self.next + k) % count;
             if runnable(i) {
@@ -26,11 +61,26 @@ impl RoundRobin {
         }
         None
     }
+
+    fn slice(&self, _vcpu: usize) -> u64 {
+        self.slice_ticks
+    }
 }
 
-/// Whether the running vCPU should give way: its slice is over and someone else can run.
-pub fn should_preempt(slice_start_ns: u64, now_ns: u64, others_runnable: bool) -> bool {
-    others_runnable && now_ns.saturating_sub(slice_start_ns) >= SLICE_NS
+/// When the EL2 timer must fire next: the earliest of the running slice's end
+/// (only when another vCPU waits for this CPU), the virtual-timer deadlines of
+/// vCPUs that are not loaded (their timers are not in the hardware), and the
+/// board's emulator tick. `None`: nothing needs the timer.
+pub fn next_deadline(
+    slice_end: Option<u64>,
+    unloaded_vtimers: impl IntoIterator<Item = u64>,
+    emulator_tick: Option<u64>,
+) -> Option<u64> {
+    unloaded_vtimers
+        .into_iter()
+        .chain(slice_end)
+        .chain(emulator_tick)
+        .min()
 }
 
 #[cfg(test)]
@@ -39,20 +89,31 @@ mod tests {
 
     /// Picks rotate among runnable entries and skip blocked ones.
     #[test]
-    fn round_robin() {
-        let mut rr = RoundRobin::default();
+    fn round_robin_rotates() {
+        let mut rr = RoundRobin::new(100);
         let runnable = |i: usize| i != 1;
-        assert_eq!(rr.pick(3, runnable), Some(0));
-        assert_eq!(rr.pick(3, runnable), Some(2));
-        assert_eq!(rr.pick(3, runnable), Some(0));
-        assert_eq!(rr.pick(3, |_| false), None);
+        assert_eq!(rr.pick(3, &runnable), Some(0));
+        assert_eq!(rr.pick(3, &runnable), Some(2));
+        assert_eq!(rr.pick(3, &runnable), Some(0));
+        assert_eq!(rr.pick(3, &|_| false), None);
+        assert_eq!(rr.pick(0, &|_| true), None);
     }
 
-    /// A slice ends only when another vCPU is waiting.
+    /// The timer follows the earliest need, and is off when nothing needs it.
     #[test]
-    fn preemption() {
-        assert!(!should_preempt(0, SLICE_NS * 5, false));
-        assert!(!should_preempt(0, SLICE_NS - 1, true));
-        assert!(should_preempt(0, SLICE_NS, true));
+    fn deadline_is_earliest_need() {
+        assert_eq!(next_deadline(None, [], None), None);
+        assert_eq!(next_deadline(Some(50), [70, 30], Some(90)), Some(30));
+        assert_eq!(next_deadline(Some(50), [], Some(90)), Some(50));
+        assert_eq!(next_deadline(None, [], Some(90)), Some(90));
+    }
+
+    /// Unit conversions round down but never give a zero-length slice.
+    #[test]
+    fn conversions() {
+        assert_eq!(ns_to_ticks(SLICE_NS, 62_500_000), 625_000);
+        assert_eq!(ns_to_ticks(1, 62_500_000), 1);
+        assert_eq!(ticks_to_ns(625_000, 62_500_000), SLICE_NS);
+        assert_eq!(ticks_to_ns(5, 0), 5_000_000_000);
     }
 }

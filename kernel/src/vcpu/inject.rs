@@ -10,6 +10,24 @@ pub fn vector_offset(pstate: u64) -> u64 {
     }
 }
 
+/// A synchronous exception Tandem makes a vCPU take at EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct El1Exception {
+    /// ESR_EL1 value.
+    pub esr: u64,
+    /// FAR_EL1 value (if the exception reports an address).
+    pub far: Option<u64>,
+}
+
+/// The guest's ELR_EL1 and SPSR_EL1 for taking an exception at `regs`, and
+/// `regs` moved to the vector (`vbar` = VBAR_EL1) in EL1h with DAIF masked.
+pub fn take_exception(regs: &mut crate::vcpu::regs::GuestRegs, vbar: u64) -> (u64, u64) {
+    let saved = (regs.pc, regs.pstate);
+    regs.pc = vbar + vector_offset(regs.pstate);
+    regs.pstate = crate::vcpu::regs::PSTATE_EL1H_MASKED;
+    saved
+}
+
 fn from_el0(pstate: u64) -> bool {
     pstate & 0xf == 0
 }

@@ -2,12 +2,16 @@
 
 /// Guest general-purpose state, saved on every exit by `guest.S`.
 ///
-/// The layout is fixed: the assembly uses the offsets below.
+/// The layout is fixed: the assembly uses the offsets below. `x0..x7` are
+/// kept as the SMCCC argument block, so a hypercall is dispatched on the
+/// saved registers themselves, without a copy.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct GuestRegs {
-    /// x0..x30.
-    pub x: [u64; 31],
+    /// x0..x7 (the SMCCC arguments).
+    pub args: pv_abi::HvcArgs,
+    /// x8..x30.
+    pub high: [u64; 23],
     /// SP_EL0.
     pub sp_el0: u64,
     /// The guest PC (ELR_EL2).
@@ -33,13 +37,23 @@ pub const PSTATE_EL1H_MASKED: u64 = 0x3c5;
 impl GuestRegs {
     /// Reads register `n` as an instruction sees it (31 = xzr).
     pub fn get(&self, n: u8) -> u64 {
-        self.x.get(usize::from(n)).copied().unwrap_or(0)
+        let n = usize::from(n);
+        match n.checked_sub(8) {
+            None => self.args.x[n],
+            Some(h) => self.high.get(h).copied().unwrap_or(0),
+        }
     }
 
     /// Writes register `n` (writes to xzr are dropped).
     pub fn set(&mut self, n: u8, value: u64) {
-        if let Some(r) = self.x.get_mut(usize::from(n)) {
-            *r = value;
+        let n = usize::from(n);
+        match n.checked_sub(8) {
+            None => self.args.x[n] = value,
+            Some(h) => {
+                if let Some(r) = self.high.get_mut(h) {
+                    *r = value;
+                }
+            }
         }
     }
 
@@ -50,13 +64,13 @@ impl GuestRegs {
             pstate: PSTATE_EL1H_MASKED,
             ..Default::default()
         };
-        r.x[0] = x0;
+        r.args.x[0] = x0;
         r
     }
 }
 
 /// EL1 system registers, saved only when a physical CPU switches vCPUs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)] // named as in the Arm ARM
 pub struct El1Regs {
     pub sctlr: u64,
@@ -111,7 +125,7 @@ impl TimerRegs {
 }
 
 /// The per-vCPU GIC virtual CPU interface state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VgicCpuRegs {
     /// ICH_VMCR_EL2.
     pub vmcr: u64,
@@ -121,10 +135,33 @@ pub struct VgicCpuRegs {
     pub ap1r0: u64,
 }
 
+/// The state of a vCPU that stays in the CPU across exits and is switched
+/// only when a physical CPU changes vCPU (or a vCPU restarts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuContext {
+    /// EL1 system registers.
+    pub el1: El1Regs,
+    /// FP/SIMD registers.
+    pub fp: FpRegs,
+    /// The virtual timer.
+    pub timer: TimerRegs,
+    /// The GIC virtual CPU interface (VMCR, active priorities).
+    pub gicv: VgicCpuRegs,
+}
+
+impl VcpuContext {
+    /// The state of a vCPU that was just powered on (architectural reset values).
+    pub fn reset() -> Self {
+        Self {
+            el1: El1Regs::reset(),
+            ..Default::default()
+        }
+    }
+}
+
 /// FP/SIMD state: v0..v31, FPCR, FPSR.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(16))]
-#[derive(Default)]
 pub struct FpRegs {
     /// q0..q31.
     pub q: [u128; 32],

@@ -1,9 +1,9 @@
 //! Bare-metal EL1 test guests that prove Tandem's guest path from the inside.
 //!
-//! Two binaries share this runtime: `probe` (PSCI, vGIC, virtual timer, stage 2 and the
-//! null-hypercall round trip) and `hostile` (every act a hostile guest may try, each with its
-//! defined outcome, ending in one Tandem cannot emulate). The system tests in
-//! `tests/tests/guest_*.rs` boot them under Tandem and read their console.
+//! Two binaries share this runtime: `probe` (PSCI, vGIC, virtual timer, stage 2, the
+//! null-hypercall round trip and the exit-path figures) and `hostile` (every act a hostile
+//! guest may try, each with its defined outcome, ending in one Tandem cannot emulate). The
+//! system tests in `tests/tests/guest_*.rs` boot them under Tandem and read their console.
 //!
 //! # The guest environment
 //!
@@ -15,8 +15,8 @@
 //!
 //! # Crate map
 //!
-//! | Module      | Contents                                                                |
-//! |-------------|-------------------------------------------------------------------------|
+//! | Module      | Contents                                                                  |
+//! |-------------|---------------------------------------------------------------------------|
 //! | [`esr`]     | [`esr::Syndrome`]: pure ESR_EL1 decoding (host-tested)                   |
 //! | [`units`]   | counter-tick arithmetic (host-tested)                                   |
 //! | `rt`        | entry, stacks, vectors, per-vCPU fault and IRQ records, `expect_fault`, CPU_ON of a secondary |
@@ -25,6 +25,7 @@
 //! | `gic`       | GICv3 distributor/redistributor offsets and ICC_* system registers      |
 //! | `timer`     | CNTVCT and the CNTV_* virtual timer                                     |
 //! | `smccc`     | raw `hvc #0` / `smc #0` with arbitrary registers (malformed calls too)  |
+//! | `bench`     | timed `asm!` loops and the dithered timer sample behind `exit-cost:` lines |
 //!
 //! Everything but [`esr`] and [`units`] exists only on `aarch64-unknown-none`; on the host
 //! the crate is just those two modules and their tests.
@@ -33,6 +34,8 @@
 pub mod esr;
 pub mod units;
 
+#[cfg(target_os = "none")]
+pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]

@@ -16,6 +16,31 @@ pub const fn deci_ns_per_call(ticks: u64, hz: u64, calls: u64) -> u64 {
     (ticks as u128 * 10_000_000_000 / hz as u128 / calls as u128) as u64
 }
 
+/// A count of tenths, shown as `X.Y` (the guests print fractions without floating point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deci(pub u64);
+
+impl core::fmt::Display for Deci {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
+}
+
+/// How many start phases a dithered latency measurement sweeps: the nanoseconds in one tick
+/// of a `hz` counter (16 at 62.5 MHz), at least 1 and at most 64. Under `-icount shift=0` a
+/// nanosecond is one instruction, so delaying the start by 0, 1, .. `steps - 1` instructions
+/// puts it once at every instant within a tick. `hz` must be non-zero.
+pub const fn dither_steps(hz: u64) -> u64 {
+    let ns = 1_000_000_000 / hz;
+    if ns < 1 {
+        1
+    } else if ns > 64 {
+        64
+    } else {
+        ns
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +66,22 @@ mod tests {
     fn per_call() {
         assert_eq!(deci_ns_per_call(1_000_000, 62_500_000, 100_000), 1600);
         assert_eq!(deci_ns_per_call(1, 62_500_000, 3), 53);
+    }
+
+    /// Tenths print with one decimal.
+    #[test]
+    fn deci_display() {
+        assert_eq!(Deci(9270).to_string(), "927.0");
+        assert_eq!(Deci(53).to_string(), "5.3");
+        assert_eq!(Deci(7).to_string(), "0.7");
+    }
+
+    /// One phase per nanosecond of a tick: 16 at 62.5 MHz, 1 at 1 GHz, capped for slow counters.
+    #[test]
+    fn dither() {
+        assert_eq!(dither_steps(62_500_000), 16);
+        assert_eq!(dither_steps(1_000_000_000), 1);
+        assert_eq!(dither_steps(4_000_000_000), 1);
+        assert_eq!(dither_steps(1_000_000), 64);
     }
 }

@@ -32,6 +32,16 @@ pub fn now_ns() -> u64 {
     ((u128::from(ticks) * 1_000_000_000) / u128::from(freq)) as u64
 }
 
+/// Wakes CPUs waiting in [`wait_for_event`].
+pub fn send_event() {
+    asm::sev();
+}
+
+/// Sleeps until an event (another CPU's [`send_event`]) or an interrupt.
+pub fn wait_for_event() {
+    asm::wfe();
+}
+
 /// Stops this CPU for good (it only wakes to go back to sleep).
 pub fn park() -> ! {
     loop {

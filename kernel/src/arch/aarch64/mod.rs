@@ -23,6 +23,7 @@ pub mod console;
 pub mod cpu;
 pub mod crash;
 pub mod gic;
+pub mod hw;
 pub mod mmu;
 pub mod psci;
 pub mod vcpu;

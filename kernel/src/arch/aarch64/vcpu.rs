@@ -2,6 +2,7 @@
 //! the EL2 configuration every guest runs under.
 
 use crate::vcpu::exit::{ExitSnapshot, ExitVector};
+use crate::vcpu::inject::El1Exception;
 use crate::vcpu::regs::{El1Regs, FpRegs, GuestRegs, TimerRegs};
 
 unsafe extern "C" {
@@ -248,23 +249,13 @@ pub fn read_id_register(crm: u8, op2: u8) -> u64 {
     }
 }
 
-/// Guest exception state Tandem changes to inject an exception.
-pub struct El1Exception {
-    /// ESR_EL1 value.
-    pub esr: u64,
-    /// FAR_EL1 value (if the exception reports an address).
-    pub far: Option<u64>,
-}
-
 /// Injects a synchronous exception into the loaded vCPU, as if the CPU took it at EL1.
 pub fn inject_sync(regs: &mut GuestRegs, e: &El1Exception) {
     write_sysreg!("esr_el1", e.esr);
     if let Some(far) = e.far {
         write_sysreg!("far_el1", far);
     }
-    write_sysreg!("elr_el1", regs.pc);
-    write_sysreg!("spsr_el1", regs.pstate);
-    let vbar = read_sysreg!("vbar_el1");
-    regs.pc = vbar + crate::vcpu::inject::vector_offset(regs.pstate);
-    regs.pstate = crate::vcpu::regs::PSTATE_EL1H_MASKED;
+    let (elr, spsr) = crate::vcpu::inject::take_exception(regs, read_sysreg!("vbar_el1"));
+    write_sysreg!("elr_el1", elr);
+    write_sysreg!("spsr_el1", spsr);
 }

@@ -14,9 +14,58 @@
 //!   IDs, a plausible time); two rounds of "match in 1 s" each deliver its level-sensitive
 //!   SPI (INTID 34) through the vGIC once, and not again after the handler clears it
 //!   (`passthrough-latency: round=N ticks=T ns=X` after the match instant);
-//! - the null-hypercall round trip: `hvc-roundtrip: calls=100000 ticks=T ns_per_call=X`.
+//! - the null-hypercall round trip: `hvc-roundtrip: calls=100000 ticks=T ns_per_call=X`
+//!   (Tandem VERSION through `pv_abi`'s Rust call, loop included; kept for continuity);
+//! - `exit_cost`: Tandem's exit-path figures (issue 8), see below.
 //!
 //! Then `N passed, N failed` and PSCI SYSTEM_OFF.
+//!
+//! # Exit-cost lines
+//!
+//! One line per figure, machine-readable:
+//!
+//! ```text
+//! exit-cost: path=<path> iterations=<N> ns_per_op=<X.Y>[ <key>=<value>]...
+//! ```
+//!
+//! `path` names the exit path, `iterations` is how many operations the figure averages over,
+//! `ns_per_op` is the figure in nanoseconds with one decimal, truncated. Further `key=value`
+//! fields explain it and may change; tools key on `path` and `ns_per_op` only. Under the
+//! system tests' `-icount shift=0,sleep=off` one instruction is one nanosecond, so a figure
+//! is a path length in instructions (cortex-a72: the counter ticks every 16 instructions,
+//! hence the averaging). `tests/figures/exit-costs.toml` holds the committed figures that
+//! `tests/tests/guest_probe.rs` holds them to.
+//!
+//! | `path` | operation | `iterations` | `ns_per_op` |
+//! |---|---|---|---|
+//! | `smccc-version` | `hvc #0` with x0 = SMCCC_VERSION (0x8000_0000), answered by Tandem | 100,000 | `gross_ns_per_op - loop_ns_per_op` |
+//! | `tandem-version` | `hvc #0` with x0 = Tandem's VERSION (0xc600_0000) | 100,000 | as above |
+//! | `gicd-read` | a 32-bit load of GICD_TYPER (0x0800_0004), a stage-2 data abort Tandem emulates | 20,000 | as above |
+//! | `vtimer-latency` | the virtual timer's condition becoming true while the vCPU runs → the guest's IRQ vector | 64 (4 × 16 start phases) | mean of dithered samples |
+//!
+//! The round trips are timed over `asm!` loops of fixed shape (`test_guests::bench`), IRQs
+//! masked: `gross_ns_per_op` is the loop's time per iteration, which includes the loop's own
+//! instructions (5 for the hypercalls: `mov x0`, `hvc`, `add`, `subs`, `b.ne`; 4 for the
+//! load: `ldr`, `add`, `subs`, `b.ne`), and `loop_ns_per_op` is the same loop with the
+//! exiting instruction replaced by an ordinary one (`nop`; a load from RAM), timed the same
+//! way (5.0 and 4.0 under icount). `ns_per_op` is their difference: what the exit adds to
+//! one ordinary instruction, that is Tandem's instructions from its vector to its `eret`
+//! plus QEMU's accounting of the trap, the exception entry and the return (at most about
+//! one instruction each).
+//!
+//! An interrupt's latency cannot be looped, and repeating it does not refine a 16 ns counter
+//! under icount (every sample reads the same whole number of ticks; the `vtimer` suite's ten
+//! deadlines all print the same `ticks`). So `vtimer-latency` dithers: each sample first
+//! sleeps in WFI until a deadline (which leaves it a fixed number of instructions past a
+//! tick boundary), waits `k` more instructions, reads the counter, and enables the timer
+//! with its compare value in the past; the guest's IRQ vector reads the counter again as its
+//! third instruction. Samples with `k` = 0..15, four times over, start once at every
+//! instruction of a tick per sweep, so their mean is the exact instruction count although
+//! each sample is a multiple of 16 (`min_ns`, `max_ns`). It counts from one instruction
+//! before the condition holds (the enabling `msr`) to the vector's counter read (after two
+//! vector instructions), through the same Tandem path as a deadline reached while the vCPU
+//! runs; the `exit_cost::vtimer_latency` check confirms it lies within the `vtimer` suite's
+//! deadline latencies (`deadline_ns`, 16 ns resolution) give or take a tick.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -28,15 +77,17 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod guest {
-    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     use pv_abi::psci::{self, AFFINITY_INFO, CPU_ON, CPU_SUSPEND, PSCI_FEATURES, PSCI_VERSION};
-    use pv_abi::smccc::SMCCC_VERSION;
+    use pv_abi::smccc::{SMCCC_VERSION, SMCCC_VERSION_1_1};
     use pv_abi::{FunctionId, HvcArgs, HypercallId, StatId};
+    use test_guests::bench::{self, Timed};
     use test_guests::esr::EC_DATA_ABORT_SAME_EL;
-    use test_guests::gic::{self, gicd, gicr, sgi};
+    use test_guests::gic::{self, GICD_BASE, gicd, gicr, sgi};
     use test_guests::harness::Harness;
     use test_guests::smccc::{hvc, regs, w0};
+    use test_guests::units::Deci;
     use test_guests::{PHYS_RTC, PHYS_UART, RAM_END, check, println, rt, timer, units};
 
     test_guests::entry!(main, secondary);
@@ -55,6 +106,18 @@ mod guest {
     const ROUNDTRIP_CALLS: u64 = 100_000;
     /// Iterations of the two-instruction calibration loop.
     const CALIBRATION_ITERATIONS: u64 = 1_000_000;
+    /// Hypercalls timed for each of the `smccc-version` and `tandem-version` figures.
+    const EXIT_HVC_ITERATIONS: u64 = 100_000;
+    /// Trapped GICD_TYPER reads timed for the `gicd-read` figure.
+    const EXIT_GICD_ITERATIONS: u64 = 20_000;
+    /// Dither sweeps for the `vtimer-latency` figure (each one sample per instruction of a
+    /// counter tick).
+    const EXIT_VTIMER_SWEEPS: u64 = 4;
+    /// How far ahead (ns) each `vtimer-latency` sample's WFI deadline is: far beyond
+    /// Tandem's WFI trap path, so the vCPU is asleep when it passes.
+    const EXIT_VTIMER_LEAD_NS: u64 = 20_000;
+    /// What the `gicd-read` baseline loop loads instead of GICD_TYPER: a word of RAM.
+    static RAM_WORD: AtomicU32 = AtomicU32::new(0x5a5a_5a5a);
 
     // vCPU 0 <-> vCPU 1 mailbox. Single writer each, so plain stores suffice.
     /// Incremented by vCPU 1 each time it comes online (after its GIC set-up).
@@ -83,10 +146,11 @@ mod guest {
         psci_bring_up(&mut h);
         vgic(&mut h);
         psci_off_and_on(&mut h);
-        vtimer(&mut h);
+        let deadline_ticks = vtimer(&mut h);
         stage2(&mut h);
         passthrough(&mut h);
         roundtrip(&mut h);
+        exit_costs(&mut h, deadline_ticks);
         h.summary();
         rt::power_off()
     }
@@ -360,11 +424,13 @@ mod guest {
         );
     }
 
-    fn vtimer(h: &mut Harness) {
+    /// The `vtimer` suite; returns the shortest and longest deadline latency in ticks, if
+    /// any deadline interrupted on time.
+    fn vtimer(h: &mut Harness) -> Option<(u64, u64)> {
         let hz = timer::hz();
         check!(h, "vtimer::frequency", hz != 0, "CNTFRQ_EL0={hz} Hz");
         if hz == 0 {
-            return;
+            return None;
         }
         gic::enable_private(0, timer::VTIMER_INTID, PRIORITY);
         gic::cpu_interface_on();
@@ -447,6 +513,7 @@ mod guest {
             units::ticks_to_ns(lat.max(0) as u64, hz)
         );
         timer::disable();
+        (on_time > 0).then_some((lat_min, lat_max))
     }
 
     /// Checks that an access to `addr` gets Tandem's injected external abort.
@@ -700,6 +767,118 @@ mod guest {
         println!(
             "hvc-roundtrip-calibration: loop_instructions={instructions} ticks={ticks} ns={}",
             units::ticks_to_ns(ticks, hz)
+        );
+    }
+
+    /// Prints a looped figure's `exit-cost:` line: `exit` timed the exiting loop, `base` the
+    /// same loop without the exit.
+    fn print_loop_figure(path: &str, iterations: u64, exit: Timed, base: Timed, hz: u64) {
+        let gross = units::deci_ns_per_call(exit.ticks, hz, iterations);
+        let lp = units::deci_ns_per_call(base.ticks, hz, iterations);
+        println!(
+            "exit-cost: path={path} iterations={iterations} ns_per_op={} gross_ns_per_op={} loop_ns_per_op={}",
+            Deci(gross.saturating_sub(lp)),
+            Deci(gross),
+            Deci(lp)
+        );
+    }
+
+    /// The exit-path figures (module doc, "Exit-cost lines"). `deadline_ticks`: the `vtimer`
+    /// suite's shortest and longest deadline latency, to check `vtimer-latency` against.
+    fn exit_costs(h: &mut Harness, deadline_ticks: Option<(u64, u64)>) {
+        let hz = timer::hz().max(1);
+
+        let n = EXIT_HVC_ITERATIONS;
+        for (path, name, fid, w0_want) in [
+            (
+                "smccc-version",
+                "exit_cost::smccc_version",
+                SMCCC_VERSION,
+                SMCCC_VERSION_1_1,
+            ),
+            (
+                "tandem-version",
+                "exit_cost::tandem_version",
+                HypercallId::Version.fid(),
+                0,
+            ),
+        ] {
+            let exit = bench::hvc_loop(fid.raw(), n);
+            let base = bench::hvc_baseline(fid.raw(), n);
+            print_loop_figure(path, n, exit, base, hz);
+            check!(
+                h,
+                name,
+                exit.sum == n * u64::from(w0_want),
+                "{n} calls of {:#x}: w0 summed to {:#x}, want {n} x {w0_want:#x}",
+                fid.raw(),
+                exit.sum
+            );
+        }
+
+        let n = EXIT_GICD_ITERATIONS;
+        let typer = gic::distributor().read32(gicd::TYPER);
+        // SAFETY: GICD_TYPER is a read-only register of the VM's emulated distributor.
+        let exit = unsafe { bench::load_loop(GICD_BASE + gicd::TYPER as u64, n) };
+        // SAFETY: RAM_WORD is a static nobody writes; reading its storage is harmless.
+        let base = unsafe { bench::load_loop(RAM_WORD.as_ptr() as u64, n) };
+        print_loop_figure("gicd-read", n, exit, base, hz);
+        let word = u64::from(RAM_WORD.load(Ordering::Relaxed));
+        check!(
+            h,
+            "exit_cost::gicd_read",
+            exit.sum == n * u64::from(typer) && base.sum == n * word,
+            "{n} reads of GICD_TYPER summed to {:#x}, want {n} x {typer:#x}; baseline {:#x}",
+            exit.sum,
+            base.sum
+        );
+
+        // As the vtimer suite left them, to be sure: the timer's PPI enabled, the CPU
+        // interface on, IRQs unmasked.
+        gic::enable_private(0, timer::VTIMER_INTID, PRIORITY);
+        gic::cpu_interface_on();
+        rt::irq_enable();
+        let steps = units::dither_steps(hz);
+        let samples = EXIT_VTIMER_SWEEPS * steps;
+        let lead = units::ns_to_ticks(EXIT_VTIMER_LEAD_NS, hz);
+        let (mut sum, mut min, mut max, mut good) = (0, u64::MAX, 0, 0);
+        for i in 0..samples {
+            if let Some(t) = bench::vtimer_sample(i % steps, lead) {
+                sum += t;
+                min = min.min(t);
+                max = max.max(t);
+                good += 1;
+            }
+        }
+        let mean = units::deci_ns_per_call(sum, hz, good.max(1));
+        let (min, max) = if good == 0 { (0, 0) } else { (min, max) };
+        let (dl_min, dl_max) = deadline_ticks.unwrap_or((0, 0));
+        let tick_deci = 10 * units::ticks_to_ns(1, hz);
+        let (dl_min_deci, dl_max_deci) = (
+            10 * units::ticks_to_ns(dl_min, hz),
+            10 * units::ticks_to_ns(dl_max, hz),
+        );
+        println!(
+            "exit-cost: path=vtimer-latency iterations={samples} ns_per_op={} min_ns={} max_ns={} deadline_ns={}..{}",
+            Deci(mean),
+            units::ticks_to_ns(min, hz),
+            units::ticks_to_ns(max, hz),
+            dl_min_deci / 10,
+            dl_max_deci / 10
+        );
+        // The deadline latencies L satisfy 16 * ticks <= L < 16 * (ticks + 1); the dithered
+        // mean adds the enabling `msr`. One tick of slack either way.
+        check!(
+            h,
+            "exit_cost::vtimer_latency",
+            good == samples
+                && deadline_ticks.is_some()
+                && mean + tick_deci >= dl_min_deci
+                && mean <= dl_max_deci + 2 * tick_deci,
+            "{good}/{samples} dithered samples ({steps} start phases x {EXIT_VTIMER_SWEEPS}), mean {} ns; deadline latencies {}..{} ns",
+            Deci(mean),
+            dl_min_deci / 10,
+            dl_max_deci / 10
         );
     }
 }

@@ -1,0 +1,203 @@
+//! The shared console: VM output tagged per VM, input routed to the focused
+//! VM or to Tandem's monitor, and the monitor's commands.
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::Ordering;
+
+use super::Hypervisor;
+use super::vm::{Vm, VmState};
+use crate::arch::Hw;
+use crate::monitor::{self, Command, Focus, Input, LineEditor};
+
+/// Console ring bytes kept free for each other VM.
+const RING_SHARE: usize = 1024;
+
+/// Whether VM `id` has the console focus (its output is streamed, not line-buffered).
+pub fn has_focus(hv: &Hypervisor, id: u32) -> bool {
+    match hv.console.lock().focus {
+        Focus::Vm(i) => hv.vms.get(i).is_some_and(|vm| vm.id == id),
+        Focus::Monitor => false,
+    }
+}
+
+fn focus_name(hv: &Hypervisor, f: Focus) -> &str {
+    match f {
+        Focus::Vm(i) => hv.vms.get(i).map_or("?", |vm| vm.name()),
+        Focus::Monitor => "the Tandem monitor",
+    }
+}
+
+/// Says where console input goes (at boot).
+pub fn announce(hv: &Hypervisor) {
+    let focus = hv.console.lock().focus;
+    log::info!(
+        "console input goes to {}; Ctrl-] switches between VMs and the Tandem monitor",
+        focus_name(hv, focus)
+    );
+}
+
+/// Takes guest console output: streamed if `vm` has the console focus, else
+/// by whole lines. It only ever copies into Tandem's transmit ring (never
+/// waits for the UART); when the ring is nearly full it accepts fewer bytes
+/// and the guest retries the rest.
+pub fn vm_output(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> usize {
+    let mut tag = [0u8; 40];
+    let tag = vm_tag(vm, hv.color, &mut tag);
+    let focused = has_focus(hv, vm.id);
+    // Every other VM keeps a share of the ring, so one VM's flood of output
+    // never makes another VM's console writes wait.
+    let others = hv.vms.len().saturating_sub(1);
+    hw.with_terminal(|term, out, free| {
+        // Room for the bytes, CR before each newline, and a tag per line.
+        let take = bytes
+            .len()
+            .min(free.saturating_sub(256 + others * RING_SHARE) / 2);
+        let bytes = &bytes[..take];
+        if focused {
+            term.stream(vm.id, tag, bytes, &mut |b| out(b));
+            take
+        } else {
+            vm.console
+                .lock()
+                .write(bytes, |line| term.line(tag, line, &mut |b| out(b)))
+        }
+    })
+}
+
+/// The line tag, e.g. ` linux | `, coloured per VM on a terminal.
+fn vm_tag<'a>(vm: &Vm, color: bool, buf: &'a mut [u8; 40]) -> &'a [u8] {
+    let name = vm.name().as_bytes();
+    let on: &[u8] = [b"\x1b[36m", b"\x1b[33m", b"\x1b[35m", b"\x1b[32m"][(vm.id as usize - 1) % 4];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if n < buf.len() {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+    };
+    if color {
+        put(on);
+    }
+    for _ in name.len()..6 {
+        put(b" ");
+    }
+    put(name);
+    put(b" |");
+    if color {
+        put(b"\x1b[0m");
+    }
+    put(b" ");
+    &buf[..n]
+}
+
+/// Routes UART input: to the focused VM, to the monitor, or switches focus.
+pub fn input(hv: &Hypervisor, hw: &mut impl Hw) {
+    let mut to_vm = [0u8; 64];
+    let mut to_vm_len = 0;
+    let mut sw = hv.console.lock();
+    let mut target = sw.focus;
+    for _ in 0..256 {
+        let Some(b) = hw.read_byte() else { break };
+        let input = match sw.focus {
+            Focus::Vm(_) => monitor::vm_input(b),
+            Focus::Monitor => sw.editor.get_or_insert_with(LineEditor::default).feed(b),
+        };
+        match input {
+            Input::Switch => {
+                deliver(hv, target, &to_vm[..to_vm_len], hw);
+                to_vm_len = 0;
+                sw.focus = sw.focus.next(hv.vms.len());
+                target = sw.focus;
+                hw.print(format_args!(
+                    "\n[tandem] console input: {} (Ctrl-] switches)\n",
+                    focus_name(hv, sw.focus)
+                ));
+                if sw.focus == Focus::Monitor {
+                    hw.print(format_args!("tandem> "));
+                }
+            }
+            Input::ToVm(b) => {
+                if to_vm_len == to_vm.len() {
+                    deliver(hv, target, &to_vm, hw);
+                    to_vm_len = 0;
+                }
+                to_vm[to_vm_len] = b;
+                to_vm_len += 1;
+            }
+            Input::Echo(b) => hw.print(format_args!("{}", b as char)),
+            Input::Erase => hw.print(format_args!("\x08 \x08")),
+            Input::Line => {
+                hw.print(format_args!("\n"));
+                let mut line = [0u8; monitor::LINE_MAX];
+                let text = sw.editor.as_ref().map_or("", |e| e.line());
+                let n = text.len();
+                line[..n].copy_from_slice(text.as_bytes());
+                drop(sw);
+                run_command(hv, core::str::from_utf8(&line[..n]).unwrap_or(""), hw);
+                hw.print(format_args!("tandem> "));
+                sw = hv.console.lock();
+            }
+            Input::None => {}
+        }
+    }
+    drop(sw);
+    deliver(hv, target, &to_vm[..to_vm_len], hw);
+}
+
+fn deliver(hv: &Hypervisor, target: Focus, bytes: &[u8], hw: &mut impl Hw) {
+    let Focus::Vm(i) = target else { return };
+    let Some(vm) = hv.vms.get(i) else { return };
+    if bytes.is_empty() || !vm.is_running() {
+        return;
+    }
+    let accepted = vm.console.lock().push_input(bytes);
+    if accepted > 0 && vm.desc.console_intid != 0 {
+        hv.inject(vm, vm.desc.console_intid, None, hw);
+    }
+}
+
+/// Runs one monitor command line.
+pub fn run_command(hv: &Hypervisor, line: &str, hw: &mut impl Hw) {
+    match monitor::parse(line) {
+        Command::Help => hw.print(format_args!("{}\n", monitor::HELP)),
+        Command::Vms => {
+            for vm in &hv.vms {
+                let s = &vm.stats;
+                let state = match vm.state() {
+                    VmState::Running => "running",
+                    VmState::Resetting | VmState::Clearing => "resetting",
+                    VmState::Stopped => "stopped",
+                };
+                hw.print(format_args!(
+                    "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  exits={} hypercalls={} virqs={} mmio={} wfi={} resets={}\n",
+                    vm.id,
+                    vm.name(),
+                    state,
+                    vm.vcpus.len(),
+                    vm.desc.ram_size >> 20,
+                    s.exits.load(Ordering::Relaxed),
+                    s.hypercalls.load(Ordering::Relaxed),
+                    s.virqs.load(Ordering::Relaxed),
+                    s.mmio.load(Ordering::Relaxed),
+                    s.wfi.load(Ordering::Relaxed),
+                    s.resets.load(Ordering::Relaxed),
+                ));
+            }
+        }
+        Command::Reset(name) => match hv.vm_by_name(name) {
+            Some(vm) => hv.request_reset(vm, "monitor command", hw),
+            None => hw.print(format_args!("no VM named '{name}'\n")),
+        },
+        Command::Stop(name) => match hv.vm_by_name(name) {
+            Some(vm) => hv.stop(vm, format_args!("monitor command"), hw),
+            None => hw.print(format_args!("no VM named '{name}'\n")),
+        },
+        Command::Empty => {}
+        Command::Unknown(what) => hw.print(format_args!(
+            "unknown command '{what}'; {}\n",
+            monitor::HELP
+        )),
+    }
+}

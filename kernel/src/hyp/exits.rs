@@ -1,0 +1,338 @@
+//! What each kind of exit does: SMCCC calls, emulated MMIO (the vGIC),
+//! trapped system registers, WFI/WFE, aborts and the exits that stop a VM.
+//!
+//! Handlers get the VM and the vCPU as its CPU holds it, decide, and return
+//! an [`Outcome`] for the loop. Guest input never panics here; what each
+//! hostile case gets is listed in docs/design.md.
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::Ordering;
+
+use log::debug;
+
+use super::Hypervisor;
+use super::pcpu::Vcpu;
+use super::vm::Vm;
+use crate::aarch64::esr::SysRegAccess;
+use crate::arch::Hw;
+use crate::hypercall::{self, CallAction, CallEnv, PowerState};
+use crate::vcpu::exit::{self, MmioAccess, VmExit};
+use crate::vcpu::inject::{self, El1Exception};
+use crate::vcpu::sysreg::{self, SysRegAction};
+
+/// What the loop does after an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Re-enter the guest.
+    Continue,
+    /// A physical interrupt is pending at EL2: handle it, then re-enter.
+    Irq,
+    /// The vCPU waits for an interrupt.
+    Block,
+    /// Let others run.
+    Yield,
+    /// The vCPU or its VM is no longer running here.
+    Leave,
+}
+
+/// Handles exit `e` of vCPU `v` of `vm`.
+pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExit) -> Outcome {
+    match e {
+        VmExit::Hvc(_) => smccc_call(hv, vm, v, hw),
+        VmExit::Irq => Outcome::Irq,
+        VmExit::Smc(_) => {
+            // Trapped SMC: the PC still points at it. Same service as HVC.
+            v.regs.pc += 4;
+            smccc_call(hv, vm, v, hw)
+        }
+        VmExit::Wfi => {
+            v.regs.pc += 4;
+            vm.stats.wfi.fetch_add(1, Ordering::Relaxed);
+            let mut vgic = vm.vgic.lock();
+            v.sync_lrs(&mut vgic, hw);
+            if vgic.has_deliverable(v.index) {
+                Outcome::Continue
+            } else {
+                Outcome::Block
+            }
+        }
+        VmExit::Wfe => {
+            v.regs.pc += 4;
+            Outcome::Yield
+        }
+        VmExit::Mmio(a) => mmio(hv, vm, v, hw, &a),
+        VmExit::MmioNoSyndrome { ipa, write } => {
+            if vm.vgic.lock().decode_ipa(ipa).is_some() {
+                let pc = v.regs.pc;
+                hv.stop(
+                    vm,
+                    format_args!(
+                        "vCPU {} accessed the vGIC at {ipa:#x} with an instruction Tandem cannot emulate \
+                         (no syndrome: use plain loads/stores), PC {pc:#x}",
+                        v.index
+                    ),
+                    hw,
+                );
+                Outcome::Leave
+            } else {
+                inject_abort(vm, v, hw, ipa, write);
+                Outcome::Continue
+            }
+        }
+        VmExit::InstrAbort { ipa } => {
+            debug!(
+                "VM '{}' vCPU {}: instruction fetch from unmapped IPA {ipa:#x}",
+                vm.name(),
+                v.index
+            );
+            let esr = inject::instr_abort_esr(v.regs.pstate);
+            hw.inject_sync(
+                &mut v.regs,
+                &El1Exception {
+                    esr,
+                    far: Some(ipa),
+                },
+            );
+            Outcome::Continue
+        }
+        VmExit::SysReg(a) => sysreg_access(hv, vm, v, hw, &a),
+        VmExit::FpTrap => {
+            undefined(v, hw);
+            Outcome::Continue
+        }
+        VmExit::SError => {
+            let pc = v.regs.pc;
+            hv.stop(
+                vm,
+                format_args!("SError from vCPU {} at PC {pc:#x}", v.index),
+                hw,
+            );
+            Outcome::Leave
+        }
+        VmExit::Other(ec) => {
+            let pc = v.regs.pc;
+            hv.stop(
+                vm,
+                format_args!(
+                    "unexpected exit (exception class {ec:#04x}) from vCPU {} at PC {pc:#x}",
+                    v.index
+                ),
+                hw,
+            );
+            Outcome::Leave
+        }
+    }
+}
+
+fn undefined(v: &mut Vcpu, hw: &mut impl Hw) {
+    hw.inject_sync(
+        &mut v.regs,
+        &El1Exception {
+            esr: inject::undefined_esr(),
+            far: None,
+        },
+    );
+}
+
+fn inject_abort(vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, ipa: u64, write: bool) {
+    debug!(
+        "VM '{}' vCPU {}: {} of unmapped IPA {ipa:#x}: external abort injected",
+        vm.name(),
+        v.index,
+        if write { "write" } else { "read" }
+    );
+    let esr = inject::data_abort_esr(v.regs.pstate, write);
+    hw.inject_sync(
+        &mut v.regs,
+        &El1Exception {
+            esr,
+            far: Some(ipa),
+        },
+    );
+}
+
+/// The VM as a call handler sees it.
+struct Env<'a, H> {
+    hv: &'a Hypervisor,
+    vm: &'a Vm,
+    vcpu: usize,
+    hw: &'a mut H,
+}
+
+impl<H: Hw> CallEnv for Env<'_, H> {
+    fn vm_info(&self) -> pv_abi::VmInfo {
+        pv_abi::VmInfo {
+            vm_id: u64::from(self.vm.id),
+            vcpu_id: self.vcpu as u64,
+            vcpu_count: self.vm.vcpus.len() as u64,
+        }
+    }
+    fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
+        self.vm.vcpu_by_mpidr(mpidr)
+    }
+    fn power_state(&self, i: usize) -> PowerState {
+        self.vm.vcpus.get(i).map_or(PowerState::Off, |s| s.power())
+    }
+    fn is_ram(&self, ipa: u64) -> bool {
+        self.vm.is_ram(ipa)
+    }
+    fn console_write(&mut self, bytes: &[u8]) -> usize {
+        super::console::vm_output(self.hv, self.vm, bytes, self.hw)
+    }
+    fn console_read(&mut self, out: &mut [u8]) -> usize {
+        self.vm.console.lock().read_input(out)
+    }
+    fn stat(&self, id: pv_abi::StatId) -> u64 {
+        let s = &self.vm.stats;
+        match id {
+            pv_abi::StatId::Exits => s.exits.load(Ordering::Relaxed),
+            pv_abi::StatId::Hypercalls => s.hypercalls.load(Ordering::Relaxed),
+            pv_abi::StatId::VirqsInjected => s.virqs.load(Ordering::Relaxed),
+            pv_abi::StatId::MmioEmulated => s.mmio.load(Ordering::Relaxed),
+            pv_abi::StatId::WfiExits => s.wfi.load(Ordering::Relaxed),
+            pv_abi::StatId::UptimeNs => {
+                crate::sched::ticks_to_ns(self.hw.now(), self.hv.counter_hz)
+            }
+        }
+    }
+}
+
+fn smccc_call(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw) -> Outcome {
+    vm.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
+    let mut env = Env {
+        hv,
+        vm,
+        vcpu: v.index,
+        hw,
+    };
+    let (ret, action) = hypercall::dispatch(&v.regs.args, &mut env);
+    let hw = env.hw;
+    if action != CallAction::CpuOff {
+        v.regs.args.x[..4].copy_from_slice(&ret.x);
+    }
+    match action {
+        CallAction::Resume => Outcome::Continue,
+        CallAction::Yield => Outcome::Yield,
+        CallAction::CpuOn {
+            vcpu,
+            entry,
+            context,
+        } => {
+            hv.start_vcpu(vm, vcpu, entry, context, hw);
+            Outcome::Continue
+        }
+        CallAction::CpuOff => {
+            vm.vcpus[v.index].set_power(PowerState::Off);
+            Outcome::Leave
+        }
+        CallAction::SystemOff => {
+            hv.stop(
+                vm,
+                format_args!("powered off by the guest (PSCI SYSTEM_OFF)"),
+                hw,
+            );
+            Outcome::Leave
+        }
+        CallAction::SystemReset => {
+            hv.request_reset(vm, "PSCI SYSTEM_RESET", hw);
+            Outcome::Leave
+        }
+    }
+}
+
+fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess) -> Outcome {
+    let mut vgic = vm.vgic.lock();
+    let Some((frame, offset)) = vgic.decode_ipa(a.ipa) else {
+        drop(vgic);
+        inject_abort(vm, v, hw, a.ipa, a.write);
+        return Outcome::Continue;
+    };
+    vm.stats.mmio.fetch_add(1, Ordering::Relaxed);
+    if a.write {
+        // The guest's LRs may hold state the write changes: fold them in first.
+        v.sync_lrs(&mut vgic, hw);
+        let value = exit::store_value(v.regs.get(a.reg), a);
+        let result = vgic.mmio_write(frame, offset, a.size, value);
+        drop(vgic);
+        match result {
+            Ok(kick) => {
+                hv.notify(vm, kick, hw);
+                super::passthrough::settle(vm, hw);
+            }
+            Err(_) => {
+                inject_abort(vm, v, hw, a.ipa, true);
+                return Outcome::Continue;
+            }
+        }
+    } else {
+        // Pending and active state of interrupts in this vCPU's LRs is read
+        // from the model: fold them in first (only if any are in use).
+        if is_state_register(frame, offset) {
+            v.sync_lrs(&mut vgic, hw);
+        }
+        let result = vgic.mmio_read(frame, offset, a.size);
+        drop(vgic);
+        match result {
+            Ok(raw) => v.regs.set(a.reg, exit::load_value(raw, a)),
+            Err(_) => {
+                inject_abort(vm, v, hw, a.ipa, false);
+                return Outcome::Continue;
+            }
+        }
+    }
+    v.regs.pc += 4;
+    Outcome::Continue
+}
+
+/// Whether a read at `offset` of `frame` shows pending or active state
+/// (GICD/GICR ISPENDR..ICACTIVER, 0x200..0x400 of the distributor and of
+/// a redistributor's SGI frame), which list registers may hold.
+fn is_state_register(frame: crate::vgic::Frame, offset: u64) -> bool {
+    let off = match frame {
+        crate::vgic::Frame::Dist => offset,
+        crate::vgic::Frame::Redist(_) => offset.wrapping_sub(0x1_0000),
+    };
+    (0x200..0x400).contains(&off)
+}
+
+fn sysreg_access(
+    hv: &Hypervisor,
+    vm: &Vm,
+    v: &mut Vcpu,
+    hw: &mut impl Hw,
+    a: &SysRegAccess,
+) -> Outcome {
+    match sysreg::classify(a) {
+        SysRegAction::IdRead { crm, op2 } => {
+            v.regs.set(
+                a.rt,
+                sysreg::sanitize_id(crm, op2, hw.id_register(crm, op2)),
+            );
+        }
+        SysRegAction::Sgi1r => {
+            let value = v.regs.get(a.rt);
+            let kick = vm.vgic.lock().sgi1r_write(v.index, value);
+            vm.stats
+                .virqs
+                .fetch_add(u64::from(kick.count_ones()), Ordering::Relaxed);
+            hv.notify(vm, kick, hw);
+        }
+        SysRegAction::RazWi => {
+            if a.is_read {
+                v.regs.set(a.rt, 0);
+            }
+        }
+        SysRegAction::Undefined => {
+            debug!(
+                "VM '{}' vCPU {}: {:?} is not available: UNDEFINED injected",
+                vm.name(),
+                v.index,
+                a
+            );
+            undefined(v, hw);
+            return Outcome::Continue;
+        }
+    }
+    v.regs.pc += 4;
+    Outcome::Continue
+}

@@ -1,0 +1,448 @@
+//! One physical CPU's loop: which vCPU runs, the world switch around it, its
+//! list registers, and the EL2 (preemption) timer.
+//!
+//! [`Pcpu::step`] is one iteration: look at what changed if asked to, then
+//! either enter the chosen vCPU once and handle its exit, or idle until an
+//! interrupt. The target calls it forever; host tests call it step by step.
+//!
+//! What an exit costs is what it needs. On the common path (a hypercall, a
+//! trapped register) the loop reads one flag of its own CPU and one of the
+//! vCPU, and touches no lock, no list register and no clock:
+//! - list registers are read back only when the last flush left some in use
+//!   or the exit needs the vGIC model, and refilled only when the vGIC
+//!   changed for this vCPU (`VcpuShared::vgic_dirty`) or was read back;
+//! - power, reset and runnability are re-examined only when another CPU (or
+//!   an interrupt handler here) raised this CPU's attention flag;
+//! - the slice clock exists only on a shared CPU, and the EL2 timer, not a
+//!   clock read per exit, ends a slice.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::exits::{self, Outcome};
+use super::vm::Vm;
+use super::{Hypervisor, irq};
+use crate::arch::Hw;
+use crate::hypercall::PowerState;
+use crate::sched::{self, Policy, RoundRobin};
+use crate::vcpu::exit;
+use crate::vcpu::regs::{GuestRegs, VcpuContext};
+use crate::vgic::{MAX_LRS, Vgic};
+
+/// A vCPU as its physical CPU holds it.
+pub struct Vcpu {
+    /// Its VM's index in [`Hypervisor::vms`].
+    pub vm: usize,
+    /// Its index in the VM.
+    pub index: usize,
+    /// The VM epoch its state belongs to.
+    epoch: u32,
+    /// General-purpose registers, PC and PSTATE.
+    pub regs: GuestRegs,
+    /// State kept in the CPU while loaded.
+    pub ctx: VcpuContext,
+    /// The list-register values of the last flush (read back into on sync).
+    lrs: [u64; MAX_LRS],
+    /// How many list registers the last flush filled; while loaded they are
+    /// live in the hardware until synced.
+    lr_used: usize,
+    /// The list registers must be (re)filled before the next entry.
+    need_flush: bool,
+    /// Waiting in WFI for an interrupt.
+    pub blocked: bool,
+}
+
+impl Vcpu {
+    /// vCPU `index` of the VM at `vm`.
+    pub fn new(vm: usize, index: usize) -> Self {
+        Self {
+            vm,
+            index,
+            epoch: 0,
+            regs: GuestRegs::default(),
+            ctx: VcpuContext::reset(),
+            lrs: [0; MAX_LRS],
+            lr_used: 0,
+            need_flush: true,
+            blocked: false,
+        }
+    }
+
+    /// Folds the list registers the guest may have changed back into the
+    /// vGIC model (`vgic` locked by the caller). Afterwards the model is
+    /// authoritative and the LRs must be refilled before the next entry.
+    pub fn sync_lrs<H: Hw>(&mut self, vgic: &mut Vgic, hw: &mut H) {
+        if self.lr_used > 0 {
+            hw.read_lrs(&mut self.lrs[..self.lr_used]);
+            vgic.sync_with::<H::Lr>(self.index, &self.lrs[..self.lr_used]);
+            self.lr_used = 0;
+        }
+        self.need_flush = true;
+    }
+}
+
+/// Everything a physical CPU keeps for its loop.
+pub struct Pcpu {
+    me: usize,
+    /// The vCPUs pinned to this CPU.
+    pub vcpus: Vec<Vcpu>,
+    /// Whose context is in the CPU (EL1, FP, timer, vGIC CPU interface).
+    loaded: Option<usize>,
+    /// The vCPU this CPU runs until something changes.
+    current: Option<usize>,
+    policy: RoundRobin,
+    lr_count: usize,
+    /// List registers the hardware holds non-zero values in.
+    hw_lrs_used: usize,
+    /// The virtual CPU interface's underflow request as last written (`None`:
+    /// the interface was not enabled yet).
+    underflow: Option<bool>,
+    /// When the running slice ends (only while another vCPU waits here).
+    slice_end: Option<u64>,
+    /// The slice ran out: pick again.
+    preempt: bool,
+    /// Re-examine power, resets and the choice of vCPU before entering.
+    resched: bool,
+    /// The EL2 timer must be re-planned.
+    timer_dirty: bool,
+    /// The next emulator tick (CPU 0 only, when the board has one).
+    tick_next: Option<u64>,
+}
+
+impl Pcpu {
+    /// The loop state of CPU `me` for `vcpus`, with `lr_count` list registers.
+    pub fn new(me: usize, vcpus: Vec<Vcpu>, lr_count: usize, hv: &Hypervisor) -> Self {
+        Self {
+            me,
+            vcpus,
+            loaded: None,
+            current: None,
+            policy: RoundRobin::new(sched::ns_to_ticks(sched::SLICE_NS, hv.counter_hz)),
+            lr_count: lr_count.min(MAX_LRS),
+            hw_lrs_used: 0,
+            underflow: None,
+            slice_end: None,
+            preempt: false,
+            resched: true,
+            timer_dirty: true,
+            tick_next: None,
+        }
+    }
+
+    /// The vCPU that runs next (after a step), by local index.
+    pub fn current(&self) -> Option<usize> {
+        self.current
+    }
+
+    /// The vCPU whose context is in the CPU.
+    pub fn loaded(&self) -> Option<usize> {
+        self.loaded
+    }
+
+    /// One iteration of the loop: examine changes if asked to, then run the
+    /// chosen vCPU until its next exit, or idle until an interrupt.
+    pub fn step(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        let shared = &hv.pcpus[self.me];
+        if shared.attention.load(Ordering::Relaxed) {
+            shared.attention.store(false, Ordering::SeqCst);
+            self.resched = true;
+        }
+        if self.resched || self.current.is_none() {
+            self.resched = false;
+            self.reschedule(hv, hw);
+        }
+        if self.timer_dirty {
+            self.plan_timer(hv, hw);
+        }
+        match self.current {
+            Some(i) => self.run_once(i, hv, hw),
+            None => self.idle(hv, hw),
+        }
+    }
+
+    fn idle(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if self.me == 0 {
+            hw.pump();
+        }
+        hw.wait_for_interrupt();
+        irq::handle(self, hv, hw);
+    }
+
+    /// Enters vCPU `i` once and handles its exit.
+    fn run_once(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) {
+        let v = &mut self.vcpus[i];
+        let vm = &hv.vms[v.vm];
+        let shared = &vm.vcpus[v.index];
+        if shared.vgic_dirty.load(Ordering::Relaxed) {
+            shared.vgic_dirty.store(false, Ordering::SeqCst);
+            v.need_flush = true;
+        }
+        if v.need_flush {
+            self.refill(i, vm, hw);
+        }
+        let v = &mut self.vcpus[i];
+        let snap = hw.enter_guest(&mut v.regs);
+        vm.stats.exits.fetch_add(1, Ordering::Relaxed);
+        let outcome = exits::handle(hv, vm, v, hw, exit::decode(&snap));
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Irq => irq::handle(self, hv, hw),
+            Outcome::Block => {
+                self.vcpus[i].blocked = true;
+                self.current = None;
+            }
+            Outcome::Yield => {
+                self.preempt = true;
+                self.resched = true;
+            }
+            Outcome::Leave => self.current = None,
+        }
+    }
+
+    /// Reads back and refills vCPU `i`'s list registers (it is loaded).
+    fn refill<H: Hw>(&mut self, i: usize, vm: &Vm, hw: &mut H) {
+        let v = &mut self.vcpus[i];
+        let n = self.lr_count;
+        let more = {
+            let mut vgic = vm.vgic.lock();
+            v.sync_lrs(&mut vgic, hw);
+            let more = vgic.flush_with::<H::Lr>(v.index, &mut v.lrs[..n]);
+            v.lr_used = v.lrs[..n].iter().take_while(|&&lr| lr != 0).count();
+            more
+        };
+        v.need_flush = false;
+        let write = v.lr_used.max(self.hw_lrs_used);
+        if write > 0 {
+            hw.write_lrs(&v.lrs[..write]);
+        }
+        self.hw_lrs_used = v.lr_used;
+        if self.underflow != Some(more) {
+            hw.set_virtual_interface(more);
+            self.underflow = Some(more);
+        }
+    }
+
+    /// Applies what other CPUs and interrupt handlers changed, then picks
+    /// the vCPU to run.
+    fn reschedule(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        // Leave the VM while deciding: a reset waiting for this CPU may then complete.
+        hv.pcpus[self.me].inside.store(0, Ordering::SeqCst);
+        for k in 0..self.vcpus.len() {
+            self.sync_power(k, hv);
+        }
+        for k in 0..self.vcpus.len() {
+            let vm = &hv.vms[self.vcpus[k].vm];
+            if hv.try_finish_reset(vm, hw) {
+                self.timer_dirty = true;
+                for j in 0..self.vcpus.len() {
+                    self.sync_power(j, hv);
+                }
+            }
+        }
+        let keep = self
+            .current
+            .filter(|&c| self.runnable(c, hv) && !(self.preempt && self.others_runnable(c, hv)));
+        let pick = match keep {
+            Some(c) => Some(c),
+            None => {
+                let count = self.vcpus.len().min(64);
+                let mask = (0..count)
+                    .filter(|&k| self.runnable(k, hv))
+                    .fold(0u64, |m, k| m | 1 << k);
+                self.policy.pick(count, &|k| mask & (1 << k) != 0)
+            }
+        };
+        self.preempt = false;
+        if pick != self.current || keep.is_none() {
+            self.slice_end = None;
+        }
+        self.current = pick;
+        let Some(i) = pick else {
+            self.timer_dirty = true;
+            return;
+        };
+        let vm = &hv.vms[self.vcpus[i].vm];
+        hv.pcpus[self.me].inside.store(vm.id, Ordering::SeqCst);
+        if !vm.is_running() {
+            // A reset or stop raced the choice; its attention request follows.
+            hv.pcpus[self.me].inside.store(0, Ordering::SeqCst);
+            self.current = None;
+            return;
+        }
+        self.vcpus[i].blocked = false;
+        if self.vcpus.len() > 1 && self.slice_end.is_none() {
+            self.slice_end = Some(hw.now() + self.policy.slice(i));
+        }
+        self.switch_to(i, hv, hw);
+        self.timer_dirty = true;
+    }
+
+    /// Applies starts and resets requested for local vCPU `k`.
+    fn sync_power(&mut self, k: usize, hv: &Hypervisor) {
+        let v = &mut self.vcpus[k];
+        let vm = &hv.vms[v.vm];
+        let epoch = vm.epoch.load(Ordering::Acquire);
+        if epoch != v.epoch {
+            // The VM was reloaded: this vCPU's state, LRs included, is gone.
+            v.epoch = epoch;
+            v.blocked = false;
+            v.lr_used = 0;
+            v.need_flush = true;
+        }
+        if !vm.is_running() {
+            return;
+        }
+        let shared = &vm.vcpus[v.index];
+        if shared.power() != PowerState::OnPending {
+            return;
+        }
+        let start = shared.start.lock().take();
+        if let Some((entry, x0)) = start {
+            v.regs = GuestRegs::at_entry(entry, x0);
+            v.ctx = VcpuContext::reset();
+            v.blocked = false;
+            v.lr_used = 0;
+            v.need_flush = true;
+            if self.loaded == Some(k) {
+                // The CPU holds the old life's state: never save it over the fresh one.
+                self.loaded = None;
+            }
+            shared.set_power(PowerState::On);
+            log::debug!("VM '{}' vCPU {} starts at {:#x}", vm.name(), v.index, entry);
+        }
+    }
+
+    fn runnable(&self, k: usize, hv: &Hypervisor) -> bool {
+        let v = &self.vcpus[k];
+        let vm = &hv.vms[v.vm];
+        if !vm.is_running() {
+            return false;
+        }
+        let shared = &vm.vcpus[v.index];
+        match shared.power() {
+            PowerState::On => {
+                !v.blocked
+                    || shared.vgic_dirty.load(Ordering::Acquire)
+                    || vm.vgic.lock().has_deliverable(v.index)
+            }
+            PowerState::OnPending => shared.start.lock().is_some(),
+            PowerState::Off => false,
+        }
+    }
+
+    fn others_runnable(&self, c: usize, hv: &Hypervisor) -> bool {
+        (0..self.vcpus.len()).any(|k| k != c && self.runnable(k, hv))
+    }
+
+    /// Makes vCPU `i`'s state the CPU's.
+    fn switch_to(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) {
+        if self.loaded == Some(i) {
+            return;
+        }
+        if let Some(old) = self.loaded {
+            let v = &mut self.vcpus[old];
+            let vm = &hv.vms[v.vm];
+            {
+                let mut vgic = vm.vgic.lock();
+                v.sync_lrs(&mut vgic, hw);
+            }
+            hw.save_context(&mut v.ctx);
+            v.ctx.gicv = hw.save_interface();
+        }
+        let v = &mut self.vcpus[i];
+        let vm = &hv.vms[v.vm];
+        hw.load_stage2(vm.vttbr, vm.cntvoff, vm.vcpus[v.index].mpidr);
+        hw.load_context(&v.ctx);
+        hw.load_interface(&v.ctx.gicv);
+        v.need_flush = true;
+        self.loaded = Some(i);
+    }
+
+    /// Arms the EL2 timer for the earliest of: the slice end when another
+    /// vCPU waits, the virtual-timer deadlines of vCPUs not in the CPU, and
+    /// the emulator tick.
+    pub(super) fn plan_timer(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        self.timer_dirty = false;
+        let now = hw.now();
+        if let Some(t) = hv.emulator_tick.filter(|_| self.me == 0)
+            && self.tick_next.is_none_or(|n| n <= now)
+        {
+            self.tick_next = Some(now + t);
+        }
+        let slice_end = match (self.slice_end, self.current) {
+            (Some(end), Some(c)) if self.others_runnable(c, hv) => Some(end),
+            _ => None,
+        };
+        let loaded = self.loaded;
+        let unloaded = self.vcpus.iter().enumerate().filter_map(|(k, v)| {
+            let vm = &hv.vms[v.vm];
+            (Some(k) != loaded
+                && v.ctx.timer.armed()
+                && vm.vcpus[v.index].power() == PowerState::On)
+                .then(|| v.ctx.timer.cval.wrapping_add(vm.cntvoff))
+        });
+        let next = sched::next_deadline(slice_end, unloaded, self.tick_next);
+        hw.set_hyp_timer(next);
+    }
+
+    /// The EL2 timer fired: deliver due virtual-timer deadlines of vCPUs not
+    /// in the CPU, end an expired slice, and re-arm the timer.
+    pub(super) fn hyp_timer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        let now = hw.now();
+        for k in 0..self.vcpus.len() {
+            let v = &mut self.vcpus[k];
+            let vm = &hv.vms[v.vm];
+            if Some(k) != self.loaded
+                && v.ctx.timer.armed()
+                && v.ctx.timer.cval.wrapping_add(vm.cntvoff) <= now
+            {
+                // Fired while out of the CPU: the guest finds it masked, as if Tandem had
+                // taken the interrupt (see `irq`).
+                v.ctx.timer.ctl |= 0b10;
+                hv.inject(vm, super::INTID_VTIMER, Some(v.index), hw);
+                self.resched = true;
+            }
+        }
+        if self.slice_end.is_some_and(|end| end <= now) {
+            self.slice_end = None;
+            self.preempt = true;
+            self.resched = true;
+        }
+        if self.tick_next.is_some_and(|n| n <= now) {
+            self.tick_next = None;
+        }
+        // Re-arm now: the timer's interrupt stays asserted while its deadline is past.
+        self.plan_timer(hv, hw);
+    }
+
+    /// The loaded vCPU's virtual timer fired: mask it at the source and make
+    /// the virtual PPI pending, without going through the scheduler.
+    pub(super) fn vtimer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        let Some(k) = self.loaded else {
+            hw.mask_vtimer();
+            return;
+        };
+        let v = &mut self.vcpus[k];
+        let vm = &hv.vms[v.vm];
+        v.ctx.timer = hw.mask_vtimer();
+        let kick = vm.vgic.lock().inject(super::INTID_VTIMER, Some(v.index));
+        vm.stats.virqs.fetch_add(1, Ordering::Relaxed);
+        if kick & (1 << v.index) != 0 {
+            v.need_flush = true;
+            if self.current != Some(k) {
+                self.resched = true;
+            }
+        }
+    }
+
+    /// The maintenance interrupt: the loaded vCPU's list registers ran low
+    /// or a level-sensitive interrupt was deactivated. Refill them now: the
+    /// interrupt stays asserted until the list registers change.
+    pub(super) fn maintenance(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if let Some(k) = self.loaded {
+            let vm = &hv.vms[self.vcpus[k].vm];
+            self.refill(k, vm, hw);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Target glue: builds the VMs of the boot package (RAM, stage 2,
+//! passthrough), publishes the one [`Hypervisor`], and gives each physical
+//! CPU its loop over [`Aarch64`].
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use log::{info, warn};
+
+use super::passthrough::{self, Forbidden, SpiOwners};
+use super::pcpu::{Pcpu, Vcpu};
+use super::vm::Vm;
+use super::{Hypervisor, MAX_PCPUS};
+use crate::aarch64::pte::{MemType, Perms, stage2_attrs};
+use crate::arch::aarch64::hw::Aarch64;
+use crate::arch::aarch64::{console, cpu, gic, psci, vcpu as hwv};
+use crate::arch::{Cpu, Gic, Ram};
+use crate::drivers::gicv3::GicV3;
+use crate::mm::frames::{self, HeapTables};
+use crate::mm::pagetable::PageTable;
+use crate::platform::BOARD;
+use crate::platform::fdt::{MachineFacts, PsciConduit};
+use crate::sync::Lock;
+use crate::vm::package::Package;
+
+static HV: spin::Once<Hypervisor> = spin::Once::new();
+static PSCI_CONDUIT: Lock<Option<PsciConduit>> = Lock::new(None);
+static UART_INTID: AtomicU32 = AtomicU32::new(0);
+/// MPIDR of each physical CPU by index, as CPUs come online (before the hypervisor exists).
+static ONLINE_MPIDR: [AtomicU64; MAX_PCPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_PCPUS];
+/// vCPUs waiting to be handed to their physical CPU's loop, by CPU index.
+static HANDOFF: [Lock<Vec<Vcpu>>; MAX_PCPUS] = [const { Lock::new(Vec::new()) }; MAX_PCPUS];
+
+/// Per-CPU interrupt and EL2 setup; every CPU calls it once before [`run`].
+pub fn init_cpu(uart_intid: Option<u32>) {
+    let me = cpu::index();
+    ONLINE_MPIDR[me % MAX_PCPUS].store(cpu::mpidr() & 0xff_00ff_ffff, Ordering::Release);
+    gic::init_cpu_interface();
+    // VTCR_EL2: 32-bit IPA from level 1, 4 KiB granule, inner-shareable write-back walks,
+    // PS = 40 bits or what the CPU supports if less.
+    let parange = hwv::read_id_register(7, 0) & 0xf;
+    let vtcr =
+        (1 << 31) | (parange.min(2) << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | 32;
+    hwv::init_cpu(vtcr);
+    if me == 0
+        && let Some(i) = uart_intid
+    {
+        UART_INTID.store(i, Ordering::Relaxed);
+    }
+}
+
+/// Powers the machine off through firmware.
+pub fn power_off() -> ! {
+    if let Some(c) = *PSCI_CONDUIT.lock() {
+        psci::call(c, pv_abi::psci::SYSTEM_OFF, 0, 0, 0);
+    }
+    cpu::park()
+}
+
+/// Creates every VM of the package (boot CPU, after the other CPUs are online).
+pub fn create_vms(pkg: Option<Package<'static>>, online: usize, facts: &MachineFacts) {
+    *PSCI_CONDUIT.lock() = facts.psci;
+    let mut hw = Aarch64::this_cpu();
+    let spis = SpiOwners::default();
+    let mut vms = Vec::new();
+    if let Some(pkg) = pkg {
+        for i in 0..pkg.vm_count() {
+            let started = hw.now();
+            match build_vm(pkg, i, vms.len(), online, &spis, &mut hw) {
+                Ok(vm) => {
+                    info!(
+                        "VM {} '{}': {} MiB at {:#x}, {} vCPU(s) on pCPU {:?}, RAM ready in {} us",
+                        vm.id,
+                        vm.name(),
+                        vm.desc.ram_size >> 20,
+                        vm.ram_pa,
+                        vm.desc.vcpus,
+                        &vm.desc.pcpus[..vm.desc.vcpus as usize],
+                        crate::sched::ticks_to_ns(hw.now() - started, hwv::counter_frequency())
+                            / 1000
+                    );
+                    vms.push(vm);
+                }
+                Err(e) => warn!("VM #{i} not started: {e}"),
+            }
+        }
+    }
+    if vms.is_empty() {
+        info!("no VMs to run: Tandem idles (leave QEMU with Ctrl-A X)");
+    }
+    let hz = hwv::counter_frequency();
+    let mut hv = Hypervisor::new(vms, spis, hz);
+    hv.color = facts.bootarg("tandem.color") == Some("on");
+    hv.uart_intid = UART_INTID.load(Ordering::Relaxed);
+    // Only where VMs compete: a lone VM's measurements stay undisturbed.
+    hv.emulator_tick = BOARD
+        .emulator_tick_ns
+        .filter(|_| hv.vms.len() > 1)
+        .map(|ns| crate::sched::ns_to_ticks(ns, hz));
+    for (p, m) in hv.pcpus.iter().zip(&ONLINE_MPIDR) {
+        p.mpidr.store(m.load(Ordering::Acquire), Ordering::Release);
+    }
+    for vm in &hv.vms {
+        let started = hw.now();
+        hv.load_images(vm, &mut hw);
+        info!(
+            "VM {} '{}': images loaded in {} us",
+            vm.id,
+            vm.name(),
+            crate::sched::ticks_to_ns(hw.now() - started, hz) / 1000
+        );
+        for i in 0..vm.vcpus.len() {
+            HANDOFF[vm.vcpus[i].pcpu]
+                .lock()
+                .push(Vcpu::new(vm.index, i));
+        }
+    }
+    let hv = HV.call_once(|| hv);
+    super::console::announce(hv);
+    cpu::send_event();
+}
+
+/// Builds VM `pkg_index` of the package as the `index`th VM: RAM, stage 2, devices.
+fn build_vm(
+    pkg: Package<'static>,
+    pkg_index: usize,
+    index: usize,
+    online_cpus: usize,
+    spis: &SpiOwners,
+    hw: &mut Aarch64,
+) -> Result<Vm, &'static str> {
+    let desc = pkg.vm(pkg_index).map_err(|_| "invalid VM record")?;
+    for (i, &p) in desc.pcpus[..desc.vcpus as usize].iter().enumerate() {
+        if usize::from(p) >= online_cpus {
+            warn!(
+                "VM '{}': vCPU {i} wants physical CPU {p}, but only {online_cpus} are online",
+                desc.name()
+            );
+            return Err("a vCPU's physical CPU is not online");
+        }
+    }
+    let gic_frames = GicV3::get().map_or([(0, 0); 2], |g| g.frames());
+    let forbidden = Forbidden {
+        mmio: BOARD.mmio_windows,
+        gic: &gic_frames,
+        uart: (BOARD.early_uart, 0x1000),
+    };
+    passthrough::check(&desc, spis, &forbidden)?;
+    let vcpu0_mpidr = ONLINE_MPIDR[usize::from(desc.pcpus[0]) % MAX_PCPUS].load(Ordering::Acquire);
+    if !desc.devices().is_empty() && vcpu0_mpidr == u64::MAX {
+        return Err("vCPU 0's physical CPU is not online");
+    }
+    let ram_pa = frames::alloc_frames(desc.ram_size as usize, 2 << 20)
+        .ok_or("not enough memory for its RAM")?;
+    let id = index as u32 + 1;
+    let mut tables = HeapTables;
+    let mut s2 = PageTable::new(&mut tables, 1, 32).map_err(|_| "no memory for stage-2 tables")?;
+    s2.map(
+        &mut tables,
+        desc.ram_ipa,
+        ram_pa,
+        desc.ram_size,
+        stage2_attrs(Perms::RWX, MemType::Normal),
+    )
+    .map_err(|_| "cannot map its RAM at stage 2")?;
+    for dev in desc.devices() {
+        s2.map(
+            &mut tables,
+            dev.base,
+            dev.base,
+            dev.size,
+            stage2_attrs(Perms::RW, MemType::Device),
+        )
+        .map_err(|_| "cannot map a device window at stage 2")?;
+    }
+    let vttbr = s2.root() | (u64::from(id) << 48);
+    // No stale translations for this VMID may survive from firmware or a former owner.
+    hw.flush_vm_tlb(vttbr);
+    for dev in desc.devices() {
+        if dev.intid != 0 && spis.claim(dev.intid, id) {
+            hw.enable_spi(dev.intid, vcpu0_mpidr, dev.edge());
+        }
+        let pcpu = desc.pcpus[0];
+        match dev.intid {
+            0 => info!(
+                "VM {id} '{}': device {:#x}..{:#x} passed through, no interrupt",
+                desc.name(),
+                dev.base,
+                dev.end()
+            ),
+            intid => info!(
+                "VM {id} '{}': device {:#x}..{:#x} passed through, INTID {intid} ({}) to pCPU {pcpu}",
+                desc.name(),
+                dev.base,
+                dev.end(),
+                if dev.edge() { "edge" } else { "level" }
+            ),
+        }
+    }
+    Ok(Vm::new(index, desc, pkg, ram_pa, vttbr, hw.now()))
+}
+
+/// This CPU's loop: never returns.
+pub fn run() -> ! {
+    while !HV.is_completed() {
+        cpu::wait_for_event();
+    }
+    let Some(hv) = HV.get() else { cpu::park() };
+    let me = cpu::index();
+    let vcpus = core::mem::take(&mut *HANDOFF[me % MAX_PCPUS].lock());
+    let mut hw = Aarch64::this_cpu();
+    let lr_count = hw.lr_count();
+    let mut p = Pcpu::new(me, vcpus, lr_count, hv);
+    if me == 0 && hv.uart_intid != 0 {
+        // From here CPU 0 takes the UART interrupt: input, and transmission
+        // that writers leave behind.
+        console::enable_interrupts();
+    }
+    loop {
+        p.step(hv, &mut hw);
+    }
+}

@@ -1,0 +1,445 @@
+//! Host tests of the run loop: real sequences through [`Pcpu::step`] on fake
+//! CPUs ([`crate::arch::fake`]), several vCPUs and VMs per CPU, kicks
+//! between CPUs, restarts, resets and slices.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::Cell;
+use core::sync::atomic::Ordering;
+
+use super::passthrough::SpiOwners;
+use super::pcpu::{Pcpu, Vcpu};
+use super::vm::{Vm, VmState};
+use super::{Hypervisor, INTID_HYP_TIMER, KICK_SGI};
+use crate::arch::fake::{Event, FakeCpu, GuestView, hvc_exit, wfi_exit};
+use crate::hypercall::PowerState;
+use crate::vcpu::exit::ExitSnapshot;
+use crate::vm::package::{self, Package, VmSpec};
+
+const RAM_IPA: u64 = 0x4000_0000;
+const ENTRY: u64 = 0x4008_0000;
+const HZ: u64 = 62_500_000;
+const PSCI_CPU_ON: u64 = 0xC400_0003;
+const PSCI_CPU_OFF: u64 = 0x8400_0002;
+const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
+const SMCCC_VERSION: u64 = 0x8000_0000;
+const YIELD: u64 = 0xC600_0004;
+
+/// A VM for the fake machine: `pcpus[i]` is vCPU `i`'s CPU.
+fn spec(name: &str, pcpus: &[u8]) -> VmSpec {
+    VmSpec {
+        name: name.into(),
+        ram_ipa: RAM_IPA,
+        ram_size: 4 << 20,
+        entry: ENTRY,
+        x0: RAM_IPA,
+        pcpus: pcpus.to_vec(),
+        flags: 0,
+        console_intid: 32,
+        blobs: vec![(vec![0xaa; 8192], ENTRY)],
+        devices: Vec::new(),
+    }
+}
+
+/// Several fake CPUs sharing one hypervisor; SGIs are routed between them.
+struct Machine {
+    hv: &'static Hypervisor,
+    pcpus: Vec<Pcpu>,
+    hws: Vec<FakeCpu>,
+}
+
+impl Machine {
+    fn new(cpus: usize, specs: &[VmSpec]) -> Self {
+        Self::with_tick(cpus, specs, None)
+    }
+
+    /// A machine whose CPU 0 runs the emulator tick every `tick` counter ticks.
+    fn with_tick(cpus: usize, specs: &[VmSpec], tick: Option<u64>) -> Self {
+        let bytes: &'static [u8] = Box::leak(package::encode(specs).into_boxed_slice());
+        let pkg = Package::parse(bytes).expect("package");
+        let vms: Vec<Vm> = (0..pkg.vm_count())
+            .map(|i| {
+                let desc = pkg.vm(i).expect("VM record");
+                let id = i as u64 + 1;
+                Vm::new(i, desc, pkg, id << 32, (id << 48) | (id << 12), 0)
+            })
+            .collect();
+        let mut hv = Hypervisor::new(vms, SpiOwners::default(), HZ);
+        hv.emulator_tick = tick;
+        let hv: &'static Hypervisor = Box::leak(Box::new(hv));
+        let mut hws: Vec<FakeCpu> = (0..cpus).map(|i| FakeCpu::new(i, 4)).collect();
+        for (i, p) in hv.pcpus.iter().enumerate().take(cpus) {
+            p.mpidr.store(i as u64, Ordering::Relaxed);
+        }
+        for vm in &hv.vms {
+            hv.load_images(vm, &mut hws[0]);
+        }
+        hws[0].events.clear();
+        let pcpus = (0..cpus)
+            .map(|c| {
+                let vcpus = hv
+                    .vms
+                    .iter()
+                    .flat_map(|vm| {
+                        (0..vm.vcpus.len())
+                            .filter(move |&i| vm.vcpus[i].pcpu == c)
+                            .map(move |i| Vcpu::new(vm.index, i))
+                    })
+                    .collect();
+                Pcpu::new(c, vcpus, 4, hv)
+            })
+            .collect();
+        Self { hv, pcpus, hws }
+    }
+
+    fn vm(&self, name: &str) -> &'static Vm {
+        self.hv.vm_by_name(name).expect("VM")
+    }
+
+    /// One step of CPU `c`, then delivery of the SGIs it sent.
+    fn step(&mut self, c: usize) {
+        self.pcpus[c].step(self.hv, &mut self.hws[c]);
+        for (sgi, mpidr) in self.hws[c].take_sgis() {
+            let target = &mut self.hws[mpidr as usize];
+            if !target.pending.contains(&u32::from(sgi)) {
+                target.pending.push_back(u32::from(sgi));
+            }
+        }
+    }
+
+    /// `rounds` steps of every CPU in turn.
+    fn run(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            for c in 0..self.pcpus.len() {
+                self.step(c);
+            }
+        }
+    }
+
+    /// Guest entries on CPU `c` for VM `id`.
+    fn entries(&self, c: usize, id: u32) -> usize {
+        self.hws[c]
+            .count(|e| matches!(e, Event::Enter { vttbr, .. } if vttbr >> 48 == u64::from(id)))
+    }
+}
+
+/// A guest that makes the SMCCC call in `x` at every exit.
+fn calls(x: [u64; 4]) -> impl FnMut(&mut GuestView<'_>) -> ExitSnapshot {
+    move |g| {
+        g.regs.args.x[..4].copy_from_slice(&x);
+        hvc_exit()
+    }
+}
+
+/// A null hypercall is answered and re-entered without re-examining the
+/// scheduler, loading state or touching list registers.
+#[test]
+fn null_hypercall_takes_the_fast_path() {
+    let mut m = Machine::new(1, &[spec("a", &[0])]);
+    let replies = Rc::new(Cell::new(0u64));
+    let seen = replies.clone();
+    m.hws[0].script(1, move |g| {
+        if g.regs.args.x[0] == 0x1_0001 {
+            seen.set(seen.get() + 1);
+        }
+        g.regs.args.x[0] = SMCCC_VERSION;
+        hvc_exit()
+    });
+    m.run(3);
+    let loads = m.hws[0].count(|e| matches!(e, Event::LoadContext { .. }));
+    m.run(100);
+    assert_eq!(
+        replies.get(),
+        102,
+        "every call after the first sees SMCCC 1.1"
+    );
+    assert_eq!(
+        m.hws[0].count(|e| matches!(e, Event::LoadContext { .. })),
+        loads,
+        "no context switch"
+    );
+    assert_eq!(m.vm("a").stats.hypercalls.load(Ordering::Relaxed), 103);
+}
+
+/// Two VMs on one CPU: a yielding vCPU lets the other run, and each gets its
+/// own EL1 state back (what one guest writes, the other never sees).
+#[test]
+fn two_vms_share_a_cpu_with_their_own_state() {
+    let mut m = Machine::new(1, &[spec("a", &[0]), spec("b", &[0])]);
+    for (id, mark) in [(1u32, 0xaaa0u64), (2, 0xbbb0)] {
+        m.hws[0].script(id, move |g| {
+            // Each guest checks and bumps its own TTBR0: never the other's value.
+            assert!(
+                g.context.el1.ttbr0 == 0 || g.context.el1.ttbr0 & !0xf == mark,
+                "VM {id} sees TTBR0 {:#x}",
+                g.context.el1.ttbr0
+            );
+            g.context.el1.ttbr0 = mark | ((g.context.el1.ttbr0 + 1) & 0xf);
+            g.regs.args.x[0] = YIELD;
+            hvc_exit()
+        });
+    }
+    m.run(40);
+    assert!(m.entries(0, 1) >= 15 && m.entries(0, 2) >= 15);
+}
+
+/// Enables SPI `intid` (group 1, to vCPU 0) in `vm`'s vGIC, as its guest would.
+fn enable_spi(vm: &Vm, intid: u32) {
+    let mut g = vm.vgic.lock();
+    let (word, bit) = (u64::from(intid / 32) * 4, 1u64 << (intid % 32));
+    g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
+    g.mmio_write(crate::vgic::Frame::Dist, 0x80 + word, 4, bit)
+        .unwrap();
+    g.mmio_write(crate::vgic::Frame::Dist, 0x100 + word, 4, bit)
+        .unwrap();
+}
+
+/// A vCPU restarted (CPU_OFF, then CPU_ON) while its old state is still in
+/// the CPU, with another vCPU switched in before it runs again, enters with
+/// reset state: the old life's state is never saved over the fresh one.
+#[test]
+fn restarted_vcpu_gets_reset_state_on_a_shared_cpu() {
+    // VM "smp": vCPU 0 on CPU 0, vCPU 1 on CPU 1; VM "other" also on CPU 1.
+    let mut m = Machine::new(2, &[spec("smp", &[0, 1]), spec("other", &[1])]);
+    let phase = Rc::new(Cell::new(0));
+    let p0 = phase.clone();
+    let slept = Rc::new(Cell::new(false));
+    let other_slept = slept.clone();
+    // vCPU 0: CPU_ON vCPU 1 once "other" sleeps; later (phase 3) again.
+    m.hws[0].script(1, move |g| {
+        match p0.get() {
+            0 if other_slept.get() => {
+                g.regs.args.x[..4].copy_from_slice(&[PSCI_CPU_ON, 1, ENTRY + 0x100, 7]);
+                p0.set(1);
+            }
+            3 => {
+                g.regs.args.x[..4].copy_from_slice(&[PSCI_CPU_ON, 1, ENTRY + 0x200, 9]);
+                p0.set(4);
+            }
+            _ => g.regs.args.x[0] = SMCCC_VERSION,
+        }
+        hvc_exit()
+    });
+    let p1 = phase.clone();
+    let second_life_sctlr = Rc::new(Cell::new(0u64));
+    let seen = second_life_sctlr.clone();
+    m.hws[1].script(1, move |g| {
+        if g.regs.pc == ENTRY + 0x100 {
+            // First life: dirty the EL1 state, then CPU_OFF.
+            g.context.el1.sctlr = 0xdead;
+            g.regs.pc += 4;
+            g.regs.args.x[0] = PSCI_CPU_OFF;
+            p1.set(2);
+            return hvc_exit();
+        }
+        if g.regs.pc == ENTRY + 0x200 {
+            seen.set(g.context.el1.sctlr);
+            g.regs.pc += 4;
+        }
+        g.regs.args.x[0] = SMCCC_VERSION;
+        hvc_exit()
+    });
+    // "other" sleeps in WFI until it gets an interrupt, then yields.
+    m.hws[1].script(2, move |g| {
+        if g.lrs.iter().any(|&lr| lr != 0) {
+            g.regs.args.x[0] = YIELD;
+            hvc_exit()
+        } else {
+            slept.set(true);
+            wfi_exit()
+        }
+    });
+    let other = m.vm("other");
+    enable_spi(other, 40);
+    m.run(20);
+    assert_eq!(phase.get(), 2, "vCPU 1 ran its first life and turned off");
+    assert_eq!(m.pcpus[1].loaded(), Some(0), "its state is still in CPU 1");
+    // Both at once: vCPU 1 restarts, and "other" wakes (and is picked first).
+    m.hv.inject(other, 40, None, &mut m.hws[1]);
+    phase.set(3);
+    m.run(20);
+    assert_eq!(phase.get(), 4, "the second CPU_ON ran");
+    assert_eq!(
+        second_life_sctlr.get(),
+        crate::vcpu::regs::El1Regs::reset().sctlr,
+        "the second life starts from reset SCTLR_EL1, not the first life's 0xdead"
+    );
+}
+
+/// SYSTEM_RESET from both vCPUs of a VM at once performs one reset, clears
+/// RAM only after both CPUs left the VM, and restarts vCPU 0 alone.
+#[test]
+fn concurrent_resets_coalesce_and_wait_for_every_vcpu() {
+    let mut m = Machine::new(2, &[spec("smp", &[0, 1])]);
+    let vm = m.vm("smp");
+    // Start vCPU 1 by hand, then both reset at their next exits.
+    vm.vcpus[1].request_start(ENTRY, 0);
+    m.hws[0].script(1, calls([PSCI_SYSTEM_RESET, 0, 0, 0]));
+    m.hws[1].script(1, calls([PSCI_SYSTEM_RESET, 0, 0, 0]));
+    m.hv.attention(1, &mut m.hws[0]);
+    // CPU 0 takes vCPU 0 into its reset call first; CPU 1 is still inside.
+    m.hv.pcpus[1].inside.store(vm.id, Ordering::SeqCst);
+    m.step(0);
+    m.step(0);
+    assert_eq!(vm.state(), VmState::Resetting);
+    m.step(0);
+    assert!(
+        m.hws
+            .iter()
+            .all(|h| h.count(|e| matches!(e, Event::Clear { .. })) == 0),
+        "RAM not cleared while CPU 1 may run vCPU 1"
+    );
+    // CPU 1 leaves (the kick SGI reached it) and completes the reset itself.
+    m.run(3);
+    let clears: usize = m
+        .hws
+        .iter()
+        .map(|h| h.count(|e| matches!(e, Event::Clear { .. })))
+        .sum();
+    assert_eq!(clears, 4, "one reset: 4 MiB cleared in 1 MiB steps");
+    assert_eq!(vm.stats.resets.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        vm.vcpus[1].power(),
+        PowerState::Off,
+        "vCPU 1 stays off after the reset"
+    );
+}
+
+/// A CPU_ON racing a reset does not survive it.
+#[test]
+fn cpu_on_racing_a_reset_does_not_survive() {
+    let mut m = Machine::new(2, &[spec("smp", &[0, 1])]);
+    let vm = m.vm("smp");
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.run(2);
+    // The reset is requested, then a CPU_ON lands before the reset completes.
+    m.hv.request_reset(vm, "test", &mut m.hws[0]);
+    m.hv.start_vcpu(vm, 1, ENTRY, 0, &mut m.hws[0]);
+    m.run(4);
+    assert_eq!(vm.state(), VmState::Running);
+    assert_eq!(vm.stats.resets.load(Ordering::Relaxed), 1);
+    assert_eq!(vm.vcpus[1].power(), PowerState::Off);
+    assert_eq!(m.entries(1, vm.id), 0, "vCPU 1 never ran");
+}
+
+/// A vCPU that never exits on its own (interrupts and timer masked) loses a
+/// shared CPU when its slice ends: the EL2 timer is armed for the slice end.
+#[test]
+fn slice_end_preempts_a_guest_that_never_exits() {
+    let mut m = Machine::new(1, &[spec("hog", &[0]), spec("rt", &[0])]);
+    m.hws[0].entry_cost = 100_000; // 1.6 ms per entry
+    // The hog "runs" until an interrupt: each entry is a physical IRQ exit when one is due,
+    // otherwise a harmless trapped call.
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.hws[0].script(2, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.run(200);
+    let (hog, rt) = (m.entries(0, 1), m.entries(0, 2));
+    assert!(hog > 20 && rt > 20, "both ran: hog {hog}, rt {rt}");
+    assert!(m.hws[0].count(|e| matches!(e, Event::End { intid } if *intid == INTID_HYP_TIMER)) > 5);
+}
+
+/// On an unshared CPU no slice clock runs: the EL2 timer stays off.
+#[test]
+fn lone_vcpu_runs_without_a_slice_timer() {
+    let mut m = Machine::new(1, &[spec("a", &[0])]);
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.run(50);
+    assert_eq!(m.hws[0].hyp_timer, None);
+}
+
+/// A virtual timer deadline of a vCPU that is not loaded (it waits in WFI on
+/// a shared CPU) is kept on the EL2 timer and wakes it.
+#[test]
+fn unloaded_vtimer_deadline_wakes_its_vcpu() {
+    let mut m = Machine::new(1, &[spec("sleeper", &[0]), spec("busy", &[0])]);
+    m.hws[0].entry_cost = 1000;
+    let woke = Rc::new(Cell::new(false));
+    let w = woke.clone();
+    let armed = Rc::new(Cell::new(false));
+    m.hws[0].script(1, move |g| {
+        if !armed.get() {
+            armed.set(true);
+            // Enable the vtimer PPI in the vGIC as a guest would have, arm a deadline, sleep.
+            g.context.timer.cval = g.now + 50_000;
+            g.context.timer.ctl = 1;
+            return wfi_exit();
+        }
+        if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(true);
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    let vm = m.vm("sleeper");
+    {
+        let mut g = vm.vgic.lock();
+        // ISENABLER0 bit 27 in vCPU 0's redistributor, group 1, priority 0.
+        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0080, 4, 1 << 27)
+            .unwrap();
+        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0100, 4, 1 << 27)
+            .unwrap();
+        g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
+    }
+    m.run(300);
+    assert!(
+        woke.get(),
+        "the deadline reached the sleeping vCPU through its LRs"
+    );
+}
+
+/// A kick goes to another CPU only once until that CPU consumed it.
+#[test]
+fn kicks_coalesce() {
+    let mut m = Machine::new(2, &[spec("a", &[1])]);
+    let (hv, hw0) = (m.hv, &mut m.hws[0]);
+    hv.attention(1, hw0);
+    hv.attention(1, hw0);
+    hv.attention(0, hw0);
+    assert_eq!(
+        hw0.take_sgis(),
+        vec![(KICK_SGI, 1)],
+        "one SGI to CPU 1, none to itself"
+    );
+    m.step(1);
+    m.hv.attention(1, &mut m.hws[0]);
+    assert_eq!(
+        m.hws[0].take_sgis().len(),
+        1,
+        "after CPU 1 looked, a new kick is sent"
+    );
+}
+
+/// A hostile guest's undecodable exit stops its VM; a VM on the same CPU
+/// keeps running, and the machine powers off only when every VM stopped.
+#[test]
+fn a_failing_vm_stops_alone() {
+    let mut m = Machine::new(1, &[spec("bad", &[0]), spec("good", &[0])]);
+    m.hws[0].script(1, |_| ExitSnapshot {
+        vector: crate::vcpu::exit::ExitVector::Sync,
+        esr: 0x3f << 26,
+        far: 0,
+        hpfar: 0,
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    m.run(20);
+    assert_eq!(m.vm("bad").state(), VmState::Stopped);
+    assert_eq!(m.vm("good").state(), VmState::Running);
+    let before = m.entries(0, 2);
+    m.run(20);
+    assert!(m.entries(0, 2) > before);
+    assert!(!m.hws[0].powered_off);
+}
+
+/// The emulator tick re-arms itself each time it fires, also while the CPU
+/// idles, and never storms.
+#[test]
+fn emulator_tick_keeps_ticking() {
+    let mut m = Machine::with_tick(1, &[spec("a", &[0])], Some(1250));
+    m.hws[0].script(1, |_| wfi_exit());
+    m.run(50);
+    let ticks = m.hws[0].count(|e| matches!(e, Event::End { intid } if *intid == INTID_HYP_TIMER));
+    assert!(ticks >= 20, "{ticks} ticks in 50 idle steps");
+    assert!(m.hws[0].hyp_timer.is_some_and(|c| c > m.hws[0].now));
+}
