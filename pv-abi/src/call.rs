@@ -51,14 +51,13 @@ impl HypercallId {
 
     /// Looks up a Tandem call by function ID; `None` for any other ID.
     pub const fn from_fid(fid: FunctionId) -> Option<Self> {
-        let mut i = 0;
-        while i < Self::COUNT {
-            if Self::ALL[i] as u32 == fid.raw() {
-                return Some(Self::ALL[i]);
-            }
-            i += 1;
+        // The IDs are consecutive from VERSION: index, then confirm.
+        let index = fid.raw().wrapping_sub(HypercallId::Version as u32) as usize;
+        if index < Self::COUNT && Self::ALL[index] as u32 == fid.raw() {
+            Some(Self::ALL[index])
+        } else {
+            None
         }
-        None
     }
 
     /// The upper-case name used in the specification and the C header (`"CONSOLE_WRITE"`).
