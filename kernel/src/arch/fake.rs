@@ -249,6 +249,10 @@ impl Cpu for FakeCpu {
         exit
     }
 
+    fn reenter(&self) -> bool {
+        false
+    }
+
     fn load_stage2(&mut self, vttbr: u64, _cntvoff: u64, vmpidr: u64) {
         self.events.push(Event::LoadStage2 { vttbr });
         self.vttbr = vttbr;
@@ -363,6 +367,10 @@ impl Gic for FakeCpu {
 
     fn write_lrs(&mut self, lrs: &[u64]) {
         self.lrs[..lrs.len()].copy_from_slice(lrs);
+    }
+
+    fn write_lr(&mut self, n: usize, value: u64) {
+        self.lrs[n] = value;
     }
 
     fn read_lrs(&mut self, lrs: &mut [u64]) {

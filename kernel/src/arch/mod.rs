@@ -35,6 +35,12 @@ pub trait Cpu {
     /// Enters the loaded vCPU with `regs`; returns when it traps back, with
     /// `regs` holding its state at the exit.
     fn enter_guest(&mut self, regs: &mut GuestRegs) -> ExitSnapshot;
+    /// Whether the loop may re-enter the guest right after an exit it
+    /// handled, without going back to the scheduler. Hardware always may; the
+    /// fake says no, so host tests advance one exit per step.
+    fn reenter(&self) -> bool {
+        true
+    }
     /// Makes a VM's stage 2 (`vttbr`: root | VMID << 48), counter offset and
     /// the vCPU's MPIDR current.
     fn load_stage2(&mut self, vttbr: u64, cntvoff: u64, vmpidr: u64);
@@ -82,6 +88,8 @@ pub trait Gic {
     fn lr_count(&self) -> usize;
     /// Writes `lrs` into LR 0..`lrs.len()`.
     fn write_lrs(&mut self, lrs: &[u64]);
+    /// Writes `value` into LR `n`.
+    fn write_lr(&mut self, n: usize, value: u64);
     /// Reads LR 0..`lrs.len()` into `lrs`.
     fn read_lrs(&mut self, lrs: &mut [u64]);
     /// Enables the virtual CPU interface; `underflow` asks for a maintenance

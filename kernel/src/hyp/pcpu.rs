@@ -82,6 +82,41 @@ impl Vcpu {
     }
 }
 
+/// What the CPU's list registers and virtual interface control hold.
+struct LrHardware {
+    /// Number of list registers.
+    count: usize,
+    /// List registers holding non-zero values.
+    in_use: usize,
+    /// The underflow request as last written (`None`: the interface was not
+    /// enabled yet).
+    underflow: Option<bool>,
+}
+
+impl LrHardware {
+    /// Reads back and refills the list registers of `v` (loaded) from `vm`'s vGIC.
+    fn refill<H: Hw>(&mut self, v: &mut Vcpu, vm: &Vm, hw: &mut H) {
+        let n = self.count;
+        let more = {
+            let mut vgic = vm.vgic.lock();
+            v.sync_lrs(&mut vgic, hw);
+            let more = vgic.flush_with::<H::Lr>(v.index, &mut v.lrs[..n]);
+            v.lr_used = v.lrs[..n].iter().take_while(|&&lr| lr != 0).count();
+            more
+        };
+        v.need_flush = false;
+        let write = v.lr_used.max(self.in_use);
+        if write > 0 {
+            hw.write_lrs(&v.lrs[..write]);
+        }
+        self.in_use = v.lr_used;
+        if self.underflow != Some(more) {
+            hw.set_virtual_interface(more);
+            self.underflow = Some(more);
+        }
+    }
+}
+
 /// Everything a physical CPU keeps for its loop.
 pub struct Pcpu {
     me: usize,
@@ -92,12 +127,8 @@ pub struct Pcpu {
     /// The vCPU this CPU runs until something changes.
     current: Option<usize>,
     policy: RoundRobin,
-    lr_count: usize,
-    /// List registers the hardware holds non-zero values in.
-    hw_lrs_used: usize,
-    /// The virtual CPU interface's underflow request as last written (`None`:
-    /// the interface was not enabled yet).
-    underflow: Option<bool>,
+    /// The list registers as the hardware holds them.
+    lr_hw: LrHardware,
     /// When the running slice ends (only while another vCPU waits here).
     slice_end: Option<u64>,
     /// The slice ran out: pick again.
@@ -119,9 +150,11 @@ impl Pcpu {
             loaded: None,
             current: None,
             policy: RoundRobin::new(sched::ns_to_ticks(sched::SLICE_NS, hv.counter_hz)),
-            lr_count: lr_count.min(MAX_LRS),
-            hw_lrs_used: 0,
-            underflow: None,
+            lr_hw: LrHardware {
+                count: lr_count.min(MAX_LRS),
+                in_use: 0,
+                underflow: None,
+            },
             slice_end: None,
             preempt: false,
             resched: true,
@@ -169,57 +202,65 @@ impl Pcpu {
         irq::handle(self, hv, hw);
     }
 
-    /// Enters vCPU `i` once and handles its exit.
+    /// Runs vCPU `i` until an exit needs more than its handler: an
+    /// interrupt at EL2, a block, a yield, leaving, or this CPU's attention
+    /// raised. Everything the inner loop needs is looked up once.
     fn run_once(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) {
-        let v = &mut self.vcpus[i];
-        let vm = &hv.vms[v.vm];
-        let shared = &vm.vcpus[v.index];
-        if shared.vgic_dirty.load(Ordering::Relaxed) {
-            shared.vgic_dirty.store(false, Ordering::SeqCst);
-            v.need_flush = true;
-        }
-        if v.need_flush {
-            self.refill(i, vm, hw);
-        }
-        let v = &mut self.vcpus[i];
-        let snap = hw.enter_guest(&mut v.regs);
-        vm.stats.exits.fetch_add(1, Ordering::Relaxed);
-        let outcome = exits::handle(hv, vm, v, hw, exit::decode(&snap));
-        match outcome {
-            Outcome::Continue => {}
-            Outcome::Irq => irq::handle(self, hv, hw),
-            Outcome::Block => {
-                self.vcpus[i].blocked = true;
-                self.current = None;
+        loop {
+            match self.run_guest(i, hv, hw) {
+                Outcome::Continue => return,
+                Outcome::Irq => {
+                    irq::handle(self, hv, hw);
+                    // Straight back into the guest unless the interrupts changed
+                    // what this CPU must do.
+                    if !hw.reenter()
+                        || self.resched
+                        || self.timer_dirty
+                        || self.current != Some(i)
+                        || hv.pcpus[self.me].attention.load(Ordering::Relaxed)
+                    {
+                        return;
+                    }
+                }
+                Outcome::Block => {
+                    self.vcpus[i].blocked = true;
+                    self.current = None;
+                    return;
+                }
+                Outcome::Yield => {
+                    self.preempt = true;
+                    self.resched = true;
+                    return;
+                }
+                Outcome::Leave => {
+                    self.current = None;
+                    return;
+                }
             }
-            Outcome::Yield => {
-                self.preempt = true;
-                self.resched = true;
-            }
-            Outcome::Leave => self.current = None,
         }
     }
 
-    /// Reads back and refills vCPU `i`'s list registers (it is loaded).
-    fn refill<H: Hw>(&mut self, i: usize, vm: &Vm, hw: &mut H) {
+    /// Enters vCPU `i` and handles its exits until one needs the loop.
+    fn run_guest(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) -> Outcome {
+        let attention = &hv.pcpus[self.me].attention;
+        let lr_hw = &mut self.lr_hw;
         let v = &mut self.vcpus[i];
-        let n = self.lr_count;
-        let more = {
-            let mut vgic = vm.vgic.lock();
-            v.sync_lrs(&mut vgic, hw);
-            let more = vgic.flush_with::<H::Lr>(v.index, &mut v.lrs[..n]);
-            v.lr_used = v.lrs[..n].iter().take_while(|&&lr| lr != 0).count();
-            more
-        };
-        v.need_flush = false;
-        let write = v.lr_used.max(self.hw_lrs_used);
-        if write > 0 {
-            hw.write_lrs(&v.lrs[..write]);
-        }
-        self.hw_lrs_used = v.lr_used;
-        if self.underflow != Some(more) {
-            hw.set_virtual_interface(more);
-            self.underflow = Some(more);
+        let vm = &hv.vms[v.vm];
+        let dirty = &vm.vcpus[v.index].vgic_dirty;
+        loop {
+            if dirty.load(Ordering::Relaxed) {
+                dirty.store(false, Ordering::SeqCst);
+                v.need_flush = true;
+            }
+            if v.need_flush {
+                lr_hw.refill(v, vm, hw);
+            }
+            let snap = hw.enter_guest(&mut v.regs);
+            vm.stats.exits.fetch_add(1, Ordering::Relaxed);
+            match exits::handle(hv, vm, v, hw, exit::decode(&snap)) {
+                Outcome::Continue if hw.reenter() && !attention.load(Ordering::Relaxed) => {}
+                outcome => return outcome,
+            }
         }
     }
 
@@ -418,7 +459,7 @@ impl Pcpu {
 
     /// The loaded vCPU's virtual timer fired: mask it at the source and make
     /// the virtual PPI pending, without going through the scheduler.
-    pub(super) fn vtimer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+    pub(super) fn vtimer_fired<H: Hw>(&mut self, hv: &Hypervisor, hw: &mut H) {
         let Some(k) = self.loaded else {
             hw.mask_vtimer();
             return;
@@ -426,13 +467,36 @@ impl Pcpu {
         let v = &mut self.vcpus[k];
         let vm = &hv.vms[v.vm];
         v.ctx.timer = hw.mask_vtimer();
-        let kick = vm.vgic.lock().inject(super::INTID_VTIMER, Some(v.index));
+        let mut vgic = vm.vgic.lock();
+        let kick = vgic.inject(super::INTID_VTIMER, Some(v.index));
         vm.stats.virqs.fetch_add(1, Ordering::Relaxed);
-        if kick & (1 << v.index) != 0 {
-            v.need_flush = true;
-            if self.current != Some(k) {
-                self.resched = true;
+        if kick & (1 << v.index) == 0 {
+            return;
+        }
+        if self.current != Some(k) {
+            self.resched = true;
+        }
+        // The running vCPU with a free LR and nothing else waiting for one
+        // (no underflow request): place the interrupt directly.
+        let lr = &mut self.lr_hw;
+        let appended = (self.current == Some(k) && !v.need_flush && lr.underflow == Some(false))
+            .then(|| {
+                vgic.append_with::<<H as crate::arch::Gic>::Lr>(
+                    v.index,
+                    super::INTID_VTIMER,
+                    lr.count,
+                )
+            })
+            .flatten();
+        drop(vgic);
+        match appended {
+            Some((n, raw)) => {
+                v.lrs[n] = raw;
+                v.lr_used = n + 1;
+                lr.in_use = lr.in_use.max(n + 1);
+                hw.write_lr(n, raw);
             }
+            None => v.need_flush = true,
         }
     }
 
@@ -441,8 +505,8 @@ impl Pcpu {
     /// interrupt stays asserted until the list registers change.
     pub(super) fn maintenance(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         if let Some(k) = self.loaded {
-            let vm = &hv.vms[self.vcpus[k].vm];
-            self.refill(k, vm, hw);
+            let v = &mut self.vcpus[k];
+            self.lr_hw.refill(v, &hv.vms[v.vm], hw);
         }
     }
 }

@@ -1,7 +1,9 @@
-//! Memory management: translation tables and physical range bookkeeping.
+//! Memory management: translation tables, physical range bookkeeping, and
+//! how memory is cleared.
 
 pub mod pagetable;
 pub mod ranges;
+pub mod zero;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod frames;

@@ -96,7 +96,7 @@ fn device_nodes(w: &mut String, devices: &[Device]) {
 }
 
 /// Eight fixed 32-bit words derived from the VM name (FNV-1a, then splitmix64).
-fn rng_seed(name: &str) -> [u32; 8] {
+pub fn rng_seed(name: &str) -> [u32; 8] {
     let mut x = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });

@@ -56,6 +56,8 @@ const KBUILD_ENV: [(&str, &str); 4] = [
     ("KBUILD_BUILD_HOST", "tandem"),
     ("KBUILD_BUILD_VERSION", "1"),
 ];
+/// The C tools in `initramfs/<name>.c`, installed as `/usr/bin/<name>`.
+const INITRAMFS_TOOLS: [&str; 2] = ["tandem-stats", "machine-uptime"];
 /// Bumped when the way artefacts are produced changes without an input changing.
 const RECIPE_VERSION: &str = "1";
 
@@ -624,38 +626,42 @@ fn initramfs(cache: &Path, series: &Series, inputs: &Inputs) -> Result<PathBuf, 
         &log,
         "installing the arm64 UAPI headers",
     )?;
-    let stats_src = series.initramfs_file("tandem-stats.c")?;
-    let stats_bin = work.join("tandem-stats");
-    run_logged(
-        Command::new(format!("{CROSS_COMPILE}gcc"))
-            .args([
-                "-static",
-                "-Os",
-                "-s",
-                "-Wall",
-                "-Wextra",
-                "-nostdlib",
-                "-ffreestanding",
-            ])
-            .args([
-                "-fno-asynchronous-unwind-tables",
-                "-fno-ident",
-                "-include",
-                "nolibc.h",
-            ])
-            .arg("-I")
-            .arg(src.join("tools/include/nolibc"))
-            .arg("-I")
-            .arg(headers.join("usr/include"))
-            .arg("-o")
-            .arg(&stats_bin)
-            .arg(&stats_src.path)
-            .arg("-lgcc"),
-        &log,
-        "compiling tandem-stats",
-    )?;
-    let stats =
-        fs::read(&stats_bin).map_err(|e| format!("cannot read {}: {e}", stats_bin.display()))?;
+    // The C tools of the initramfs, each one static binary in /usr/bin.
+    let mut tools = Vec::new();
+    for name in INITRAMFS_TOOLS {
+        let source = series.initramfs_file(&format!("{name}.c"))?;
+        let bin = work.join(name);
+        run_logged(
+            Command::new(format!("{CROSS_COMPILE}gcc"))
+                .args([
+                    "-static",
+                    "-Os",
+                    "-s",
+                    "-Wall",
+                    "-Wextra",
+                    "-nostdlib",
+                    "-ffreestanding",
+                ])
+                .args([
+                    "-fno-asynchronous-unwind-tables",
+                    "-fno-ident",
+                    "-include",
+                    "nolibc.h",
+                ])
+                .arg("-I")
+                .arg(src.join("tools/include/nolibc"))
+                .arg("-I")
+                .arg(headers.join("usr/include"))
+                .arg("-o")
+                .arg(&bin)
+                .arg(&source.path)
+                .arg("-lgcc"),
+            &log,
+            &format!("compiling {name}"),
+        )?;
+        let bytes = fs::read(&bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
+        tools.push((name, bytes));
+    }
 
     let mut a = cpio::Archive::new();
     for dir in [
@@ -675,7 +681,9 @@ fn initramfs(cache: &Path, series: &Series, inputs: &Inputs) -> Result<PathBuf, 
     // The rest of the applets are linked at boot by `busybox --install -s`.
     a.symlink("bin/sh", "busybox");
     a.symlink("sbin/init", "../bin/busybox");
-    a.file("usr/bin/tandem-stats", 0o755, &stats);
+    for (name, bytes) in &tools {
+        a.file(&format!("usr/bin/{name}"), 0o755, bytes);
+    }
     let archive = a.finish();
 
     let gz = gzip(&archive)?;

@@ -9,6 +9,7 @@
 mod guest_dt;
 mod image;
 mod linux;
+mod native;
 mod package;
 mod setup;
 mod util;
@@ -20,9 +21,10 @@ use std::process::{Command, ExitCode};
 use clap::{Args, Parser, Subcommand};
 use system_tests::qemu::{MachineConfig, QEMU};
 
+use crate::native::NativeGuest;
 use crate::package::Vms;
 use crate::setup::Need;
-use crate::util::{cargo, run, say};
+use crate::util::{cargo, run, say, shell_line};
 use crate::vms::Machine;
 
 #[derive(Parser)]
@@ -66,12 +68,26 @@ struct MachineArgs {
     /// Boot Tandem with no VMs (target/tandem/<platform>/tandem-novm.bin).
     #[arg(long, conflicts_with = "vms")]
     no_vms: bool,
-    /// Number of physical CPUs (the VMs' pcpus are checked against it).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=8))]
-    smp: u32,
-    /// Memory size in QEMU syntax (the VMs' RAM is checked against it).
-    #[arg(long, default_value = "1G")]
-    memory: String,
+    /// Number of physical CPUs (the VMs' pcpus are checked against it)
+    /// [default: 4; for `run --native linux`, the Linux VM's vCPU count].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    smp: Option<u32>,
+    /// Memory size in QEMU syntax (the VMs' RAM is checked against it)
+    /// [default: 1G; for `run --native linux`, the Linux VM's RAM].
+    #[arg(long)]
+    memory: Option<String>,
+}
+
+impl MachineArgs {
+    /// `--smp`, or 4.
+    fn smp(&self) -> u32 {
+        self.smp.unwrap_or(Machine::DEFAULT.cpus)
+    }
+
+    /// `--memory`, or 1G.
+    fn memory(&self) -> String {
+        self.memory.clone().unwrap_or_else(|| "1G".into())
+    }
 }
 
 #[derive(Args)]
@@ -93,10 +109,12 @@ struct RunArgs {
     /// that real hardware would meet. By default time is instruction-paced (-icount shift=0).
     #[arg(long)]
     realtime: bool,
-    /// Boot a guest natively on the emulated machine, without Tandem (the latency baseline).
-    #[arg(long, value_parser = ["rtos"], conflicts_with_all = ["vms", "no_vms"])]
-    native: Option<String>,
-    /// Build the guest's in-guest self-test variant (with --native).
+    /// Boot a guest natively on the emulated machine, without Tandem (the baseline):
+    /// rtos, or linux (the Linux VM's Image and initramfs, its vCPUs and RAM, its command
+    /// line with console=ttyAMA0).
+    #[arg(long, value_name = "GUEST", value_parser = NativeGuest::parse, conflicts_with_all = ["vms", "no_vms"])]
+    native: Option<NativeGuest>,
+    /// Build the guest's in-guest self-test variant (with --native rtos).
     #[arg(long, requires = "native")]
     selftest: bool,
     /// Extra QEMU arguments, after `--`.
@@ -156,7 +174,7 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    let machine = Machine::new(m.smp, &m.memory)?;
+    let machine = Machine::new(m.smp(), &m.memory())?;
     let vms = match (&m.vms, m.no_vms) {
         (_, true) => Vms::None,
         (Some(names), false) => Vms::Named(names),
@@ -167,23 +185,20 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
 
 fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     prepare(&[Need::Qemu, Need::Dtc])?;
-    let native = args.native.is_some();
-    let image = match args.native.as_deref() {
+    let native = args.native;
+    if native == Some(NativeGuest::Linux) {
+        return run_native_linux(root, args);
+    }
+    let image = match native {
         Some(_) => {
             let features: &[&str] = if args.selftest { &["selftest"] } else { &[] };
             image::build_guest(root, "rtos-guest", "rtos", features)?
         }
         None => build(root, &args.machine)?,
     };
-    let mut config = MachineConfig::new(&args.machine.platform, image);
+    let mut config = machine_config(&args, image);
     // A native guest runs at EL1, as it would on firmware without a hypervisor.
-    config.virtualization = !native;
-    config.gic = args.gic;
-    config.smp = args.machine.smp;
-    config.memory = args.machine.memory;
-    config.cpu = args.cpu;
-    config.icount = args.icount;
-    config.paced = !args.realtime;
+    config.virtualization = native.is_none();
     // Coloured VM tags when a person is watching.
     if std::io::IsTerminal::is_terminal(&std::io::stdout())
         && !args.qemu_args.iter().any(|a| a == "-append")
@@ -194,15 +209,83 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     }
     config.extra.extend(args.qemu_args);
     let qemu_args = config.args()?;
-    say(&format!("{QEMU} {}", qemu_args.join(" ")));
+    say(&format!("{QEMU} {}", shell_line(&qemu_args)));
     say(&format!(
         "booting {}; leave QEMU with Ctrl-A X",
-        if native {
+        if native.is_some() {
             "the guest natively"
         } else {
             "Tandem"
         }
     ));
+    run(Command::new(QEMU).args(&qemu_args))
+}
+
+/// The emulated machine of `run`, booting `kernel`.
+fn machine_config(args: &RunArgs, kernel: PathBuf) -> MachineConfig {
+    let mut config = MachineConfig::new(&args.machine.platform, kernel);
+    config.gic = args.gic;
+    config.smp = args.machine.smp();
+    config.memory = args.machine.memory();
+    config.cpu = args.cpu.clone();
+    config.icount = args.icount;
+    config.paced = !args.realtime;
+    config
+}
+
+/// `run --native linux`: the Linux VM's Image and initramfs on the bare machine at EL1,
+/// shaped like the VM, with a reproducible device tree (see `native.rs`).
+fn run_native_linux(root: &Path, mut args: RunArgs) -> Result<(), String> {
+    if args.machine.platform != "qemu-virt" {
+        return Err(format!(
+            "--native linux runs on qemu-virt only in this version, not {}",
+            args.machine.platform
+        ));
+    }
+    if args.selftest {
+        return Err("--selftest is for --native rtos (Linux has no self-test build)".into());
+    }
+    let config_file = vms::Config::load(root, &args.machine.platform)?;
+    let vm = native::linux_vm(&config_file)?;
+    args.machine.smp.get_or_insert(vm.pcpus.len() as u32);
+    args.machine
+        .memory
+        .get_or_insert_with(|| format!("{}M", vm.memory_mib));
+    prepare(&[Need::LinuxBuild])?;
+    let linux = linux::build(root)?;
+    let bootargs = native::native_bootargs(vm.bootargs.as_deref());
+
+    let mut config = machine_config(&args, linux.image.clone());
+    config.virtualization = false;
+    config.extra.extend([
+        "-initrd".to_string(),
+        linux.initramfs.display().to_string(),
+        "-append".to_string(),
+        bootargs.clone(),
+        "-seed".to_string(),
+        native::QEMU_SEED.to_string(),
+    ]);
+    let mut qemu_args = config.args()?;
+    native::add_machine_option(&mut qemu_args, "dtb-randomness=off")?;
+    let out_dir = root.join("target/tandem").join(&args.machine.platform);
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let dtb = native::make_dtb(
+        QEMU,
+        &qemu_args,
+        &out_dir.join("native-linux.dtb"),
+        &guest_dt::rng_seed(&vm.name),
+    )?;
+    qemu_args.extend(["-dtb".to_string(), dtb.display().to_string()]);
+    qemu_args.extend(args.qemu_args);
+    say(&format!(
+        "native linux: vm \"{}\" of {}: {} CPUs, {} RAM, command line \"{bootargs}\"",
+        vm.name,
+        config_file.file,
+        args.machine.smp(),
+        args.machine.memory()
+    ));
+    say(&format!("{QEMU} {}", shell_line(&qemu_args)));
+    say("booting Linux natively; leave QEMU with Ctrl-A X");
     run(Command::new(QEMU).args(&qemu_args))
 }
 
@@ -229,4 +312,55 @@ fn cmd_test(root: &Path, args: TestArgs) -> Result<(), String> {
     }
     cmd.args(["--", "--test-threads=2"]);
     run(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, String> {
+        let cli = Cli::try_parse_from(["cargo xtask", "run"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Cmd::Run(r) => Ok(r),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn native_names() {
+        assert_eq!(
+            run_args(&["--native", "linux"]).unwrap().native,
+            Some(NativeGuest::Linux)
+        );
+        assert_eq!(
+            run_args(&["--native", "rtos"]).unwrap().native,
+            Some(NativeGuest::Rtos)
+        );
+        let Err(e) = run_args(&["--native", "freertos"]) else {
+            panic!("--native freertos was accepted");
+        };
+        assert!(
+            e.contains(
+                "unknown native guest \"freertos\": --native boots rtos (the RTOS) or linux"
+            ),
+            "{e}"
+        );
+        assert!(run_args(&["--native", "linux", "--vms", "linux"]).is_err());
+        assert!(run_args(&["--selftest"]).is_err());
+    }
+
+    /// --smp and --memory keep their defaults unless given (native linux fills them from the VM).
+    #[test]
+    fn machine_defaults() {
+        let r = run_args(&[]).unwrap();
+        assert_eq!((r.machine.smp, r.machine.memory.as_deref()), (None, None));
+        assert_eq!((r.machine.smp(), r.machine.memory()), (4, "1G".to_string()));
+        let r = run_args(&["--smp", "2", "--memory", "512M"]).unwrap();
+        assert_eq!(
+            (r.machine.smp(), r.machine.memory()),
+            (2, "512M".to_string())
+        );
+        assert!(run_args(&["--smp", "9"]).is_err());
+    }
 }

@@ -139,6 +139,11 @@ impl Gic for Aarch64 {
         }
     }
 
+    #[inline]
+    fn write_lr(&mut self, n: usize, value: u64) {
+        gic::write_lr(n, value);
+    }
+
     fn read_lrs(&mut self, lrs: &mut [u64]) {
         for (n, lr) in lrs.iter_mut().enumerate() {
             *lr = gic::read_lr(n);

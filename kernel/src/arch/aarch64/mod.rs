@@ -24,6 +24,7 @@ pub mod cpu;
 pub mod crash;
 pub mod gic;
 pub mod hw;
+pub mod mem;
 pub mod mmu;
 pub mod psci;
 pub mod vcpu;
