@@ -25,7 +25,7 @@ use super::vm::Vm;
 use super::{Hypervisor, irq};
 use crate::arch::Hw;
 use crate::hypercall::PowerState;
-use crate::sched::{self, Policy, RoundRobin};
+use crate::sched::{self, Budget, FixedPriority, Params, Policy};
 use crate::vcpu::exit;
 use crate::vcpu::regs::{GuestRegs, VcpuContext};
 use crate::vgic::{MAX_LRS, Vgic};
@@ -117,6 +117,18 @@ impl LrHardware {
     }
 }
 
+/// The scheduling parameters of `vm`'s vCPUs, in counter ticks at `hz`.
+fn sched_params(vm: &Vm, hz: u64) -> Params {
+    let us = |n: u32| sched::ns_to_ticks(u64::from(n) * 1000, hz);
+    Params {
+        priority: vm.desc.priority,
+        budget: (vm.desc.budget_us > 0).then(|| Budget {
+            budget: us(vm.desc.budget_us),
+            period: us(vm.desc.period_us),
+        }),
+    }
+}
+
 /// Everything a physical CPU keeps for its loop.
 pub struct Pcpu {
     me: usize,
@@ -126,7 +138,9 @@ pub struct Pcpu {
     loaded: Option<usize>,
     /// The vCPU this CPU runs until something changes.
     current: Option<usize>,
-    policy: RoundRobin,
+    policy: FixedPriority,
+    /// When the current vCPU's CPU time was last charged to it.
+    charged_at: u64,
     /// The list registers as the hardware holds them.
     lr_hw: LrHardware,
     /// When the running slice ends (only while another vCPU waits here).
@@ -146,10 +160,17 @@ impl Pcpu {
     pub fn new(me: usize, vcpus: Vec<Vcpu>, lr_count: usize, hv: &Hypervisor) -> Self {
         Self {
             me,
-            vcpus,
             loaded: None,
             current: None,
-            policy: RoundRobin::new(sched::ns_to_ticks(sched::SLICE_NS, hv.counter_hz)),
+            policy: FixedPriority::new(
+                vcpus
+                    .iter()
+                    .map(|v| sched_params(&hv.vms[v.vm], hv.counter_hz))
+                    .collect(),
+                sched::ns_to_ticks(sched::SLICE_NS, hv.counter_hz),
+                0,
+            ),
+            charged_at: 0,
             lr_hw: LrHardware {
                 count: lr_count.min(MAX_LRS),
                 in_use: 0,
@@ -160,6 +181,7 @@ impl Pcpu {
             resched: true,
             timer_dirty: true,
             tick_next: None,
+            vcpus,
         }
     }
 
@@ -281,18 +303,19 @@ impl Pcpu {
                 }
             }
         }
+        let now = hw.now();
+        self.charge(now);
+        let count = self.vcpus.len().min(64);
+        let mask = (0..count)
+            .filter(|&k| self.runnable(k, hv))
+            .fold(0u64, |m, k| m | 1 << k);
+        let can_run = |k: usize| mask & (1 << k) != 0;
         let keep = self
             .current
-            .filter(|&c| self.runnable(c, hv) && !(self.preempt && self.others_runnable(c, hv)));
+            .filter(|&c| can_run(c) && !self.policy.must_yield(c, self.preempt, &can_run));
         let pick = match keep {
             Some(c) => Some(c),
-            None => {
-                let count = self.vcpus.len().min(64);
-                let mask = (0..count)
-                    .filter(|&k| self.runnable(k, hv))
-                    .fold(0u64, |m, k| m | 1 << k);
-                self.policy.pick(count, &|k| mask & (1 << k) != 0)
-            }
+            None => self.policy.pick(now, &can_run),
         };
         self.preempt = false;
         if pick != self.current || keep.is_none() {
@@ -313,7 +336,7 @@ impl Pcpu {
         }
         self.vcpus[i].blocked = false;
         if self.vcpus.len() > 1 && self.slice_end.is_none() {
-            self.slice_end = Some(hw.now() + self.policy.slice(i));
+            self.slice_end = Some(now + self.policy.slice(i));
         }
         self.switch_to(i, hv, hw);
         self.timer_dirty = true;
@@ -423,7 +446,10 @@ impl Pcpu {
                 && vm.vcpus[v.index].power() == PowerState::On)
                 .then(|| v.ctx.timer.cval.wrapping_add(vm.cntvoff))
         });
-        let next = sched::next_deadline(slice_end, unloaded, self.tick_next);
+        let policy = self
+            .policy
+            .next_event(self.current.map(|c| (c, self.charged_at)));
+        let next = sched::next_deadline(slice_end, unloaded.chain(policy), self.tick_next);
         hw.set_hyp_timer(next);
     }
 
@@ -450,11 +476,31 @@ impl Pcpu {
             self.preempt = true;
             self.resched = true;
         }
+        // Budgets: charge the running vCPU, refill ended periods; a vCPU out
+        // of budget gives way, one refilled may take the CPU back.
+        let due = self
+            .policy
+            .next_event(self.current.map(|c| (c, self.charged_at)))
+            .is_some_and(|t| t <= now);
+        self.charge(now);
+        if due {
+            self.resched = true;
+        }
         if self.tick_next.is_some_and(|n| n <= now) {
             self.tick_next = None;
         }
         // Re-arm now: the timer's interrupt stays asserted while its deadline is past.
         self.plan_timer(hv, hw);
+    }
+
+    /// Charges the running vCPU for the CPU time since the last charge.
+    fn charge(&mut self, now: u64) {
+        let ran = now.saturating_sub(self.charged_at);
+        self.charged_at = now;
+        match self.current {
+            Some(c) => self.policy.charge(c, ran, now),
+            None => self.policy.advance(now),
+        }
     }
 
     /// The loaded vCPU's virtual timer fired: mask it at the source and make

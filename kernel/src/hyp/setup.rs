@@ -92,10 +92,16 @@ pub fn create_vms(pkg: Option<Package<'static>>, online: usize, facts: &MachineF
     let mut hv = Hypervisor::new(vms, spis, hz);
     hv.color = facts.bootarg("tandem.color") == Some("on");
     hv.uart_intid = UART_INTID.load(Ordering::Relaxed);
-    // Only where VMs compete: a lone VM's measurements stay undisturbed.
+    // Only where VMs run on several pCPUs at once: a lone VM's measurements,
+    // and VMs sharing one pCPU, stay undisturbed.
+    let pcpus_used = hv
+        .vms
+        .iter()
+        .flat_map(|vm| vm.vcpus.iter().map(|v| v.pcpu))
+        .fold(0u32, |m, p| m | 1 << p);
     hv.emulator_tick = BOARD
         .emulator_tick_ns
-        .filter(|_| hv.vms.len() > 1)
+        .filter(|_| hv.vms.len() > 1 && pcpus_used.count_ones() > 1)
         .map(|ns| crate::sched::ns_to_ticks(ns, hz));
     for (p, m) in hv.pcpus.iter().zip(&ONLINE_MPIDR) {
         p.mpidr.store(m.load(Ordering::Acquire), Ordering::Release);

@@ -39,7 +39,7 @@ fn spec(name: &str, pcpus: &[u8]) -> VmSpec {
         flags: 0,
         console_intid: 32,
         blobs: vec![(vec![0xaa; 8192], ENTRY)],
-        devices: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -442,4 +442,140 @@ fn emulator_tick_keeps_ticking() {
     let ticks = m.hws[0].count(|e| matches!(e, Event::End { intid } if *intid == INTID_HYP_TIMER));
     assert!(ticks >= 20, "{ticks} ticks in 50 idle steps");
     assert!(m.hws[0].hyp_timer.is_some_and(|c| c > m.hws[0].now));
+}
+
+/// On a shared CPU, a higher-priority vCPU whose timer fires preempts a
+/// busy lower-priority one at once, not at the end of its slice.
+#[test]
+fn rtos_preempts_linux_on_its_timer() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 1000;
+    let deadline = Rc::new(Cell::new(0u64));
+    let woke_at = Rc::new(Cell::new(0u64));
+    let (d, w) = (deadline.clone(), woke_at.clone());
+    m.hws[0].script(2, move |g| {
+        if d.get() == 0 {
+            d.set(g.now + 200_000);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(g.now);
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    let rtos = m.vm("rtos");
+    {
+        let mut g = rtos.vgic.lock();
+        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0080, 4, 1 << 27)
+            .unwrap();
+        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0100, 4, 1 << 27)
+            .unwrap();
+        g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
+    }
+    m.run(400);
+    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
+    let latency = woke_at.get() - deadline.get();
+    assert!(
+        latency <= 3 * 1000,
+        "the RTOS ran {latency} ticks after its deadline (a slice is 625,000)"
+    );
+}
+
+/// A vCPU with a budget gets no more than its budget per period while a
+/// lower-priority vCPU waits, and the other gets the rest.
+#[test]
+fn budget_caps_a_high_priority_hog() {
+    let hog = VmSpec {
+        priority: 5,
+        budget: Some((200, 1000)), // 20 % of the CPU
+        ..spec("hog", &[0])
+    };
+    let mut m = Machine::new(1, &[hog, spec("other", &[0])]);
+    m.hws[0].entry_cost = 625; // 10 µs at 62.5 MHz
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.hws[0].script(2, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.run(2000);
+    let (hog, other) = (m.entries(0, 1) as f64, m.entries(0, 2) as f64);
+    let share = hog / (hog + other);
+    assert!(
+        (0.15..0.3).contains(&share),
+        "hog got {:.0} % of the entries ({hog} vs {other})",
+        share * 100.0
+    );
+}
+
+/// VM ids are 1-based in package order: `VM_INFO` tells the first VM it is
+/// VM 1 and the second VM 2, the ids the log prints (docs/vm-config.md).
+#[test]
+fn vm_info_ids_start_at_one() {
+    const VM_INFO: u64 = 0xC600_0001;
+    let mut m = Machine::new(2, &[spec("first", &[0]), spec("second", &[1])]);
+    let seen = Rc::new(Cell::new([0u64; 2]));
+    for (cpu, id) in [(0usize, 1u32), (1, 2)] {
+        let seen = seen.clone();
+        let mut asked = false;
+        m.hws[cpu].script(id, move |g| {
+            if asked {
+                let mut s = seen.get();
+                s[cpu] = g.regs.args.x[1];
+                seen.set(s);
+            }
+            asked = true;
+            g.regs.args.x[0] = VM_INFO;
+            hvc_exit()
+        });
+    }
+    m.run(3);
+    assert_eq!(seen.get(), [1, 2]);
+    assert_eq!((m.vm("first").id, m.vm("second").id), (1, 2));
+}
+
+/// The entry state pv-abi documents for bare guests ("Entry state"): EL1h
+/// with DAIF masked, x0 = the device tree, every other register and both
+/// stack pointers 0, MMU and caches off, FP/SIMD trapped (CPACR_EL1 = 0),
+/// no vectors; a CPU_ON'd vCPU gets the same with x0 = its context id.
+#[test]
+fn vcpus_start_in_the_documented_entry_state() {
+    const SECONDARY: u64 = ENTRY + 0x1000;
+    let mut m = Machine::new(2, &[spec("a", &[0, 1])]);
+    let checked = Rc::new(Cell::new([false; 2]));
+    for cpu in 0..2usize {
+        let checked = checked.clone();
+        m.hws[cpu].script(1, move |g| {
+            let mut c = checked.get();
+            if !c[cpu] {
+                let (pc, x0) = if cpu == 0 {
+                    (ENTRY, RAM_IPA)
+                } else {
+                    (SECONDARY, 0x77)
+                };
+                assert_eq!((g.regs.pc, g.regs.args.x[0]), (pc, x0), "vCPU {cpu}");
+                assert_eq!(g.regs.pstate, 0x3c5, "EL1h, DAIF masked");
+                assert!(g.regs.args.x[1..].iter().all(|&x| x == 0), "x1..x7 = 0");
+                assert!(g.regs.high.iter().all(|&x| x == 0), "x8..x30 = 0");
+                assert_eq!(g.regs.sp_el0, 0);
+                let el1 = &g.context.el1;
+                assert_eq!(el1.sp_el1, 0, "no stack");
+                assert_eq!(el1.cpacr, 0, "FP/SIMD traps");
+                assert_eq!(el1.vbar, 0, "no vectors");
+                assert_eq!(el1.sctlr & 0b1_0000_0000_0101, 0, "M, C and I clear");
+                assert_eq!(g.context.timer.ctl, 0, "virtual timer off");
+                c[cpu] = true;
+                checked.set(c);
+            }
+            if cpu == 0 {
+                // Start vCPU 1 with a context id, then idle.
+                g.regs.args.x[..4].copy_from_slice(&[PSCI_CPU_ON, 1, SECONDARY, 0x77]);
+                return hvc_exit();
+            }
+            wfi_exit()
+        });
+    }
+    m.run(6);
+    assert_eq!(checked.get(), [true, true], "both vCPUs entered");
 }

@@ -24,46 +24,175 @@ pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
     ((u128::from(ticks) * 1_000_000_000) / u128::from(hz.max(1))) as u64
 }
 
-/// How a physical CPU chooses among its vCPUs. Implementations see vCPUs by
-/// local index only; runnability is decided by the caller.
-pub trait Policy {
-    /// The vCPU to run next among `count`, or `None` if none is runnable.
-    fn pick(&mut self, count: usize, runnable: &dyn Fn(usize) -> bool) -> Option<usize>;
-    /// The slice `vcpu` gets when others compete for the CPU, in counter ticks.
-    fn slice(&self, vcpu: usize) -> u64;
+/// How one vCPU is scheduled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    /// Higher runs first; equal priorities share the CPU in slices.
+    pub priority: u8,
+    /// CPU time the vCPU may use per period, if limited.
+    pub budget: Option<Budget>,
 }
 
-/// Round robin with one slice length for everyone.
+/// A CPU-time budget: at most `budget` ticks in every `period` ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Ticks of CPU time per period.
+    pub budget: u64,
+    /// Period length in ticks.
+    pub period: u64,
+}
+
+/// How a physical CPU chooses among its vCPUs. Implementations see vCPUs by
+/// local index only; whether one can run (power, blocked) is the caller's.
+pub trait Policy {
+    /// The vCPU to run next among those `runnable` says can run, or `None`.
+    fn pick(&mut self, now: u64, runnable: &dyn Fn(usize) -> bool) -> Option<usize>;
+    /// Whether `current` must give way now to another vCPU that can run:
+    /// one of higher priority, or any if `current` is out of budget, or one
+    /// of equal priority when `slice_over`.
+    fn must_yield(
+        &self,
+        current: usize,
+        slice_over: bool,
+        runnable: &dyn Fn(usize) -> bool,
+    ) -> bool;
+    /// The slice `vcpu` gets while vCPUs of its priority compete, in ticks.
+    fn slice(&self, vcpu: usize) -> u64;
+    /// Accounts `ran` ticks of CPU time to `vcpu`, at time `now`.
+    fn charge(&mut self, vcpu: usize, ran: u64, now: u64);
+    /// Brings budgets up to `now` (periods that ended refill).
+    fn advance(&mut self, now: u64);
+    /// When the policy needs the CPU back: `running`'s budget running out
+    /// (it was entered at `since`), or a throttled vCPU's next period.
+    fn next_event(&self, running: Option<(usize, u64)>) -> Option<u64>;
+    /// Whether `vcpu` used up its budget for this period.
+    fn throttled(&self, vcpu: usize) -> bool;
+}
+
+/// Fixed-priority preemptive scheduling with optional budgets: the highest
+/// priority vCPU that can run and has budget left runs; equal priorities
+/// take turns (round robin, one slice each when several wait); a vCPU that
+/// used its budget is throttled until its next period begins.
 #[derive(Debug)]
-pub struct RoundRobin {
+pub struct FixedPriority {
+    params: alloc::vec::Vec<Params>,
+    /// Budget left in the current period, per vCPU.
+    left: alloc::vec::Vec<u64>,
+    /// When the current period ends, per vCPU (budgeted ones).
+    period_end: alloc::vec::Vec<u64>,
+    /// Round-robin position among equal priorities.
     next: usize,
     slice_ticks: u64,
 }
 
-impl RoundRobin {
-    /// Round robin with slices of `slice_ticks` counter ticks.
-    pub fn new(slice_ticks: u64) -> Self {
+impl FixedPriority {
+    /// A policy for vCPUs with `params` (by local index), starting at `now`.
+    pub fn new(params: alloc::vec::Vec<Params>, slice_ticks: u64, now: u64) -> Self {
+        let left = params
+            .iter()
+            .map(|p| p.budget.map_or(u64::MAX, |b| b.budget))
+            .collect();
+        let period_end = params
+            .iter()
+            .map(|p| p.budget.map_or(u64::MAX, |b| now + b.period))
+            .collect();
         Self {
+            params,
+            left,
+            period_end,
             next: 0,
             slice_ticks: slice_ticks.max(1),
         }
     }
+
+    /// Starts the periods that ended by `now`, refilling their budgets.
+    fn replenish(&mut self, now: u64) {
+        for (i, p) in self.params.iter().enumerate() {
+            if let Some(b) = p.budget
+                && self.period_end[i] <= now
+            {
+                // Periods missed entirely (the vCPU slept) are skipped, not banked.
+                let behind = (now - self.period_end[i]) / b.period.max(1);
+                self.period_end[i] += (behind + 1) * b.period.max(1);
+                self.left[i] = b.budget;
+            }
+        }
+    }
+
+    fn eligible(&self, v: usize, runnable: &dyn Fn(usize) -> bool) -> bool {
+        v < self.params.len() && self.left[v] > 0 && runnable(v)
+    }
 }
 
-impl Policy for RoundRobin {
-    fn pick(&mut self, count: usize, runnable: &dyn Fn(usize) -> bool) -> Option<usize> {
+impl Policy for FixedPriority {
+    fn pick(&mut self, now: u64, runnable: &dyn Fn(usize) -> bool) -> Option<usize> {
+        self.replenish(now);
+        let count = self.params.len();
+        let best = (0..count)
+            .filter(|&v| self.eligible(v, runnable))
+            .map(|v| self.params[v].priority)
+            .max()?;
         for k in 0..count {
-            let i = (self.next + k) % count;
-            if runnable(i) {
-                self.next = (i + 1) % count;
-                return Some(i);
+            let v = (self.next + k) % count;
+            if self.params[v].priority == best && self.eligible(v, runnable) {
+                self.next = (v + 1) % count;
+                return Some(v);
             }
         }
         None
     }
 
+    fn must_yield(
+        &self,
+        current: usize,
+        slice_over: bool,
+        runnable: &dyn Fn(usize) -> bool,
+    ) -> bool {
+        let Some(mine) = self.params.get(current).map(|p| p.priority) else {
+            return true;
+        };
+        let throttled = self.throttled(current);
+        (0..self.params.len())
+            .filter(|&v| v != current && self.eligible(v, runnable))
+            .any(|v| {
+                let p = self.params[v].priority;
+                throttled || p > mine || (slice_over && p == mine)
+            })
+            || throttled
+    }
+
     fn slice(&self, _vcpu: usize) -> u64 {
         self.slice_ticks
+    }
+
+    fn charge(&mut self, vcpu: usize, ran: u64, now: u64) {
+        if let Some(left) = self.left.get_mut(vcpu)
+            && self.params[vcpu].budget.is_some()
+        {
+            *left = left.saturating_sub(ran);
+        }
+        self.replenish(now);
+    }
+
+    fn advance(&mut self, now: u64) {
+        self.replenish(now);
+    }
+
+    fn next_event(&self, running: Option<(usize, u64)>) -> Option<u64> {
+        // A running vCPU already out of budget is leaving: its refill counts.
+        let exhaust = running.and_then(|(v, since)| {
+            let left = *self.left.get(v)?;
+            (self.params[v].budget.is_some() && left > 0).then(|| since.saturating_add(left))
+        });
+        let refill = (0..self.params.len())
+            .filter(|&v| self.params[v].budget.is_some() && self.left[v] == 0)
+            .map(|v| self.period_end[v])
+            .min();
+        exhaust.into_iter().chain(refill).min()
+    }
+
+    fn throttled(&self, vcpu: usize) -> bool {
+        self.left.get(vcpu).is_some_and(|&l| l == 0)
     }
 }
 
@@ -87,16 +216,85 @@ pub fn next_deadline(
 mod tests {
     use super::*;
 
-    /// Picks rotate among runnable entries and skip blocked ones.
+    fn rr(n: usize) -> FixedPriority {
+        FixedPriority::new(alloc::vec![Params::default(); n], 100, 0)
+    }
+
+    /// Equal priorities rotate among runnable vCPUs and skip blocked ones.
     #[test]
-    fn round_robin_rotates() {
-        let mut rr = RoundRobin::new(100);
+    fn equal_priorities_rotate() {
+        let mut p = rr(3);
         let runnable = |i: usize| i != 1;
-        assert_eq!(rr.pick(3, &runnable), Some(0));
-        assert_eq!(rr.pick(3, &runnable), Some(2));
-        assert_eq!(rr.pick(3, &runnable), Some(0));
-        assert_eq!(rr.pick(3, &|_| false), None);
-        assert_eq!(rr.pick(0, &|_| true), None);
+        assert_eq!(p.pick(0, &runnable), Some(0));
+        assert_eq!(p.pick(0, &runnable), Some(2));
+        assert_eq!(p.pick(0, &runnable), Some(0));
+        assert_eq!(p.pick(0, &|_| false), None);
+        assert_eq!(rr(0).pick(0, &|_| true), None);
+    }
+
+    /// A higher priority wins whenever it can run, and preempts at once;
+    /// an equal one waits for the slice to end.
+    #[test]
+    fn higher_priority_preempts() {
+        let rt = Params {
+            priority: 10,
+            budget: None,
+        };
+        let mut p = FixedPriority::new(alloc::vec![Params::default(), rt], 100, 0);
+        assert_eq!(p.pick(0, &|_| true), Some(1));
+        assert_eq!(p.pick(0, &|v| v == 0), Some(0));
+        assert!(p.must_yield(0, false, &|_| true), "the RTOS woke up");
+        assert!(
+            !p.must_yield(1, true, &|_| true),
+            "nobody outranks the RTOS"
+        );
+        let mut q = rr(2);
+        assert!(!q.must_yield(0, false, &|_| true));
+        assert!(q.must_yield(0, true, &|_| true));
+        assert!(!q.must_yield(0, true, &|v| v == 0), "alone: keeps the CPU");
+        assert_eq!(q.pick(0, &|_| true), Some(0));
+    }
+
+    /// A vCPU that used its budget is throttled until its next period, and
+    /// the timer is planned for both moments.
+    #[test]
+    fn budgets_throttle_until_the_next_period() {
+        let capped = Params {
+            priority: 5,
+            budget: Some(Budget {
+                budget: 30,
+                period: 100,
+            }),
+        };
+        let mut p = FixedPriority::new(alloc::vec![capped, Params::default()], 1000, 0);
+        assert_eq!(p.pick(0, &|_| true), Some(0));
+        assert_eq!(
+            p.next_event(Some((0, 10))),
+            Some(40),
+            "budget ends 30 ticks after entry"
+        );
+        p.charge(0, 30, 40);
+        assert!(p.throttled(0));
+        assert!(p.must_yield(0, false, &|_| true));
+        assert_eq!(
+            p.pick(40, &|_| true),
+            Some(1),
+            "the other vCPU runs meanwhile"
+        );
+        assert_eq!(
+            p.next_event(Some((1, 40))),
+            Some(100),
+            "refill at the period's end"
+        );
+        assert_eq!(p.pick(100, &|_| true), Some(0), "refilled, and it outranks");
+        assert!(!p.throttled(0));
+        // Asleep for several periods: the budget is refilled once, not banked.
+        p.charge(0, 30, 130);
+        assert_eq!(p.pick(450, &|_| true), Some(0));
+        p.charge(0, 10, 460);
+        assert!(!p.throttled(0));
+        p.charge(0, 25, 470);
+        assert!(p.throttled(0));
     }
 
     /// The timer follows the earliest need, and is off when nothing needs it.

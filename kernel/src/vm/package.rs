@@ -8,7 +8,7 @@
 //! ```text
 //! offset  size  header
 //!      0     8  magic "TNDMPKG1"
-//!      8     4  format version (2)
+//!      8     4  format version (3)
 //!     12     4  number of VMs
 //!     16     8  total package size in bytes (header, VM records, blobs)
 //!     24    40  reserved (zero)
@@ -30,6 +30,10 @@
 //!    172     4  reserved (zero)
 //!    176   192  8 devices of 24 bytes: base u64 (IPA = physical address),
 //!               size u64, physical INTID u32 (0: none), flags u32 (DEVICE_*)
+//!    368     4  scheduling priority of its vCPUs (0..=255, higher first)
+//!    372     4  CPU budget per period in µs (0: unlimited)
+//!    376     4  budget period in µs (0 when unlimited)
+//!    380     4  reserved (zero)
 //! ```
 //!
 //! A passthrough device is a physical MMIO window the VM owns: Tandem maps it
@@ -38,7 +42,8 @@
 //!
 //! The kernel decodes with [`Package::parse`], which checks every bound and
 //! never panics; xtask encodes with [`encode`] (host only). Version 1 had no
-//! device table (168-byte records) and is refused.
+//! device table (168-byte records), version 2 no scheduling fields (368-byte
+//! records); both are refused.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -46,11 +51,13 @@ use core::fmt;
 /// Package magic.
 pub const MAGIC: [u8; 8] = *b"TNDMPKG1";
 /// Format version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Header size.
 pub const HEADER_SIZE: usize = 64;
 /// Size of one VM record.
-pub const VM_RECORD_SIZE: usize = 368;
+pub const VM_RECORD_SIZE: usize = 384;
+/// Offset of the scheduling fields in a VM record.
+const SCHED_AT: usize = 368;
 /// Blobs per VM.
 pub const MAX_BLOBS: usize = 4;
 /// vCPUs per VM.
@@ -148,6 +155,12 @@ pub struct VmDesc {
     pub device_count: u32,
     /// The passthrough devices.
     pub devices: [Device; MAX_DEVICES],
+    /// Scheduling priority of its vCPUs (higher runs first).
+    pub priority: u8,
+    /// CPU time per period in µs (0: unlimited).
+    pub budget_us: u32,
+    /// The budget's period in µs.
+    pub period_us: u32,
 }
 
 impl VmDesc {
@@ -301,7 +314,14 @@ impl<'a> Package<'a> {
             blobs: [Blob::default(); MAX_BLOBS],
             device_count: half(DEVICES_AT),
             devices: [Device::default(); MAX_DEVICES],
+            priority: 0,
+            budget_us: half(SCHED_AT + 4),
+            period_us: half(SCHED_AT + 8),
         };
+        d.priority = u8::try_from(half(SCHED_AT)).map_err(|_| bad("priority must be 0..=255"))?;
+        if d.budget_us > d.period_us || (d.budget_us == 0) != (d.period_us == 0) {
+            return Err(bad("budget must be 1..=period µs, or both 0"));
+        }
         let name_len = d.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
         if name_len == 0 || core::str::from_utf8(&d.name[..name_len]).is_err() {
             return Err(bad("name is empty or not UTF-8"));
@@ -424,6 +444,10 @@ pub struct VmSpec {
     pub blobs: alloc::vec::Vec<(alloc::vec::Vec<u8>, u64)>,
     /// Passthrough devices.
     pub devices: alloc::vec::Vec<Device>,
+    /// Scheduling priority.
+    pub priority: u8,
+    /// (budget µs, period µs), if limited.
+    pub budget: Option<(u32, u32)>,
 }
 
 /// Encodes VMs into a package (host side: used by xtask and tests).
@@ -467,6 +491,10 @@ pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
             r[at + 16..at + 20].copy_from_slice(&dev.intid.to_le_bytes());
             r[at + 20..at + 24].copy_from_slice(&dev.flags.to_le_bytes());
         }
+        r[SCHED_AT..SCHED_AT + 4].copy_from_slice(&u32::from(vm.priority).to_le_bytes());
+        let (budget, period) = vm.budget.unwrap_or((0, 0));
+        r[SCHED_AT + 4..SCHED_AT + 8].copy_from_slice(&budget.to_le_bytes());
+        r[SCHED_AT + 8..SCHED_AT + 12].copy_from_slice(&period.to_le_bytes());
         records.extend_from_slice(&r);
     }
     let total = blobs_start + blob_area.len();
@@ -502,6 +530,8 @@ mod tests {
                 (vec![0xd0, 0x0d], 0x4000_0000),
             ],
             devices: vec![RTC],
+            priority: 7,
+            budget: Some((300, 1000)),
         }
     }
 
@@ -527,6 +557,24 @@ mod tests {
         Package::parse(&encode(specs)).unwrap_err()
     }
 
+    /// Budgets must fit their period and come with one; priorities are a byte.
+    #[test]
+    fn bad_scheduling_fields() {
+        for budget in [Some((0, 1000)), Some((1001, 1000)), Some((5, 0))] {
+            let err = vm_err(&[VmSpec { budget, ..spec() }]);
+            assert_eq!(
+                err,
+                PackageError::BadVm(0, "budget must be 1..=period µs, or both 0")
+            );
+        }
+        let mut bytes = encode(&[spec()]);
+        bytes[HEADER_SIZE + SCHED_AT + 1] = 1;
+        assert_eq!(
+            Package::parse(&bytes).unwrap_err(),
+            PackageError::BadVm(0, "priority must be 0..=255")
+        );
+    }
+
     /// What encode writes, parse reads back.
     #[test]
     fn round_trip() {
@@ -543,6 +591,7 @@ mod tests {
         assert_eq!(vm.blobs()[1].load_ipa, 0x4000_0000);
         assert_eq!(vm.blobs()[0].offset % 4096, 0);
         assert_eq!(vm.devices(), &[RTC]);
+        assert_eq!((vm.priority, vm.budget_us, vm.period_us), (7, 300, 1000));
         assert!(!vm.devices()[0].edge());
     }
 

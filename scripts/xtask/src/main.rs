@@ -68,6 +68,11 @@ struct MachineArgs {
     /// Boot Tandem with no VMs (target/tandem/<platform>/tandem-novm.bin).
     #[arg(long, conflicts_with = "vms")]
     no_vms: bool,
+    /// Place the VMs as layout NAME of platforms/<platform>/vms.toml says (its
+    /// [layouts] table lists them; `default` is the default set)
+    /// (target/tandem/<platform>/tandem-layout-NAME.bin).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["vms", "no_vms"])]
+    layout: Option<String>,
     /// Number of physical CPUs (the VMs' pcpus are checked against it)
     /// [default: 4; for `run --native linux`, the Linux VM's vCPU count].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
@@ -112,7 +117,7 @@ struct RunArgs {
     /// Boot a guest natively on the emulated machine, without Tandem (the baseline):
     /// rtos, or linux (the Linux VM's Image and initramfs, its vCPUs and RAM, its command
     /// line with console=ttyAMA0).
-    #[arg(long, value_name = "GUEST", value_parser = NativeGuest::parse, conflicts_with_all = ["vms", "no_vms"])]
+    #[arg(long, value_name = "GUEST", value_parser = NativeGuest::parse, conflicts_with_all = ["vms", "no_vms", "layout"])]
     native: Option<NativeGuest>,
     /// Build the guest's in-guest self-test variant (with --native rtos).
     #[arg(long, requires = "native")]
@@ -175,10 +180,11 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
         );
     }
     let machine = Machine::new(m.smp(), &m.memory())?;
-    let vms = match (&m.vms, m.no_vms) {
-        (_, true) => Vms::None,
-        (Some(names), false) => Vms::Named(names),
-        (None, false) => Vms::Default,
+    let vms = match (&m.vms, m.no_vms, &m.layout) {
+        (_, true, _) => Vms::None,
+        (Some(names), false, _) => Vms::Named(names),
+        (None, false, Some(layout)) => Vms::Layout(layout),
+        (None, false, None) => Vms::Default,
     };
     package::build(root, &m.platform, !m.debug, vms, machine)
 }

@@ -167,6 +167,8 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
                 flags: if d.edge { DEVICE_EDGE } else { 0 },
             })
             .collect(),
+        priority: vm.priority,
+        budget: vm.budget,
     })
 }
 
@@ -276,6 +278,8 @@ pub enum Vms<'a> {
     Default,
     /// These, in this order.
     Named(&'a [String]),
+    /// The VMs of a layout of `vms.toml`, placed as it says.
+    Layout(&'a str),
 }
 
 /// Checks the configuration, builds the hypervisor and the selected guests, and
@@ -291,6 +295,7 @@ pub fn build(
         Vms::None => None,
         Vms::Default => Some(Config::load(root, platform)?.select(None, machine)?),
         Vms::Named(names) => Some(Config::load(root, platform)?.select(Some(names), machine)?),
+        Vms::Layout(name) => Some(Config::load(root, platform)?.select_layout(name, machine)?),
     };
     // Configuration errors come before any compiling.
     let hyp = image::build_hypervisor(root, platform, release)?;
@@ -331,8 +336,10 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
             selections.push(selection);
         }
     }
-    // The default set (Linux beside the RTOS) for the Linux system test.
+    // The default set (Linux beside the RTOS) and the single-core layout for
+    // the Linux system tests.
     selections.push(config.select(None, machine)?);
+    selections.push(config.select_layout("single-core", machine)?);
     image::build_hypervisor(root, PLATFORM, true)?;
     setup::ensure(&[Need::Dtc, Need::LinuxBuild])?;
     for selection in &selections {
@@ -367,6 +374,8 @@ mod tests {
                 (vec![0xd0, 0x0d, 0xfe, 0xed], RAM_IPA),
             ],
             devices: vec![],
+            priority: 0,
+            budget: None,
         }
     }
 

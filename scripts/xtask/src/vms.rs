@@ -11,6 +11,7 @@
 //! reported together. The keys are documented at the top of
 //! `platforms/qemu-virt/vms.toml` and in `docs/vm-config.md`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -206,6 +207,23 @@ pub struct Vm {
     pub bootargs: Option<String>,
     /// Passthrough devices.
     pub devices: Vec<Device>,
+    /// Scheduling priority of its vCPUs (higher first; 0..=255).
+    pub priority: u8,
+    /// CPU budget and its period, in µs, if limited.
+    pub budget: Option<(u32, u32)>,
+    /// How the VM looks in each layout that includes it.
+    pub layouts: BTreeMap<String, Placement>,
+}
+
+/// Where a VM's vCPUs run and how they are scheduled (in one layout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The physical CPU of each vCPU.
+    pub pcpus: Vec<u32>,
+    /// Scheduling priority.
+    pub priority: u8,
+    /// CPU budget and period in µs.
+    pub budget: Option<(u32, u32)>,
 }
 
 impl Vm {
@@ -266,6 +284,9 @@ pub fn parse_qemu_size(text: &str) -> Result<u64, String> {
 struct RawFile {
     #[serde(default)]
     vm: Vec<RawVm>,
+    /// Layout name → what it is for.
+    #[serde(default)]
+    layouts: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +306,55 @@ struct RawVm {
     bootargs: Option<String>,
     #[serde(default)]
     devices: Vec<RawDevice>,
+    priority: Option<i64>,
+    budget_us: Option<i64>,
+    period_us: Option<i64>,
+    /// `[vm.layout.<name>]`: this VM in that layout.
+    #[serde(default)]
+    layout: BTreeMap<String, RawPlacement>,
+}
+
+/// `[vm.layout.<name>]`: overrides of the VM's placement in one layout.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlacement {
+    pcpus: Option<Vec<u32>>,
+    priority: Option<i64>,
+    budget_us: Option<i64>,
+    period_us: Option<i64>,
+}
+
+/// Checks `priority`, `budget_us` and `period_us` (each possibly inherited
+/// from `base`); problems go to `err`.
+fn check_sched(
+    priority: Option<i64>,
+    budget_us: Option<i64>,
+    period_us: Option<i64>,
+    base: (u8, Option<(u32, u32)>),
+    err: &mut dyn FnMut(String),
+) -> (u8, Option<(u32, u32)>) {
+    let priority = match priority {
+        None => base.0,
+        Some(p) => u8::try_from(p).unwrap_or_else(|_| {
+            err(format!("priority = {p} is not 0..=255 (higher runs first)"));
+            0
+        }),
+    };
+    let budget = match (budget_us, period_us) {
+        (None, None) => base.1,
+        (Some(b), Some(p)) if 0 < b && b <= p && p <= 10_000_000 => Some((b as u32, p as u32)),
+        (Some(b), Some(p)) => {
+            err(format!(
+                "budget_us = {b}, period_us = {p}: want 1 <= budget_us <= period_us <= 10000000 (10 s)"
+            ));
+            None
+        }
+        _ => {
+            err("budget_us and period_us go together: give both or neither".into());
+            None
+        }
+    };
+    (priority, budget)
 }
 
 #[derive(Deserialize)]
@@ -404,6 +474,8 @@ pub struct Config {
     pub file: String,
     /// The VMs in file order.
     pub vms: Vec<Vm>,
+    /// Layouts by name, with what each is for.
+    pub layouts: BTreeMap<String, String>,
 }
 
 /// The VMs chosen for one boot image, checked together.
@@ -417,6 +489,8 @@ pub struct Selection {
     pub is_default: bool,
     /// Things worth saying that are not errors (shared pCPUs).
     pub notes: Vec<String>,
+    /// The layout the VMs were placed by (`--layout`), if any.
+    pub layout: Option<String>,
 }
 
 impl Selection {
@@ -424,6 +498,9 @@ impl Selection {
     pub fn image_name(&self) -> String {
         if self.is_default {
             return "tandem.bin".into();
+        }
+        if let Some(layout) = &self.layout {
+            return format!("tandem-layout-{layout}.bin");
         }
         let mut name = String::from("tandem");
         for vm in &self.vms {
@@ -583,6 +660,40 @@ impl Config {
                 }
             }
             let devices = check_devices(board, r.devices, &mut err);
+            let (priority, budget) =
+                check_sched(r.priority, r.budget_us, r.period_us, (0, None), &mut err);
+            let mut layouts = BTreeMap::new();
+            for (name, p) in r.layout {
+                let mut err = |problem: String| err(format!("layout \"{name}\": {problem}"));
+                if !raw.layouts.contains_key(&name) {
+                    err(format!(
+                        "not declared in [layouts] (declared: {})",
+                        raw.layouts.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                let pcpus = p.pcpus.unwrap_or_else(|| r.pcpus.clone());
+                if pcpus.is_empty() || pcpus.len() > MAX_VCPUS {
+                    err(format!(
+                        "pcpus has {} entries; want 1..={MAX_VCPUS}",
+                        pcpus.len()
+                    ));
+                }
+                let (priority, budget) = check_sched(
+                    p.priority,
+                    p.budget_us,
+                    p.period_us,
+                    (priority, budget),
+                    &mut err,
+                );
+                layouts.insert(
+                    name,
+                    Placement {
+                        pcpus,
+                        priority,
+                        budget,
+                    },
+                );
+            }
             if let (Some(kind), Some(image)) = (kind, image) {
                 vms.push(Vm {
                     name: r.name,
@@ -595,16 +706,78 @@ impl Config {
                     restart: r.restart,
                     bootargs: r.bootargs,
                     devices,
+                    priority,
+                    budget,
+                    layouts,
                 });
+            }
+        }
+        for name in raw.layouts.keys() {
+            let bad = name.is_empty()
+                || name == "default"
+                || !name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+            if bad {
+                errors.push(format!(
+                    "{file}: layouts: name \"{name}\" must be a-z, 0-9 and - (and not \"default\", which is the default = true set)"
+                ));
+            } else if !vms.iter().any(|v| v.layouts.contains_key(name)) {
+                errors.push(format!(
+                    "{file}: layouts: \"{name}\" has no VM (add [vm.layout.{name}] to the VMs it places)"
+                ));
             }
         }
         finish(
             Self {
                 file: file.to_string(),
                 vms,
+                layouts: raw.layouts,
             },
             errors,
         )
+    }
+
+    /// The VMs of layout `name` (those with a `[vm.layout.<name>]`), in file
+    /// order and placed as it says, checked like a `--vms` selection.
+    /// `"default"` is the `default = true` set.
+    pub fn select_layout(&self, name: &str, machine: Machine) -> Result<Selection, String> {
+        if name == "default" {
+            return self.select(None, machine);
+        }
+        if !self.layouts.contains_key(name) {
+            let known: Vec<String> = std::iter::once("default".to_string())
+                .chain(self.layouts.keys().cloned())
+                .collect();
+            return Err(format!(
+                "{}: no layout \"{name}\" (known: {})",
+                self.file,
+                known.join(", ")
+            ));
+        }
+        let placed = Config {
+            file: self.file.clone(),
+            layouts: self.layouts.clone(),
+            vms: self
+                .vms
+                .iter()
+                .filter_map(|vm| {
+                    let p = vm.layouts.get(name)?;
+                    Some(Vm {
+                        pcpus: p.pcpus.clone(),
+                        priority: p.priority,
+                        budget: p.budget,
+                        default: false,
+                        ..vm.clone()
+                    })
+                })
+                .collect(),
+        };
+        let names: Vec<String> = placed.vms.iter().map(|v| v.name.clone()).collect();
+        let mut selection = placed.select(Some(&names), machine)?;
+        selection.is_default = false;
+        selection.layout = Some(name.to_string());
+        Ok(selection)
     }
 
     /// Picks the VMs named by `wanted` (in that order), or the default set, and
@@ -740,6 +913,7 @@ impl Config {
                 vms,
                 is_default,
                 notes,
+                layout: None,
             },
             errors,
         )
@@ -1366,5 +1540,73 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
         );
         let e = plan(FILE, linux, &[0; 4096], None).unwrap_err();
         assert!(e.contains("not an arm64 Image"), "{e}");
+    }
+
+    /// A layout selects the VMs that name it, placed and prioritised as it
+    /// says; `default` is the default set; an unknown one lists the known.
+    #[test]
+    fn layouts_select_and_place() {
+        let c = config(GOOD_LAYOUTS).unwrap();
+        let s = c.select_layout("solo", Machine::DEFAULT).unwrap();
+        assert_eq!(s.image_name(), "tandem-layout-solo.bin");
+        let names: Vec<&str> = s.vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(s.vms[0].pcpus, [0]);
+        assert_eq!((s.vms[1].pcpus.clone(), s.vms[1].priority), (vec![0], 9));
+        assert_eq!(s.vms[1].budget, Some((500, 1000)));
+        assert!(s.notes.iter().any(|n| n.contains("pCPU 0 is shared")));
+        assert!(c.select_layout("default", Machine::DEFAULT).unwrap().is_default);
+        let err = c.select_layout("nope", Machine::DEFAULT).unwrap_err();
+        assert!(err.contains("no layout \"nope\" (known: default, solo)"), "{err}");
+    }
+
+    /// Layout and scheduling mistakes are named.
+    #[test]
+    fn layout_and_sched_errors() {
+        let undeclared = GOOD_LAYOUTS.replace("[vm.layout.solo]\npcpus = [0]\n", "[vm.layout.duo]\npcpus = [0]\n");
+        let err = config(&undeclared).unwrap_err();
+        assert!(err.contains("layout \"duo\": not declared in [layouts]"), "{err}");
+        let err = config(&GOOD_LAYOUTS.replace("priority = 9", "priority = 300")).unwrap_err();
+        assert!(err.contains("priority = 300 is not 0..=255"), "{err}");
+        let err = config(&GOOD_LAYOUTS.replace("budget_us = 500", "budget_us = 5000")).unwrap_err();
+        assert!(err.contains("want 1 <= budget_us <= period_us"), "{err}");
+        let err = config(&GOOD_LAYOUTS.replace("period_us = 1000\n", "")).unwrap_err();
+        assert!(err.contains("budget_us and period_us go together"), "{err}");
+        let err = config(&GOOD_LAYOUTS.replace("solo = ", "default = ")).unwrap_err();
+        assert!(err.contains("name \"default\""), "{err}");
+    }
+
+    const GOOD_LAYOUTS: &str = r#"
+[layouts]
+solo = "everything on pCPU 0"
+
+[[vm]]
+name = "a"
+default = true
+kind = "bare"
+image = "rtos"
+memory_mib = 16
+pcpus = [0, 1]
+
+[vm.layout.solo]
+pcpus = [0]
+
+[[vm]]
+name = "b"
+default = true
+kind = "bare"
+image = "rtos"
+memory_mib = 16
+pcpus = [2]
+priority = 9
+
+[vm.layout.solo]
+pcpus = [0]
+budget_us = 500
+period_us = 1000
+"#;
+
+    fn config(text: &str) -> Result<Config, String> {
+        Config::parse(Board::of("qemu-virt").unwrap(), "vms.toml", text)
     }
 }
