@@ -175,7 +175,8 @@ impl From<Status> for HvcRet {
 /// The calling vCPU's identity, as `VM_INFO` returns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VmInfo {
-    /// The caller's VM id (`x1`).
+    /// The caller's VM id (`x1`): 1 for the first VM of the boot package, 2 for the next, and
+    /// so on (the ids Tandem's log prints); never 0.
     pub vm_id: u64,
     /// The caller's vCPU id, 0-based (`x2`).
     pub vcpu_id: u64,

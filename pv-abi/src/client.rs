@@ -1,18 +1,22 @@
 //! Guest-side call logic over an abstract conduit, so it is host-testable.
 //!
 //! [`Client`] implements every guest wrapper (discovery, Tandem calls, PSCI helpers) on top of a
-//! [`Conduit`], the one operation that actually traps. On an AArch64 bare-metal guest the
-//! `guest` feature provides `guest::hvc_call` as the conduit and free functions that use it;
+//! [`Conduit`], the one operation that actually traps, and [`ConsoleWriter`] is the console as a
+//! [`core::fmt::Write`] sink. On an AArch64 bare-metal guest the `guest` feature provides
+//! [`guest::hvc_call`](crate::guest::hvc_call) as the conduit and free functions that use it;
 //! host tests and other runtimes plug in their own (any `FnMut(HvcArgs) -> HvcRet` is one).
 
-use crate::ABI_VERSION_MAJOR;
+use core::convert::Infallible;
+use core::fmt;
+
 use crate::call::{Call, HvcArgs, HvcRet, VmInfo};
 use crate::console::{CONSOLE_READ_MAX, ConsoleChunk, parse_read_reply};
-use crate::psci;
+use crate::psci::{self, EntryPoint, Mpidr};
 use crate::smccc::{VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION};
 use crate::stats::StatId;
 use crate::status::Status;
 use crate::uuid::TANDEM_UUID_REGS;
+use crate::version::{ABI_VERSION, AbiVersion};
 
 /// Something that performs one SMCCC call: places `args` in `x0..x7`, traps, and returns
 /// `x0..x3`.
@@ -24,6 +28,40 @@ pub trait Conduit {
 impl<F: FnMut(HvcArgs) -> HvcRet> Conduit for F {
     fn call(&mut self, args: HvcArgs) -> HvcRet {
         self(args)
+    }
+}
+
+/// Why discovery ([`Client::discover`]) did not find a hypervisor this crate can talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiscoveryError {
+    /// `Call UID` did not return the Tandem UUID: another hypervisor, or one without the
+    /// SMCCC vendor hypervisor service (it answered `NOT_SUPPORTED`).
+    NotTandem,
+    /// Tandem, but with an ABI major version other than [`ABI_VERSION_MAJOR`](crate::ABI_VERSION_MAJOR):
+    /// its calls may mean something else. Carries the hypervisor's version.
+    UnsupportedVersion(AbiVersion),
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiscoveryError::NotTandem => f.write_str(
+                "the hypervisor is not Tandem (Call UID did not return the Tandem UUID)",
+            ),
+            DiscoveryError::UnsupportedVersion(v) => write!(
+                f,
+                "Tandem ABI {v} is not supported: this guest speaks ABI {ABI_VERSION} (the major versions must match)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for DiscoveryError {}
+
+impl From<DiscoveryError> for Status {
+    /// Both kinds are [`Status::NotSupported`]: there is no Tandem ABI this guest can use.
+    fn from(_: DiscoveryError) -> Self {
+        Status::NotSupported
     }
 }
 
@@ -59,48 +97,62 @@ impl<C: Conduit> Client<C> {
         [r.x[0] as u32, r.x[1] as u32, r.x[2] as u32, r.x[3] as u32] == TANDEM_UUID_REGS
     }
 
-    /// The hypervisor's ABI version `(major, minor)` from the `Revision` query.
+    /// The hypervisor's ABI version from the `Revision` query.
     ///
     /// Meaningful only after [`Client::is_tandem`] returned `true`.
-    pub fn abi_version(&mut self) -> (u32, u32) {
+    pub fn abi_version(&mut self) -> AbiVersion {
         let r = self.conduit.call(HvcArgs::new(VENDOR_HYP_REVISION));
-        (r.x[0] as u32, r.x[1] as u32)
+        AbiVersion::new(r.x[0] as u32, r.x[1] as u32)
     }
 
     /// The whole discovery sequence: checks the UUID, then that the ABI major version is
-    /// [`ABI_VERSION_MAJOR`]. Returns the hypervisor's `(major, minor)`.
+    /// [`ABI_VERSION_MAJOR`](crate::ABI_VERSION_MAJOR). Returns the hypervisor's version.
     ///
-    /// Fails with [`Status::NotSupported`] if the hypervisor is not Tandem or its major version
-    /// differs. A hypervisor minor below [`ABI_VERSION_MINOR`](crate::ABI_VERSION_MINOR) is
-    /// accepted: the caller must then avoid calls added after that minor.
-    pub fn probe(&mut self) -> Result<(u32, u32), Status> {
+    /// Fails with [`DiscoveryError::NotTandem`] if the hypervisor is not Tandem and with
+    /// [`DiscoveryError::UnsupportedVersion`] if its major version differs. A hypervisor minor
+    /// below [`ABI_VERSION_MINOR`](crate::ABI_VERSION_MINOR) is accepted: the caller must then
+    /// avoid calls added after that minor ([`AbiVersion::supports`] tells).
+    pub fn discover(&mut self) -> Result<AbiVersion, DiscoveryError> {
         if !self.is_tandem() {
-            return Err(Status::NotSupported);
+            return Err(DiscoveryError::NotTandem);
         }
-        let (major, minor) = self.abi_version();
-        if major != ABI_VERSION_MAJOR {
-            return Err(Status::NotSupported);
+        let version = self.abi_version();
+        if version.major != ABI_VERSION.major {
+            return Err(DiscoveryError::UnsupportedVersion(version));
         }
-        Ok((major, minor))
+        Ok(version)
     }
 
-    /// `VERSION`: the ABI `(major, minor)`; also the cheapest round trip (null hypercall).
-    pub fn version(&mut self) -> Result<(u32, u32), Status> {
+    /// [`Client::discover`] in the form of earlier releases: `(major, minor)`, and
+    /// [`Status::NotSupported`] for both failures.
+    ///
+    /// Kept for existing callers; new code should use [`Client::discover`], which says which
+    /// check failed.
+    pub fn probe(&mut self) -> Result<(u32, u32), Status> {
+        let v = self.discover()?;
+        Ok((v.major, v.minor))
+    }
+
+    /// `VERSION`: the ABI version; also the cheapest round trip (null hypercall).
+    pub fn version(&mut self) -> Result<AbiVersion, Status> {
         let [major, minor, _] = self.call(&Call::Version).into_result()?;
-        Ok((major as u32, minor as u32))
+        Ok(AbiVersion::new(major as u32, minor as u32))
     }
 
-    /// `VM_INFO`: the caller's VM id, vCPU id and vCPU count.
+    /// `VM_INFO`: the caller's VM id (1-based), vCPU id (0-based) and vCPU count.
     pub fn vm_info(&mut self) -> Result<VmInfo, Status> {
         VmInfo::from_ret(self.call(&Call::VmInfo))
     }
 
-    /// Writes `bytes` to the console in 48-byte `CONSOLE_WRITE` calls; returns bytes written.
+    /// Writes a prefix of `bytes` to the console in 48-byte `CONSOLE_WRITE` calls; returns how
+    /// many bytes the hypervisor accepted, **which may be fewer than `bytes.len()`**.
     ///
     /// Stops early, like `write(2)`, when the hypervisor accepts nothing (its buffer is full):
-    /// the caller retries the rest later, for example after [`Client::yield_now`]. An error
+    /// the caller must retry the rest, for example after [`Client::yield_now`]. An error
     /// after some bytes were written returns `Ok` with the count so far; an error before any
     /// byte returns the error. An empty `bytes` makes no call.
+    ///
+    /// To write everything, use [`Client::console_write_all`] or a [`ConsoleWriter`].
     pub fn console_write(&mut self, bytes: &[u8]) -> Result<usize, Status> {
         let mut done = 0;
         while done < bytes.len() {
@@ -116,6 +168,27 @@ impl<C: Conduit> Client<C> {
             done += accepted;
         }
         Ok(done)
+    }
+
+    /// Writes all of `bytes` to the console: while the hypervisor's buffer is full (it accepts
+    /// nothing, or answers [`Status::Busy`]) it issues `YIELD`, so the vCPU that drains the
+    /// buffer can run, and tries again.
+    ///
+    /// Fails only with a status other than `BUSY` (for example [`Status::NotSupported`] off
+    /// Tandem); the bytes before the failure were written.
+    pub fn console_write_all(&mut self, bytes: &[u8]) -> Result<(), Status> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.console_write(rest) {
+                Ok(0) | Err(Status::Busy) => {
+                    // A failing YIELD must not lose output: the next attempt decides.
+                    let _ = self.yield_now();
+                }
+                Ok(n) => rest = &rest[n.min(rest.len())..],
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Drains pending console input into `out` with `CONSOLE_READ` calls; returns the byte
@@ -163,28 +236,39 @@ impl<C: Conduit> Client<C> {
         psci::result_from_reg(self.conduit.call(HvcArgs::new(psci::PSCI_VERSION)).x[0])
     }
 
-    /// PSCI `CPU_ON`: starts the vCPU `mpidr` at `entry` (an IPA) with `ctx` in its `x0`.
-    pub fn cpu_on(&mut self, mpidr: u64, entry: u64, ctx: u64) -> Result<(), psci::Error> {
+    /// PSCI `CPU_ON`: starts the CPU `target` at `entry` with `context_id` in its `x0`.
+    ///
+    /// The target starts in the same state as the boot vCPU (see the crate documentation,
+    /// "Entry state"): MMU off, DAIF masked, FP/SIMD trapped.
+    pub fn cpu_on(
+        &mut self,
+        target: Mpidr,
+        entry: EntryPoint,
+        context_id: u64,
+    ) -> Result<(), psci::Error> {
         let args = HvcArgs::new(psci::CPU_ON)
-            .with(1, mpidr)
-            .with(2, entry)
-            .with(3, ctx);
+            .with(1, target.to_reg())
+            .with(2, entry.addr())
+            .with(3, context_id);
         psci::result_from_reg(self.conduit.call(args).x[0]).map(|_| ())
     }
 
-    /// PSCI `CPU_OFF`: stops the calling vCPU. Returns only if the call failed.
-    pub fn cpu_off(&mut self) -> psci::Error {
-        self.no_return(psci::CPU_OFF)
+    /// PSCI `CPU_OFF`: stops the calling vCPU. Returns only if the call failed, with the
+    /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.cpu_off();` is irrefutable.
+    pub fn cpu_off(&mut self) -> Result<Infallible, psci::Error> {
+        Err(self.no_return(psci::CPU_OFF))
     }
 
-    /// PSCI `SYSTEM_OFF`: powers the calling VM off. Returns only if the call failed.
-    pub fn system_off(&mut self) -> psci::Error {
-        self.no_return(psci::SYSTEM_OFF)
+    /// PSCI `SYSTEM_OFF`: powers the calling VM off. Returns only if the call failed, with the
+    /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.system_off();` is irrefutable.
+    pub fn system_off(&mut self) -> Result<Infallible, psci::Error> {
+        Err(self.no_return(psci::SYSTEM_OFF))
     }
 
-    /// PSCI `SYSTEM_RESET`: resets the calling VM. Returns only if the call failed.
-    pub fn system_reset(&mut self) -> psci::Error {
-        self.no_return(psci::SYSTEM_RESET)
+    /// PSCI `SYSTEM_RESET`: resets the calling VM. Returns only if the call failed, with the
+    /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.system_reset();` is irrefutable.
+    pub fn system_reset(&mut self) -> Result<Infallible, psci::Error> {
+        Err(self.no_return(psci::SYSTEM_RESET))
     }
 
     /// Issues a PSCI call that does not return on success and maps whatever came back.
@@ -197,12 +281,61 @@ impl<C: Conduit> Client<C> {
     }
 }
 
+/// The console as a [`core::fmt::Write`] sink that delivers every byte.
+///
+/// Each `write_str` is [`Client::console_write_all`]: while the hypervisor's buffer is full it
+/// yields and retries, so nothing is dropped. It fails (with [`fmt::Error`]) only when the
+/// hypervisor refuses console output altogether, for example off Tandem. Bytes are passed
+/// through unchanged; Tandem ends a console line at `\n`.
+///
+/// Every `write_str` is at least one hypercall, and lines of two vCPUs writing at once may
+/// interleave: format a whole line into a buffer first where that matters.
+///
+/// ```
+/// use core::fmt::Write;
+/// use pv_abi::{ConsoleWriter, HvcArgs, HvcRet};
+///
+/// # fn hvc(_: HvcArgs) -> HvcRet { HvcRet::success(48, 0, 0) }
+/// let mut console = ConsoleWriter::new(hvc); // on a guest: pv_abi::guest::console()
+/// writeln!(console, "hello from VM {}", 1).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct ConsoleWriter<C> {
+    client: Client<C>,
+}
+
+impl<C: Conduit> ConsoleWriter<C> {
+    /// A console writer over `conduit`.
+    pub const fn new(conduit: C) -> Self {
+        Self {
+            client: Client::new(conduit),
+        }
+    }
+
+    /// Writes all of `bytes`; see [`Client::console_write_all`].
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), Status> {
+        self.client.console_write_all(bytes)
+    }
+
+    /// Returns the conduit.
+    pub fn into_inner(self) -> C {
+        self.client.into_inner()
+    }
+}
+
+impl<C: Conduit> fmt::Write for ConsoleWriter<C> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
     use crate::console::read_reply;
-    use crate::{TANDEM_UUID, psci::Error as PsciError};
+    use crate::{HypercallId, TANDEM_UUID, psci::Error as PsciError};
+    use std::string::ToString;
     use std::vec::Vec;
 
     /// A tiny in-memory Tandem: decodes with `Call::decode` as the real hypervisor does.
@@ -214,6 +347,8 @@ mod tests {
         input: Vec<u8>,
         /// Maximum bytes accepted per `CONSOLE_WRITE` (models a full buffer).
         accept_max: usize,
+        /// The next this many `CONSOLE_WRITE` calls accept nothing (a full buffer).
+        full_for: usize,
         /// Every function ID issued, in order.
         log: Vec<u32>,
     }
@@ -260,6 +395,10 @@ mod tests {
                     vcpu_count: 2,
                 }
                 .to_ret(),
+                Ok(Call::ConsoleWrite(_)) if self.full_for > 0 => {
+                    self.full_for -= 1;
+                    HvcRet::success(0, 0, 0)
+                }
                 Ok(Call::ConsoleWrite(c)) => {
                     let n = c.len().min(self.accept_max);
                     self.written.extend_from_slice(&c.as_bytes()[..n]);
@@ -278,40 +417,63 @@ mod tests {
 
     /// Discovery succeeds against Tandem and reports version 1.0.
     #[test]
-    fn probe_finds_tandem() {
+    fn discover_finds_tandem() {
         let mut hyp = FakeHyp::new();
         let mut c = Client::new(&mut hyp);
         assert!(c.is_tandem());
+        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 0)));
+        assert_eq!(c.version(), Ok(ABI_VERSION));
         assert_eq!(c.probe(), Ok((1, 0)));
-        assert_eq!(c.version(), Ok((1, 0)));
     }
 
     /// An unknown hypervisor (NOT_SUPPORTED in `w0`) or another UUID is not Tandem.
     #[test]
-    fn probe_rejects_other_hypervisors() {
+    fn discover_rejects_other_hypervisors() {
         let mut bare = Client::new(|_| HvcRet {
             x: [u64::MAX, 0, 0, 0],
         });
         assert!(!bare.is_tandem());
+        assert_eq!(bare.discover(), Err(DiscoveryError::NotTandem));
         assert_eq!(bare.probe(), Err(Status::NotSupported));
         let mut kvm = Client::new(|_| HvcRet {
             x: [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d],
         });
         assert!(!kvm.is_tandem());
+        assert_eq!(kvm.discover(), Err(DiscoveryError::NotTandem));
     }
 
-    /// A Tandem with another major version fails the probe.
+    /// A Tandem with another major version fails discovery with its version, not "not Tandem".
     #[test]
-    fn probe_rejects_other_major() {
+    fn discover_rejects_other_major() {
         let mut c = Client::new(|a: HvcArgs| {
             if a.function_id() == VENDOR_HYP_REVISION {
-                HvcRet { x: [2, 0, 0, 0] }
+                HvcRet { x: [2, 3, 0, 0] }
             } else {
                 HvcRet::call_uid(&TANDEM_UUID)
             }
         });
-        assert_eq!(c.abi_version(), (2, 0));
+        assert_eq!(c.abi_version(), AbiVersion::new(2, 3));
+        let e = c.discover().unwrap_err();
+        assert_eq!(e, DiscoveryError::UnsupportedVersion(AbiVersion::new(2, 3)));
+        assert_eq!(
+            e.to_string(),
+            "Tandem ABI 2.3 is not supported: this guest speaks ABI 1.0 (the major versions must match)"
+        );
+        assert_eq!(Status::from(e), Status::NotSupported);
         assert_eq!(c.probe(), Err(Status::NotSupported));
+    }
+
+    /// A higher minor of the same major is accepted (it only adds calls).
+    #[test]
+    fn discover_accepts_any_minor() {
+        let mut c = Client::new(|a: HvcArgs| {
+            if a.function_id() == VENDOR_HYP_REVISION {
+                HvcRet { x: [1, 7, 0, 0] }
+            } else {
+                HvcRet::call_uid(&TANDEM_UUID)
+            }
+        });
+        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 7)));
     }
 
     /// `console_write` splits into 48-byte calls and delivers every byte in order.
@@ -348,6 +510,62 @@ mod tests {
         assert_eq!(c.console_write(b"hello"), Ok(0));
         assert_eq!(c.console_write(b""), Ok(0));
         assert_eq!(hyp.log.len(), 1);
+    }
+
+    /// `console_write_all` yields while the buffer is full and delivers every byte.
+    #[test]
+    fn console_write_all_yields_until_accepted() {
+        let msg: Vec<u8> = (b'a'..=b'z').cycle().take(100).collect();
+        let mut hyp = FakeHyp {
+            accept_max: 30,
+            full_for: 2,
+            ..FakeHyp::new()
+        };
+        assert_eq!(Client::new(&mut hyp).console_write_all(&msg), Ok(()));
+        assert_eq!(hyp.written, msg);
+        let yield_id = HypercallId::Yield.fid().raw();
+        let write_id = HypercallId::ConsoleWrite.fid().raw();
+        // full, YIELD, full, YIELD, then 30 + 30 + 30 + 10.
+        assert_eq!(
+            hyp.log,
+            [
+                write_id, yield_id, write_id, yield_id, write_id, write_id, write_id, write_id
+            ]
+        );
+    }
+
+    /// A refused console (an error status) ends `console_write_all` with that status.
+    #[test]
+    fn console_write_all_reports_refusal() {
+        let mut off_tandem = Client::new(|_| HvcRet::error(Status::NotSupported));
+        assert_eq!(
+            off_tandem.console_write_all(b"hi"),
+            Err(Status::NotSupported)
+        );
+        assert_eq!(off_tandem.console_write_all(b""), Ok(()));
+    }
+
+    /// `ConsoleWriter` formats through `console_write_all`: nothing is lost to a full buffer.
+    #[test]
+    fn console_writer_formats_every_byte() {
+        use core::fmt::Write;
+        let mut hyp = FakeHyp {
+            accept_max: 7,
+            full_for: 3,
+            ..FakeHyp::new()
+        };
+        writeln!(
+            ConsoleWriter::new(&mut hyp),
+            "VM {} vCPU {}: {}",
+            1,
+            0,
+            "x".repeat(60)
+        )
+        .unwrap();
+        let expect = std::format!("VM 1 vCPU 0: {}\n", "x".repeat(60));
+        assert_eq!(hyp.written, expect.as_bytes());
+        let mut refused = ConsoleWriter::new(|_| HvcRet::error(Status::Denied));
+        assert!(write!(refused, "x").is_err());
     }
 
     /// `console_read` drains all pending input and then reports 0.
@@ -403,9 +621,44 @@ mod tests {
     fn psci_helpers_map_codes() {
         let mut hyp = FakeHyp::new();
         let mut c = Client::new(&mut hyp);
-        assert_eq!(c.cpu_on(1, 0x4008_0000, 7), Ok(()));
-        assert_eq!(c.cpu_on(2, 0x4008_0000, 7), Err(PsciError::AlreadyOn));
-        assert_eq!(c.system_off(), PsciError::Denied);
-        assert_eq!(c.system_reset(), PsciError::NotSupported);
+        let entry = EntryPoint::new(0x4008_0000);
+        assert_eq!(c.cpu_on(Mpidr::new(0, 0, 0, 1), entry, 7), Ok(()));
+        assert_eq!(
+            c.cpu_on(Mpidr::new(0, 0, 0, 2), entry, 7),
+            Err(PsciError::AlreadyOn)
+        );
+        let Err(e) = c.system_off();
+        assert_eq!(e, PsciError::Denied);
+        assert_eq!(c.system_reset().unwrap_err(), PsciError::NotSupported);
+    }
+
+    /// `cpu_on` places target, entry and context id in `x1`, `x2`, `x3`.
+    #[test]
+    fn cpu_on_register_layout() {
+        let mut seen = HvcArgs::default();
+        let mut c = Client::new(|a: HvcArgs| {
+            seen = a;
+            HvcRet::default()
+        });
+        assert_eq!(
+            c.cpu_on(
+                Mpidr::from_reg(0x8000_0001),
+                EntryPoint::new(0x4010_0000),
+                9
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            seen.x,
+            [u64::from(psci::CPU_ON.raw()), 1, 0x4010_0000, 9, 0, 0, 0, 0]
+        );
+    }
+
+    /// A PSCI call that must not return but reports success is an internal failure.
+    #[test]
+    fn returning_power_calls_are_failures() {
+        let mut c = Client::new(|_| HvcRet::default());
+        assert_eq!(c.cpu_off().unwrap_err(), PsciError::InternalFailure);
+        assert_eq!(c.system_off().unwrap_err().to_string(), "INTERNAL_FAILURE");
     }
 }

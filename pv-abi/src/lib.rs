@@ -3,7 +3,7 @@
 //! Tandem runs at EL2 on ARMv8-A and hosts paravirtualized guests at EL1 (Linux 6.12 and a Rust
 //! RTOS). This crate is the single source of truth for the interface between them: function
 //! IDs, register layouts, status codes, statistics and discovery values. The hypervisor decodes
-//! guest calls with [`Call::decode`]; Rust guests issue them with [`Client`] (or the `guest`
+//! guest calls with [`Call::decode`]; Rust guests issue them with [`Client`] (or the [`guest`]
 //! module); C guests include `include/tandem_abi.h`, which a golden test generates from the
 //! constants here, so the two languages cannot drift.
 //!
@@ -15,14 +15,17 @@
 //! | [`psci`]    | PSCI function IDs and return codes (Tandem emulates PSCI 1.1)        |
 //! | [`call`]    | [`HypercallId`], [`Call`] (total decoder), [`HvcArgs`], [`HvcRet`], [`VmInfo`] |
 //! | [`status`]  | [`Status`], the signed result code in `x0`                           |
+//! | [`version`] | [`AbiVersion`] and [`ABI_VERSION`], the version this crate speaks    |
 //! | [`console`] | console byte packing ([`pack_bytes`], [`unpack_bytes`], [`ConsoleChunk`]) |
 //! | [`stats`]   | [`StatId`] and the stable statistic names                            |
 //! | [`uuid`]    | [`Uuid`], [`TANDEM_UUID`] and its register form                      |
-//! | [`client`]  | [`Client`]: every guest wrapper over an abstract [`Conduit`]         |
-//! | `guest`     | feature `guest`, `aarch64-unknown-none` only: `hvc_call` and free wrappers |
+//! | [`client`]  | [`Client`]: every guest wrapper over an abstract [`Conduit`]; [`ConsoleWriter`] |
+//! | [`guest`]   | feature `guest`, bare-metal AArch64 only: [`guest::hvc_call`] and free wrappers |
 //!
 //! The crate is `no_std`, has no dependencies and forbids `unsafe` everywhere except the one
-//! `hvc #0` in `guest::hvc_call`.
+//! `hvc #0` in [`guest::hvc_call`]. The [`guest`] module is compiled only with the `guest`
+//! feature on a bare-metal AArch64 target (`aarch64-unknown-none`), but documented on every
+//! target, so `cargo doc -p pv-abi` shows everything a porter uses.
 //!
 //! # Porting guide
 //!
@@ -56,7 +59,8 @@
 //! 3. `Revision`: `w0 = 0x8600_FF03` ([`smccc::VENDOR_HYP_REVISION`]) returns `w0` = ABI major,
 //!    `w1` = ABI minor. Proceed only if major == [`ABI_VERSION_MAJOR`] (1).
 //!
-//! [`Client::probe`] performs steps 2 and 3.
+//! [`Client::discover`] performs steps 2 and 3 and says which failed
+//! ([`DiscoveryError::NotTandem`] or [`DiscoveryError::UnsupportedVersion`]).
 //!
 //! ## Tandem calls
 //!
@@ -72,7 +76,9 @@
 //! | `0xC600_0005` | `STATS` | `x1` [`StatId`] | `x1` value (u64) |
 //! | `0xC600_0010..=0xC600_001F` | reserved | inter-VM channels (later minor) | `NOT_SUPPORTED` |
 //!
-//! `VERSION` doubles as the null hypercall for benchmarks; vCPU ids are 0-based.
+//! `VERSION` doubles as the null hypercall for benchmarks. VM ids are 1-based, in the order
+//! the boot package lists the VMs (the same ids Tandem's log prints: `VM 1 'rtos'`); vCPU ids
+//! are 0-based.
 //!
 //! Console bytes are packed little-endian: byte `i` is bits `[8*(i%8)+7 : 8*(i%8)]` of register
 //! `x(2 + i/8)` (see [`console`]). `CONSOLE_WRITE` may accept fewer bytes than sent when the
@@ -105,7 +111,53 @@
 //! ## PSCI
 //!
 //! Tandem emulates PSCI 1.1 on the same conduit for `CPU_ON`, `CPU_OFF`, `AFFINITY_INFO`,
-//! `SYSTEM_OFF`, `SYSTEM_RESET` and the version and feature queries; see [`psci`].
+//! `SYSTEM_OFF`, `SYSTEM_RESET` and the version and feature queries; see [`psci`]. vCPU `n` of
+//! a VM has MPIDR Aff0 = `n` ([`psci::Mpidr`]`::new(0, 0, 0, n)`).
+//!
+//! ## Entry state
+//!
+//! How Tandem starts a vCPU of a `kind = "bare"` VM: the boot vCPU (vCPU 0) at the image's
+//! load address, every other one where PSCI `CPU_ON` says. (A `kind = "linux"` VM gets the same
+//! state, which is what arm64 `booting.rst` asks for.)
+//!
+//! | State | Value |
+//! |-------|-------|
+//! | PSTATE | EL1h (`SP_EL1` selected), DAIF all masked (SPSR `0x3c5`) |
+//! | `pc` | vCPU 0: RAM base + `0x8_0000` = `0x4008_0000`; `CPU_ON`: its [`psci::EntryPoint`] |
+//! | `x0` | vCPU 0: the device tree's IPA (RAM base, `0x4000_0000`); `CPU_ON`: the context id |
+//! | `x1..x30` | 0 (`x1..x3` = 0 as `booting.rst` requires) |
+//! | `SP_EL1`, `SP_EL0` | 0: there is no stack; set `sp` before calling any code that uses one |
+//! | `SCTLR_EL1` | `0x30d0_0800`: MMU (stage 1), data and instruction caches off |
+//! | `CPACR_EL1` | **0: FP/SIMD instructions trap** (below) |
+//! | `VBAR_EL1` | 0: no vectors (an exception taken before you set it cannot be handled) |
+//! | other EL1 registers, FP/SIMD registers, virtual timer | 0 (timer disabled) |
+//! | RAM | zero, except the image and the device tree, on every start and after each reset |
+//! | Device tree | at RAM base, at most 512 KiB (2 MiB for Linux VMs) |
+//!
+//! **Enable FP/SIMD before any compiled code runs.** With `CPACR_EL1.FPEN` = 0 every FP/SIMD
+//! instruction traps to EL1, and code built for `aarch64-unknown-none` uses them freely (NEON in
+//! `memcpy`, `memset`, struct copies and formatting), often in the first function called. With
+//! `VBAR_EL1` still 0 the trap cannot be handled, and the guest hangs with no output. Set
+//! `FPEN` in the entry assembly, on every vCPU (the boot one and each `CPU_ON` entry), as
+//! `rtos-guest/src/arch/entry.S` and `tests/guests/src/entry.S` do, or build for
+//! `aarch64-unknown-none-softfloat`, which never emits FP/SIMD:
+//!
+//! ```text
+//!     mov     x1, #(3 << 20)      // CPACR_EL1.FPEN = 0b11: FP/SIMD not trapped at EL1/EL0
+//!     msr     cpacr_el1, x1
+//!     isb
+//! ```
+//!
+//! With the MMU off, data accesses are Device-nGnRnE, where the architecture makes an
+//! unaligned access fault (QEMU may not): turn the MMU on early, as `rtos-guest` does, or keep
+//! early code to aligned accesses.
+//!
+//! **The image** is raw bytes, copied to the load address as they are: the loadable segments of
+//! the guest's ELF, linked at the load address and flattened (`objcopy -O binary`, which is
+//! what `cargo xtask` does with its guests). Tandem never sees the ELF, so its entry point is
+//! ignored: the first byte of the image is executed first. It may be an arm64 `Image` header
+//! (its first word a branch to the code); then its `image_size`, which covers `.bss`, must fit
+//! in the VM's RAM.
 //!
 //! ## Versioning
 //!
@@ -120,28 +172,36 @@
 //! ## Porting example
 //!
 //! A guest needs only a conduit that issues `hvc #0`. With the `guest` feature on
-//! `aarch64-unknown-none` that is `guest::hvc_call` (and the free functions in `guest` wrap
-//! everything below); another runtime plugs its own trap into [`Client`]:
+//! `aarch64-unknown-none` that is [`guest::hvc_call`] (and the free functions in [`guest`]
+//! wrap everything below, [`guest::console`] included); another runtime plugs its own trap
+//! into [`Client`]:
 //!
 //! ```no_run
-//! use pv_abi::{ABI_VERSION_MINOR, Client, HvcArgs, HvcRet, StatId, Status};
+//! use core::fmt::Write;
+//! use pv_abi::psci::{EntryPoint, Mpidr};
+//! use pv_abi::{ABI_VERSION, Client, ConsoleWriter, HvcArgs, HvcRet, StatId, Status};
 //!
 //! /// The runtime's trap: `hvc #0` with `x0..x7 = args.x`, returning `x0..x3`.
 //! fn my_hvc(args: HvcArgs) -> HvcRet {
 //!     unimplemented!("issue hvc #0 with {args:?}")
 //! }
 //!
-//! fn start() -> Result<(), Status> {
+//! fn start(secondary_entry: u64) -> Result<(), Status> {
 //!     let mut hv = Client::new(my_hvc);
+//!     let mut console = ConsoleWriter::new(my_hvc);
 //!
-//!     // Discovery: UUID, then ABI major == 1.
-//!     let (_major, minor) = hv.probe()?;
-//!     assert!(minor >= ABI_VERSION_MINOR, "hypervisor older than this guest's ABI");
+//!     // Discovery: UUID, then ABI major == 1 (a DiscoveryError says which failed).
+//!     let version = hv.discover()?;
+//!     if !version.supports(ABI_VERSION) {
+//!         // Tandem 1.x older than this crate: avoid the calls it lacks.
+//!     }
 //!
-//!     // Who am I?
+//!     // Who am I? (VM ids start at 1, vCPU ids at 0.)
 //!     let me = hv.vm_info()?;
 //!     if me.vcpu_id == 0 {
-//!         hv.console_write(b"hello from a Tandem guest\n")?;
+//!         // Every byte arrives: the writer yields while Tandem's buffer is full.
+//!         writeln!(console, "hello from VM {} on Tandem ABI {version}", me.vm_id)
+//!             .map_err(|_| Status::Denied)?;
 //!     }
 //!
 //!     // Console input interrupt handler: drain until nothing is pending.
@@ -150,18 +210,25 @@
 //!         // ... hand the bytes to the tty layer ...
 //!     }
 //!
-//!     // Bring up the other vCPUs through PSCI (entry point is an IPA).
-//!     for mpidr in 1..me.vcpu_count {
-//!         hv.cpu_on(mpidr, 0x4008_0000, mpidr).map_err(|_| Status::Denied)?;
+//!     // Bring up the other vCPUs through PSCI (the entry point is an IPA; vCPU n has Aff0 n).
+//!     for n in 1..me.vcpu_count {
+//!         let target = Mpidr::new(0, 0, 0, n as u8);
+//!         hv.cpu_on(target, EntryPoint::new(secondary_entry), n)
+//!             .map_err(|_| Status::Denied)?;
 //!     }
 //!
 //!     let exits = hv.stats(StatId::Exits)?;
 //!     let _ = exits;
+//!
+//!     // Power the VM off: returns only if that failed, saying why.
+//!     let Err(e) = hv.system_off();
+//!     writeln!(console, "SYSTEM_OFF failed: {e}").map_err(|_| Status::Denied)?;
 //!     Ok(())
 //! }
 //! # let _ = start;
 //! ```
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(all(feature = "guest", target_arch = "aarch64", target_os = "none")),
     forbid(unsafe_code)
@@ -179,20 +246,35 @@ pub mod smccc;
 pub mod stats;
 pub mod status;
 pub mod uuid;
+pub mod version;
 
-#[cfg(all(feature = "guest", target_arch = "aarch64", target_os = "none"))]
-#[allow(unsafe_code)] // The single `hvc #0` in `guest::hvc_call`, with its `// SAFETY:` comment.
+// Compiled for guests; documented everywhere (`cfg(doc)`), so the porting guide that
+// `cargo doc -p pv-abi` builds on the host includes it. A documentation build on another
+// target gets the signatures and docs only (see `guest::hvc_call`).
+#[cfg(any(
+    doc,
+    all(feature = "guest", target_arch = "aarch64", target_os = "none")
+))]
+#[cfg_attr(
+    all(feature = "guest", target_arch = "aarch64", target_os = "none"),
+    allow(unsafe_code) // The single `hvc #0` in `guest::hvc_call`, with its `// SAFETY:` comment.
+)]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "guest", target_arch = "aarch64", target_os = "none")))
+)]
 pub mod guest;
 
 pub use call::{
     CHANNEL_RESERVED_FIRST, CHANNEL_RESERVED_LAST, Call, HvcArgs, HvcRet, HypercallId, VmInfo,
 };
-pub use client::{Client, Conduit};
+pub use client::{Client, Conduit, ConsoleWriter, DiscoveryError};
 pub use console::{CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, ConsoleChunk, pack_bytes, unpack_bytes};
 pub use smccc::FunctionId;
 pub use stats::StatId;
 pub use status::Status;
 pub use uuid::{TANDEM_UUID, TANDEM_UUID_REGS, Uuid};
+pub use version::{ABI_VERSION, AbiVersion};
 
 /// ABI major version: changes only for incompatible changes. A guest requires an exact match.
 pub const ABI_VERSION_MAJOR: u32 = 1;
@@ -270,5 +352,6 @@ mod tests {
     #[test]
     fn abi_version_is_1_0() {
         assert_eq!((ABI_VERSION_MAJOR, ABI_VERSION_MINOR), (1, 0));
+        assert_eq!(ABI_VERSION, AbiVersion::new(1, 0));
     }
 }

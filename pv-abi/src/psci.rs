@@ -112,6 +112,95 @@ impl Error {
     pub const fn to_reg(self) -> u64 {
         self as i32 as i64 as u64
     }
+
+    /// The name DEN0022 gives the code (`"ALREADY_ON"`); also what `Display` prints.
+    ///
+    /// ```
+    /// use pv_abi::psci::Error;
+    ///
+    /// assert_eq!(Error::AlreadyOn.name(), "ALREADY_ON");
+    /// assert_eq!(Error::InvalidAddress.to_string(), "INVALID_ADDRESS");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Error::NotSupported => "NOT_SUPPORTED",
+            Error::InvalidParameters => "INVALID_PARAMETERS",
+            Error::Denied => "DENIED",
+            Error::AlreadyOn => "ALREADY_ON",
+            Error::OnPending => "ON_PENDING",
+            Error::InternalFailure => "INTERNAL_FAILURE",
+            Error::NotPresent => "NOT_PRESENT",
+            Error::Disabled => "DISABLED",
+            Error::InvalidAddress => "INVALID_ADDRESS",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// A target CPU of [`CPU_ON`] and [`AFFINITY_INFO`]: the affinity fields of its `MPIDR_EL1`
+/// (Aff3 in bits 39:32, Aff2..Aff0 in bits 23:0), every other bit zero.
+///
+/// On Tandem, vCPU `n` of a VM has Aff0 = `n` and the other affinity fields zero, so
+/// `Mpidr::new(0, 0, 0, n)` names it.
+///
+/// ```
+/// use pv_abi::psci::Mpidr;
+///
+/// assert_eq!(Mpidr::new(0, 0, 0, 1).to_reg(), 1);
+/// // A raw MPIDR_EL1 value keeps only its affinity fields (bit 31 is RES1 in the register).
+/// assert_eq!(Mpidr::from_reg(0x8000_0001), Mpidr::new(0, 0, 0, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mpidr(u64);
+
+impl Mpidr {
+    /// The affinity bits of `MPIDR_EL1`: Aff3 (39:32) and Aff2..Aff0 (23:0).
+    pub const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+    /// The CPU with affinity `aff3.aff2.aff1.aff0`.
+    pub const fn new(aff3: u8, aff2: u8, aff1: u8, aff0: u8) -> Self {
+        Self((aff3 as u64) << 32 | (aff2 as u64) << 16 | (aff1 as u64) << 8 | aff0 as u64)
+    }
+
+    /// The affinity fields of a raw `MPIDR_EL1` value; the other bits are dropped.
+    pub const fn from_reg(mpidr_el1: u64) -> Self {
+        Self(mpidr_el1 & Self::AFFINITY_MASK)
+    }
+
+    /// The value passed in the target register (`x1` of `CPU_ON`).
+    pub const fn to_reg(self) -> u64 {
+        self.0
+    }
+}
+
+/// Where [`CPU_ON`] starts a CPU: the address of its first instruction, which it executes
+/// with its MMU off (on Tandem an IPA, the same as the physical address the guest sees).
+///
+/// ```
+/// use pv_abi::psci::EntryPoint;
+///
+/// assert_eq!(EntryPoint::new(0x4008_0000).addr(), 0x4008_0000);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EntryPoint(u64);
+
+impl EntryPoint {
+    /// The entry point at `addr` (an IPA under Tandem).
+    pub const fn new(addr: u64) -> Self {
+        Self(addr)
+    }
+
+    /// The address (`x2` of `CPU_ON`).
+    pub const fn addr(self) -> u64 {
+        self.0
+    }
 }
 
 /// Interprets a PSCI result register: a non-negative `w0` is `Ok` with its value, a negative
@@ -176,6 +265,40 @@ mod tests {
         }
         assert_eq!(Error::from_raw(SUCCESS), None);
         assert_eq!(Error::from_raw(-10), None);
+    }
+
+    /// Every error has its DEN0022 name, and `Display` prints it.
+    #[test]
+    fn error_names() {
+        extern crate std;
+        use std::string::ToString;
+        let names = [
+            "NOT_SUPPORTED",
+            "INVALID_PARAMETERS",
+            "DENIED",
+            "ALREADY_ON",
+            "ON_PENDING",
+            "INTERNAL_FAILURE",
+            "NOT_PRESENT",
+            "DISABLED",
+            "INVALID_ADDRESS",
+        ];
+        for (e, name) in Error::ALL.into_iter().zip(names) {
+            assert_eq!(e.name(), name);
+            assert_eq!(e.to_string(), name);
+        }
+    }
+
+    /// `Mpidr` places the affinity fields and drops every other bit of a raw MPIDR_EL1.
+    #[test]
+    fn mpidr_affinity_fields() {
+        assert_eq!(Mpidr::new(0x12, 0x34, 0x56, 0x78).to_reg(), 0x12_0034_5678);
+        assert_eq!(
+            Mpidr::from_reg(0xffff_ffff_ffff_ffff).to_reg(),
+            Mpidr::AFFINITY_MASK
+        );
+        // U (bit 30), MT (bit 24) and RES1 bit 31 are not affinity.
+        assert_eq!(Mpidr::from_reg(0xc100_0002), Mpidr::new(0, 0, 0, 2));
     }
 
     /// Result registers: non-negative `w0` is a value, the upper half of `x0` is ignored.

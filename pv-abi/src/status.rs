@@ -90,6 +90,8 @@ impl core::fmt::Display for Status {
     }
 }
 
+impl core::error::Error for Status {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,7 @@ mod boot {
         match smp::start_cpu1(target) {
             Ok(()) => true,
             Err(e) => {
-                println!("rtos-guest: PSCI CPU_ON(cpu1) failed: {e:?}: running on cpu0 only");
+                println!("rtos-guest: PSCI CPU_ON(cpu1) failed: {e}: running on cpu0 only");
                 false
             }
         }
@@ -82,8 +82,7 @@ mod boot {
             }
         );
         if tandem {
-            let (major, minor) = pv_abi::guest::abi_version();
-            println!("rtos-guest: Tandem ABI {major}.{minor}");
+            println!("rtos-guest: Tandem ABI {}", pv_abi::guest::abi_version());
         }
         timer::init();
         gic::init_distributor();

@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use pv_abi::{FunctionId, HvcArgs, StatId, Status};
+use pv_abi::{AbiVersion, FunctionId, HvcArgs, StatId, Status};
 use rtos_guest::arch::cpu::{self, IrqLock};
 use rtos_guest::arch::kernel::{self, Mutex, Queue, Semaphore};
 use rtos_guest::arch::{smp, timer};
@@ -124,14 +124,24 @@ fn abi_suite(r: &mut Runner) {
     r.check(
         "abi",
         "revision_1_0",
-        pv_abi::guest::abi_version() == (1, 0),
+        pv_abi::guest::abi_version() == AbiVersion::new(1, 0),
     );
-    r.check("abi", "version_1_0", pv_abi::guest::version() == Ok((1, 0)));
+    r.check(
+        "abi",
+        "discover_1_0",
+        pv_abi::guest::discover() == Ok(AbiVersion::new(1, 0)),
+    );
+    r.check(
+        "abi",
+        "version_1_0",
+        pv_abi::guest::version() == Ok(AbiVersion::new(1, 0)),
+    );
     let info = pv_abi::guest::vm_info();
+    // VM ids start at 1 (as in Tandem's log); vCPU ids at 0.
     r.check(
         "abi",
         "vm_info",
-        matches!(info, Ok(i) if i.vcpu_id == cpu::index() as u64 && (1..=64).contains(&i.vcpu_count)),
+        matches!(info, Ok(i) if i.vm_id >= 1 && i.vcpu_id == cpu::index() as u64 && (1..=64).contains(&i.vcpu_count)),
     );
     let w0 = console_write_raw(b"");
     r.check("abi", "console_write_0", w0[0] == 0 && w0[1] == 0);

@@ -4,7 +4,8 @@
 //! `platforms/qemu-virt/vms.toml`, built by `cargo xtask test`) under `-icount`. The guest runs
 //! its `abi::*`, `rtos::*` and `smp::*` tests, prints `N passed, N failed` and powers its VM off,
 //! after which Tandem powers the machine off. Tandem prefixes each guest console line with
-//! `<vm name> | `.
+//! `<vm name> | `. Tandem's own last lines, logged just before SYSTEM_OFF, must reach the
+//! console whole.
 
 use std::time::Duration;
 
@@ -49,8 +50,24 @@ fn rtos_tandem_selftest_passes() {
         "{}",
         qemu.failure(&format!("no {summary:?} line"))
     );
+    // The console is drained before SYSTEM_OFF: the stop line and the power-off line are
+    // whole and last (QEMU's own messages go to stderr, never into these lines).
+    let tail: Vec<&str> = log.trim_end().lines().rev().take(2).collect();
+    assert!(
+        log.ends_with('\n')
+            && tail.len() == 2
+            && tail[0].ends_with(" INFO  all VMs have stopped: powering off")
+            && tail[1].ends_with(
+                " WARN  VM 1 'rtos-selftest' stopped: powered off by the guest (PSCI SYSTEM_OFF)"
+            ),
+        "{}",
+        qemu.failure(&format!(
+            "the log does not end with Tandem's whole power-off lines: {tail:?}"
+        ))
+    );
     for test in [
         "abi::is_tandem",
+        "abi::discover_1_0",
         "abi::console_write_49_invalid",
         "abi::unknown_call_not_supported",
         "rtos::mutex_priority_inheritance",

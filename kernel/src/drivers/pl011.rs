@@ -102,6 +102,11 @@ impl Pl011 {
         self.regs.fr.is_set(FR::TXFF)
     }
 
+    /// Whether the UART is still sending (its FIFO or shift register holds data).
+    pub fn busy(&self) -> bool {
+        self.regs.fr.is_set(FR::BUSY)
+    }
+
     /// Sends one byte without checking for room (the caller checked [`Pl011::tx_full`]).
     pub fn write_byte_nowait(&self, byte: u8) {
         self.regs.dr.set(u32::from(byte));

@@ -50,10 +50,16 @@ pub fn init_cpu(uart_intid: Option<u32>) {
 }
 
 /// Powers the machine off through firmware.
+///
+/// Drains the console first: the lines just logged ("VM n '…' stopped: …", "powering off")
+/// are still in its ring, and SYSTEM_OFF would cut them short.
 pub fn power_off() -> ! {
-    if let Some(c) = *PSCI_CONDUIT.lock() {
-        psci::call(c, pv_abi::psci::SYSTEM_OFF, 0, 0, 0);
-    }
+    let conduit = *PSCI_CONDUIT.lock();
+    console::flush_then(|| {
+        if let Some(c) = conduit {
+            psci::call(c, pv_abi::psci::SYSTEM_OFF, 0, 0, 0);
+        }
+    });
     cpu::park()
 }
 

@@ -2,9 +2,14 @@
  * rtos-guest entry points and exception vectors (EL1, AArch64).
  *
  * - `_start`: the 64-byte arm64 Image header, then CPU 0's boot. Entered at EL1h with the
- *   MMU off and x0 = DTB address (ignored), natively by QEMU and identically by Tandem.
+ *   MMU off and x0 = DTB address (ignored), natively by QEMU and identically by Tandem,
+ *   whose entry state (pv-abi's "Entry state", docs/vm-config.md) also has DAIF masked, no
+ *   stack (SP = 0), no vectors (VBAR_EL1 = 0) and CPACR_EL1 = 0: FP/SIMD instructions trap.
+ *   Every entry therefore enables FP/SIMD before any Rust code runs: code built for
+ *   aarch64-unknown-none uses NEON (memcpy, formatting), and an unhandled trap would hang
+ *   the guest with no output.
  * - `rtos_secondary_entry`: where PSCI CPU_ON starts another CPU, with x0 = its boot-stack
- *   index (1).
+ *   index (1), in the same state as `_start` (FP/SIMD trapped again).
  * - `rtos_vectors`: VBAR_EL1. Every exception taken from EL1h (IRQ, SVC, fault) saves the
  *   whole interrupted context as a `Frame` (arch/frame.rs) on the current stack, calls
  *   `rtos_exception(frame, kind, entry_ticks)`, and resumes whatever frame that returns. A
@@ -41,7 +46,7 @@ _start:
 primary_entry:
     msr     daifset, #0xf
     msr     spsel, #1
-    mov     x1, #CPACR_FPEN_ALL
+    mov     x1, #CPACR_FPEN_ALL     /* FP/SIMD on before any Rust (Tandem enters with it trapped) */
     msr     cpacr_el1, x1
     isb
     /* Zero .bss (16-byte aligned at both ends, see link.ld). */
@@ -64,7 +69,7 @@ rtos_secondary_entry:
     msr     daifset, #0xf
     msr     spsel, #1
     mov     x19, x0
-    mov     x1, #CPACR_FPEN_ALL
+    mov     x1, #CPACR_FPEN_ALL     /* each CPU has its own CPACR_EL1: enable FP/SIMD here too */
     msr     cpacr_el1, x1
     isb
     cmp     x19, #1                 /* only one secondary boot stack exists */

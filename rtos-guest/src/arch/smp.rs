@@ -38,7 +38,12 @@ pub fn start_cpu1(target: Mpidr) -> Result<(), pv_abi::psci::Error> {
     CPU0.store(cpu::mpidr().0, Ordering::Relaxed);
     CPU1.store(target.0, Ordering::Release);
     let entry: unsafe extern "C" fn() = rtos_secondary_entry;
-    pv_abi::guest::cpu_on(target.0, entry as usize as u64, 1)
+    pv_abi::guest::cpu_on(
+        pv_abi::psci::Mpidr::from_reg(target.0),
+        // The MMU maps RAM 1:1, so the address is the IPA CPU 1 starts at (MMU off).
+        pv_abi::psci::EntryPoint::new(entry as usize as u64),
+        1,
+    )
 }
 
 /// Whether CPU 1 has reported itself online.

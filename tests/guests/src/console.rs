@@ -55,8 +55,9 @@ pub fn print_line(args: fmt::Arguments<'_>) {
     {
         core::hint::spin_loop();
     }
-    // Tandem accepts everything; an error here has nowhere to be reported.
-    let _ = pv_abi::guest::console_write(&line.buf[..line.len]);
+    // The whole line: the writer yields and retries while Tandem's buffer is full (a bare
+    // `console_write` may accept only a prefix). An error has nowhere to be reported.
+    let _ = pv_abi::guest::console().write_bytes(&line.buf[..line.len]);
     LOCK.store(false, Ordering::Release);
 }
 

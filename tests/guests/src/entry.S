@@ -1,11 +1,14 @@
 /*
  * test-guests entry points and exception vectors (EL1, AArch64), assembled by rt.rs.
  *
- * - `_start`: vCPU 0, entered by Tandem at EL1h, MMU off, DAIF masked, x0 = DTB IPA.
- *   Enables FP/SIMD (the target uses NEON), zeroes .bss, takes its stack, installs the
+ * - `_start`: vCPU 0, entered by Tandem at EL1h, MMU off, DAIF masked, x0 = DTB IPA, SP = 0,
+ *   VBAR_EL1 = 0 and CPACR_EL1 = 0 (pv-abi's "Entry state", docs/vm-config.md).
+ *   Enables FP/SIMD first (the target uses NEON, and a trapped FP/SIMD instruction with no
+ *   vectors installed hangs the guest silently), zeroes .bss, takes its stack, installs the
  *   vectors and calls `guest_main(dtb)` (defined by each binary through `entry!`).
- * - `guest_secondary_entry`: where PSCI CPU_ON starts another vCPU, x0 = context id.
- *   Same set-up minus .bss, then `guest_secondary_main(ctx)` (also from `entry!`).
+ * - `guest_secondary_entry`: where PSCI CPU_ON starts another vCPU, x0 = context id, in the
+ *   same entry state. Same set-up minus .bss (FP/SIMD included: CPACR_EL1 is per vCPU), then
+ *   `guest_secondary_main(ctx)` (also from `entry!`).
  * - `guest_vectors`: VBAR_EL1. Every exception saves the interrupted context as a `Frame`
  *   (rt.rs; x0..x30, ELR, SPSR, the counter at entry, q0..q31, FPCR, FPSR) on the current
  *   stack, calls `guest_exception(frame, kind)`, restores the (possibly edited) frame and

@@ -215,7 +215,11 @@ pub fn secondary_entry() -> u64 {
 
 /// Starts the vCPU with `mpidr` at the binary's secondary entry with `context_id` in x0.
 pub fn start_secondary(mpidr: u64, context_id: u64) -> Result<(), pv_abi::psci::Error> {
-    pv_abi::guest::cpu_on(mpidr, secondary_entry(), context_id)
+    pv_abi::guest::cpu_on(
+        pv_abi::psci::Mpidr::from_reg(mpidr),
+        pv_abi::psci::EntryPoint::new(secondary_entry()),
+        context_id,
+    )
 }
 
 /// The secondary entry of binaries that start no secondary vCPU.
@@ -224,8 +228,8 @@ pub fn no_secondary(context_id: u64) -> ! {
         "[!] vcpu{} started unexpectedly (context {context_id:#x}): CPU_OFF",
         cpu_index()
     );
-    let e = pv_abi::guest::cpu_off();
-    println!("[!] CPU_OFF returned {e:?}");
+    let Err(e) = pv_abi::guest::cpu_off();
+    println!("[!] CPU_OFF failed: {e}");
     park()
 }
 
@@ -332,8 +336,8 @@ pub fn park() -> ! {
 
 /// Powers the VM off with PSCI SYSTEM_OFF (Tandem stops the VM).
 pub fn power_off() -> ! {
-    let e = pv_abi::guest::system_off();
-    println!("[!] SYSTEM_OFF returned {e:?}");
+    let Err(e) = pv_abi::guest::system_off();
+    println!("[!] SYSTEM_OFF failed: {e}");
     park()
 }
 

@@ -97,6 +97,21 @@ impl Console {
             self.len -= 1;
         }
     }
+
+    /// Sends everything queued and waits (bounded) until the UART has sent its last bit.
+    fn flush(&mut self) {
+        self.drain_blocking();
+        if let Some(uart) = self.uart.as_ref() {
+            // A FIFO of 32 bytes at 9600 baud empties in about 33 ms; this bound is far
+            // beyond that on any CPU and only guards against a UART that never goes idle.
+            for _ in 0..10_000_000 {
+                if !uart.busy() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
 }
 
 impl Write for Console {
@@ -143,6 +158,27 @@ pub fn with_terminal<R>(f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usi
 /// Continues transmission (from the UART interrupt).
 pub fn pump() {
     CONSOLE.lock().pump(usize::MAX);
+}
+
+/// Sends all queued output, waits until the UART is idle, then runs `f` with the console
+/// still locked, so no CPU can start a line that `f` would cut short. For powering the
+/// machine off: without it, SYSTEM_OFF cuts the ring's last lines (the UART interrupt that
+/// would have sent them never comes).
+///
+/// Takes the lock even if a CPU died holding it, as [`write_fmt_forced`] does.
+pub fn flush_then<R>(f: impl FnOnce() -> R) -> R {
+    for _ in 0..1_000_000 {
+        if let Some(mut c) = CONSOLE.try_lock() {
+            c.flush();
+            return f();
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: the lock holder is presumed dead; a complete last line beats silence.
+    unsafe { CONSOLE.force_unlock() };
+    let mut c = CONSOLE.lock();
+    c.flush();
+    f()
 }
 
 /// Writes even if another CPU died holding the console lock (panics, faults).
