@@ -1,13 +1,10 @@
-//! Links the `rtos` binary with the guest's linker script (bare-metal target builds only).
-use std::{env, path::PathBuf};
+//! Links the `rtos` binary with guest-rt's linker script, `guest.ld` (bare-metal target builds
+//! only; guest-rt's build script puts it on the linker's search path).
+use std::env;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
-        return;
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-Tguest.ld");
     }
-    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let ld = dir.join("link.ld");
-    println!("cargo:rerun-if-changed={}", ld.display());
-    println!("cargo:rustc-link-arg-bins=-T{}", ld.display());
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
 /*
- * Tandem hypercall ABI 1.0 for C guests.
+ * Tandem hypercall ABI 1.1 for C guests.
  *
  * Generated from the pv-abi crate (pv-abi/tests/c_header.rs); do not edit.
  * Regenerate with: TANDEM_BLESS=1 cargo test -p pv-abi --test c_header
@@ -24,7 +24,7 @@
 
 /* ABI version (REVISION, VERSION). A guest requires MAJOR == 1. */
 #define TANDEM_ABI_VERSION_MAJOR	1
-#define TANDEM_ABI_VERSION_MINOR	0
+#define TANDEM_ABI_VERSION_MINOR	1
 
 /* Device-tree node; its "interrupts" is the console-input interrupt (edge). */
 #define TANDEM_DT_COMPATIBLE	"tandem,hypervisor"
@@ -52,6 +52,8 @@
 #define TANDEM_HC_CONSOLE_READ	0xC6000003
 #define TANDEM_HC_YIELD		0xC6000004
 #define TANDEM_HC_STATS		0xC6000005
+#define TANDEM_HC_CRASH		0xC6000006
+#define TANDEM_HC_WATCHDOG	0xC6000007
 
 /* Status codes, returned in x0 as a signed 64-bit value. */
 #define TANDEM_ST_SUCCESS		0
@@ -76,5 +78,8 @@
 /* Console payload limits in bytes (CONSOLE_WRITE: x2..x7, CONSOLE_READ: x2..x3). */
 #define TANDEM_CONSOLE_WRITE_MAX	48
 #define TANDEM_CONSOLE_READ_MAX		16
+
+/* Longest WATCHDOG timeout in ms (ABI 1.1; CRASH takes its reason like CONSOLE_WRITE). */
+#define TANDEM_WATCHDOG_MAX_MS	3600000
 
 #endif /* _TANDEM_ABI_H */

@@ -13,6 +13,13 @@ use crate::uuid::Uuid;
 use crate::{ABI_VERSION_MAJOR, ABI_VERSION_MINOR};
 
 /// A Tandem call: an SMC64 fast call in the vendor hypervisor range, ID `0xC600_0000 | n`.
+///
+/// ```
+/// use pv_abi::HypercallId;
+///
+/// assert_eq!(HypercallId::ConsoleWrite.fid().raw(), 0xC600_0002);
+/// assert_eq!(HypercallId::ConsoleWrite.name(), "CONSOLE_WRITE"); // TANDEM_HC_CONSOLE_WRITE in C
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u32)]
 pub enum HypercallId {
@@ -28,13 +35,32 @@ pub enum HypercallId {
     Yield = 0xC600_0004,
     /// `0xC600_0005`: read one statistic.
     Stats = 0xC600_0005,
+    /// `0xC600_0006` (ABI 1.1): report a fatal error with up to 48 bytes of reason; the VM is
+    /// restarted or stopped as its configuration says, and the call does not return.
+    Crash = 0xC600_0006,
+    /// `0xC600_0007` (ABI 1.1): arm or pet the paravirtual watchdog with a timeout in ms (0
+    /// disarms); if it expires, the VM is handled as if it had crashed.
+    Watchdog = 0xC600_0007,
 }
 
 impl HypercallId {
     /// The number of Tandem calls in this ABI version.
-    pub const COUNT: usize = 6;
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::HypercallId::ALL.len(), pv_abi::HypercallId::COUNT);
+    /// ```
+    pub const COUNT: usize = 8;
 
     /// Every Tandem call, in ID order.
+    ///
+    /// ```
+    /// use pv_abi::HypercallId;
+    ///
+    /// // The IDs are consecutive from VERSION = 0xC600_0000.
+    /// for (n, hc) in HypercallId::ALL.iter().enumerate() {
+    ///     assert_eq!(hc.fid().raw(), 0xC600_0000 + n as u32);
+    /// }
+    /// ```
     pub const ALL: [HypercallId; Self::COUNT] = [
         HypercallId::Version,
         HypercallId::VmInfo,
@@ -42,14 +68,28 @@ impl HypercallId {
         HypercallId::ConsoleRead,
         HypercallId::Yield,
         HypercallId::Stats,
+        HypercallId::Crash,
+        HypercallId::Watchdog,
     ];
 
     /// The SMCCC function ID.
+    ///
+    /// ```
+    /// let fid = pv_abi::HypercallId::VmInfo.fid();
+    /// assert!(fid.is_fast() && fid.is_smc64());
+    /// ```
     pub const fn fid(self) -> FunctionId {
         FunctionId::new(self as u32)
     }
 
     /// Looks up a Tandem call by function ID; `None` for any other ID.
+    ///
+    /// ```
+    /// use pv_abi::{FunctionId, HypercallId};
+    ///
+    /// assert_eq!(HypercallId::from_fid(FunctionId::new(0xC600_0004)), Some(HypercallId::Yield));
+    /// assert_eq!(HypercallId::from_fid(FunctionId::new(0xC600_0010)), None); // reserved
+    /// ```
     pub const fn from_fid(fid: FunctionId) -> Option<Self> {
         // The IDs are consecutive from VERSION: index, then confirm.
         let index = fid.raw().wrapping_sub(HypercallId::Version as u32) as usize;
@@ -61,6 +101,10 @@ impl HypercallId {
     }
 
     /// The upper-case name used in the specification and the C header (`"CONSOLE_WRITE"`).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::HypercallId::VmInfo.name(), "VM_INFO");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             HypercallId::Version => "VERSION",
@@ -69,6 +113,8 @@ impl HypercallId {
             HypercallId::ConsoleRead => "CONSOLE_READ",
             HypercallId::Yield => "YIELD",
             HypercallId::Stats => "STATS",
+            HypercallId::Crash => "CRASH",
+            HypercallId::Watchdog => "WATCHDOG",
         }
     }
 }
@@ -77,11 +123,30 @@ impl HypercallId {
 ///
 /// `0xC600_0010..=0xC600_001F` are reserved for a later minor version; until then
 /// [`Call::decode`] answers them with [`Status::NotSupported`] like any unknown ID.
+///
+/// ```
+/// use pv_abi::{CHANNEL_RESERVED_FIRST, Call, HvcArgs, Status};
+///
+/// let args = HvcArgs::new(CHANNEL_RESERVED_FIRST);
+/// assert_eq!(Call::decode(args.x[0], &args), Err(Status::NotSupported));
+/// ```
 pub const CHANNEL_RESERVED_FIRST: FunctionId = FunctionId::fast(true, OEN_VENDOR_HYP, 0x0010);
 /// Last function ID reserved for inter-VM channel calls; see [`CHANNEL_RESERVED_FIRST`].
+///
+/// ```
+/// assert_eq!(pv_abi::CHANNEL_RESERVED_LAST.raw(), 0xC600_001F);
+/// ```
 pub const CHANNEL_RESERVED_LAST: FunctionId = FunctionId::fast(true, OEN_VENDOR_HYP, 0x001F);
 
 /// A caller's argument registers `x0..x7` (`x0` holds the function ID).
+///
+/// ```
+/// use pv_abi::{HvcArgs, HypercallId, StatId};
+///
+/// // STATS(exits): x0 = the ID, x1 = the statistic.
+/// let args = HvcArgs::new(HypercallId::Stats.fid()).with(1, StatId::Exits.as_raw());
+/// assert_eq!(args.x[..2], [0xC600_0005, 0]);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct HvcArgs {
@@ -94,6 +159,11 @@ const _: () = assert!(core::mem::size_of::<HvcArgs>() == 64);
 
 impl HvcArgs {
     /// Arguments for `fid` with `x1..x7` zero.
+    ///
+    /// ```
+    /// let args = pv_abi::HvcArgs::new(pv_abi::HypercallId::Yield.fid());
+    /// assert_eq!(args.x, [0xC600_0004, 0, 0, 0, 0, 0, 0, 0]);
+    /// ```
     pub const fn new(fid: FunctionId) -> Self {
         let mut x = [0; 8];
         x[0] = fid.to_reg();
@@ -105,18 +175,36 @@ impl HvcArgs {
     /// # Panics
     ///
     /// If `index > 7` (like any out-of-bounds array index).
+    ///
+    /// ```
+    /// let args = pv_abi::HvcArgs::default().with(3, 42);
+    /// assert_eq!(args.x[3], 42);
+    /// ```
     pub const fn with(mut self, index: usize, value: u64) -> Self {
         self.x[index] = value;
         self
     }
 
     /// The function ID in `w0`.
+    ///
+    /// ```
+    /// use pv_abi::{HvcArgs, HypercallId};
+    ///
+    /// assert_eq!(HvcArgs::new(HypercallId::Version.fid()).function_id(), HypercallId::Version.fid());
+    /// ```
     pub const fn function_id(&self) -> FunctionId {
         FunctionId::from_reg(self.x[0])
     }
 }
 
 /// A callee's result registers `x0..x3` (`x0` holds the status).
+///
+/// ```
+/// use pv_abi::{HvcRet, Status};
+///
+/// assert_eq!(HvcRet::success(7, 0, 0).into_result(), Ok([7, 0, 0]));
+/// assert_eq!(HvcRet::error(Status::Busy).into_result(), Err(Status::Busy));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct HvcRet {
@@ -129,11 +217,21 @@ const _: () = assert!(core::mem::size_of::<HvcRet>() == 32);
 
 impl HvcRet {
     /// A [`Status::Success`] reply with results `x1..x3`.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::HvcRet::success(1, 2, 3).x, [0, 1, 2, 3]);
+    /// ```
     pub const fn success(x1: u64, x2: u64, x3: u64) -> Self {
         Self { x: [0, x1, x2, x3] }
     }
 
     /// An error reply: `x0` = `status`, `x1..x3` zero.
+    ///
+    /// ```
+    /// use pv_abi::{HvcRet, Status};
+    ///
+    /// assert_eq!(HvcRet::error(Status::NotSupported).x, [u64::MAX, 0, 0, 0]);
+    /// ```
     pub const fn error(status: Status) -> Self {
         Self {
             x: [status.to_reg(), 0, 0, 0],
@@ -141,6 +239,13 @@ impl HvcRet {
     }
 
     /// The `Call UID` reply for `uuid`: `w0..w3` in the SMCCC packing.
+    ///
+    /// ```
+    /// use pv_abi::{HvcRet, TANDEM_UUID, TANDEM_UUID_REGS};
+    ///
+    /// let reply = HvcRet::call_uid(&TANDEM_UUID);
+    /// assert_eq!(reply.x.map(|x| x as u32), TANDEM_UUID_REGS);
+    /// ```
     pub const fn call_uid(uuid: &Uuid) -> Self {
         let w = uuid.to_regs();
         Self {
@@ -149,6 +254,13 @@ impl HvcRet {
     }
 
     /// The `Revision` reply for this crate's ABI version: `w0` = major, `w1` = minor.
+    ///
+    /// ```
+    /// use pv_abi::{ABI_VERSION, HvcRet};
+    ///
+    /// let r = HvcRet::revision();
+    /// assert_eq!((r.x[0], r.x[1]), (u64::from(ABI_VERSION.major), u64::from(ABI_VERSION.minor)));
+    /// ```
     pub const fn revision() -> Self {
         Self {
             x: [ABI_VERSION_MAJOR as u64, ABI_VERSION_MINOR as u64, 0, 0],
@@ -157,6 +269,13 @@ impl HvcRet {
 
     /// Splits a Tandem-call reply: `Ok([x1, x2, x3])` on success, else the error status.
     /// An `x0` outside the status table is reported as [`Status::NotSupported`].
+    ///
+    /// ```
+    /// use pv_abi::{HvcRet, Status};
+    ///
+    /// assert_eq!(HvcRet::success(5, 0, 0).into_result(), Ok([5, 0, 0]));
+    /// assert_eq!(HvcRet { x: [0x1234, 0, 0, 0] }.into_result(), Err(Status::NotSupported));
+    /// ```
     pub const fn into_result(self) -> Result<[u64; 3], Status> {
         match Status::from_reg(self.x[0]) {
             Some(Status::Success) => Ok([self.x[1], self.x[2], self.x[3]]),
@@ -173,6 +292,14 @@ impl From<Status> for HvcRet {
 }
 
 /// The calling vCPU's identity, as `VM_INFO` returns it.
+///
+/// ```
+/// use pv_abi::{HvcRet, VmInfo};
+///
+/// // VM_INFO's reply for vCPU 1 of VM 2, which has two vCPUs.
+/// let me = VmInfo::from_ret(HvcRet::success(2, 1, 2)).unwrap();
+/// assert_eq!(me, VmInfo { vm_id: 2, vcpu_id: 1, vcpu_count: 2 });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VmInfo {
     /// The caller's VM id (`x1`): 1 for the first VM of the boot package, 2 for the next, and
@@ -186,11 +313,24 @@ pub struct VmInfo {
 
 impl VmInfo {
     /// The hypervisor's `VM_INFO` reply.
+    ///
+    /// ```
+    /// use pv_abi::VmInfo;
+    ///
+    /// let info = VmInfo { vm_id: 1, vcpu_id: 0, vcpu_count: 4 };
+    /// assert_eq!(info.to_ret().x, [0, 1, 0, 4]);
+    /// ```
     pub const fn to_ret(&self) -> HvcRet {
         HvcRet::success(self.vm_id, self.vcpu_id, self.vcpu_count)
     }
 
     /// Parses a `VM_INFO` reply.
+    ///
+    /// ```
+    /// use pv_abi::{HvcRet, Status, VmInfo};
+    ///
+    /// assert_eq!(VmInfo::from_ret(HvcRet::error(Status::Denied)), Err(Status::Denied));
+    /// ```
     pub const fn from_ret(ret: HvcRet) -> Result<Self, Status> {
         match ret.into_result() {
             Ok([vm_id, vcpu_id, vcpu_count]) => Ok(Self {
@@ -207,6 +347,15 @@ impl VmInfo {
 ///
 /// PSCI and SMCCC architecture calls are not `Call`s; the hypervisor routes them by
 /// [`FunctionId::oen`] before decoding (see [`crate::psci`], [`crate::smccc`]).
+///
+/// ```
+/// use pv_abi::{Call, ConsoleChunk, HvcArgs};
+///
+/// // Guest side: encode; hypervisor side: decode the same registers.
+/// let call = Call::ConsoleWrite(ConsoleChunk::new(b"hi\n").unwrap());
+/// let args: HvcArgs = call.encode();
+/// assert_eq!(Call::decode(args.x[0], &args), Ok(call));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
     /// Vendor hypervisor service `Call UID` (`0x8600_FF01`): reply with the UUID in `w0..w3`.
@@ -225,7 +374,24 @@ pub enum Call {
     Yield,
     /// `STATS`: `x1` = stat id; reply `x1` = value.
     Stats(StatId),
+    /// `CRASH` (1.1): `x1` = length, the reason's bytes in `x2..x7` as for `CONSOLE_WRITE`.
+    /// No reply: the VM restarts or stops.
+    Crash(ConsoleChunk),
+    /// `WATCHDOG` (1.1): `x1` = timeout in ms, 0..=[`WATCHDOG_MAX_MS`] (0 disarms); reply
+    /// success. Every call starts the countdown again.
+    Watchdog(u32),
 }
+
+/// Longest paravirtual watchdog timeout: one hour.
+///
+/// ```
+/// use pv_abi::{Call, HvcArgs, HypercallId, Status};
+/// use pv_abi::call::WATCHDOG_MAX_MS;
+///
+/// let too_long = HvcArgs::new(HypercallId::Watchdog.fid()).with(1, u64::from(WATCHDOG_MAX_MS) + 1);
+/// assert_eq!(Call::decode(too_long.x[0], &too_long), Err(Status::InvalidParameter));
+/// ```
+pub const WATCHDOG_MAX_MS: u32 = 3_600_000;
 
 impl Call {
     /// Decodes a guest's call. `id` is the caller's `x0` (only `w0` counts, per SMCCC); the
@@ -269,10 +435,28 @@ impl Call {
             HypercallId::Stats => {
                 Call::Stats(StatId::from_raw(args.x[1]).ok_or(Status::InvalidParameter)?)
             }
+            HypercallId::Crash => {
+                let mut regs = [0u64; CONSOLE_WRITE_REGS];
+                regs.copy_from_slice(&args.x[2..8]);
+                Call::Crash(ConsoleChunk::from_regs(args.x[1], &regs)?)
+            }
+            HypercallId::Watchdog => Call::Watchdog(
+                u32::try_from(args.x[1])
+                    .ok()
+                    .filter(|&ms| ms <= WATCHDOG_MAX_MS)
+                    .ok_or(Status::InvalidParameter)?,
+            ),
         })
     }
 
     /// The function ID this call is made with.
+    ///
+    /// ```
+    /// use pv_abi::{Call, HypercallId};
+    ///
+    /// assert_eq!(Call::VmInfo.function_id(), HypercallId::VmInfo.fid());
+    /// assert_eq!(Call::CallUid.function_id().raw(), 0x8600_FF01);
+    /// ```
     pub const fn function_id(&self) -> FunctionId {
         match self {
             Call::CallUid => VENDOR_HYP_CALL_UID,
@@ -283,18 +467,27 @@ impl Call {
             Call::ConsoleRead => HypercallId::ConsoleRead.fid(),
             Call::Yield => HypercallId::Yield.fid(),
             Call::Stats(_) => HypercallId::Stats.fid(),
+            Call::Crash(_) => HypercallId::Crash.fid(),
+            Call::Watchdog(_) => HypercallId::Watchdog.fid(),
         }
     }
 
     /// The argument registers a guest issues for this call; unused registers are zero.
+    ///
+    /// ```
+    /// use pv_abi::{Call, StatId};
+    ///
+    /// assert_eq!(Call::Stats(StatId::UptimeNs).encode().x[..2], [0xC600_0005, 5]);
+    /// ```
     pub fn encode(&self) -> HvcArgs {
         let mut args = HvcArgs::new(self.function_id());
         match self {
-            Call::ConsoleWrite(chunk) => {
+            Call::ConsoleWrite(chunk) | Call::Crash(chunk) => {
                 args.x[1] = chunk.len() as u64;
                 args.x[2..8].copy_from_slice(&chunk.to_regs());
             }
             Call::Stats(id) => args.x[1] = id.as_raw(),
+            Call::Watchdog(ms) => args.x[1] = u64::from(*ms),
             Call::CallUid
             | Call::Revision
             | Call::Version
@@ -327,6 +520,10 @@ mod tests {
         let text = [b'#'; CONSOLE_WRITE_MAX];
         for n in [0, 1, 47, 48] {
             calls.push(Call::ConsoleWrite(ConsoleChunk::new(&text[..n]).unwrap()));
+            calls.push(Call::Crash(ConsoleChunk::new(&text[..n]).unwrap()));
+        }
+        for ms in [0, 1, WATCHDOG_MAX_MS] {
+            calls.push(Call::Watchdog(ms));
         }
         calls
     }
@@ -496,7 +693,7 @@ mod tests {
         assert_eq!(HvcRet::from(Status::Busy).x, [(-5i64) as u64, 0, 0, 0]);
         let uid = HvcRet::call_uid(&crate::TANDEM_UUID);
         assert_eq!(uid.x, crate::TANDEM_UUID_REGS.map(u64::from));
-        assert_eq!(HvcRet::revision().x[..2], [1, 0]);
+        assert_eq!(HvcRet::revision().x[..2], [1, 1]);
         assert_eq!(
             HvcRet { x: [7, 0, 0, 0] }.into_result(),
             Err(Status::NotSupported)

@@ -10,7 +10,7 @@ use core::convert::Infallible;
 use core::fmt;
 
 use crate::call::{Call, HvcArgs, HvcRet, VmInfo};
-use crate::console::{CONSOLE_READ_MAX, ConsoleChunk, parse_read_reply};
+use crate::console::{CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, ConsoleChunk, parse_read_reply};
 use crate::psci::{self, EntryPoint, Mpidr};
 use crate::smccc::{VENDOR_HYP_CALL_UID, VENDOR_HYP_REVISION};
 use crate::stats::StatId;
@@ -20,6 +20,37 @@ use crate::version::{ABI_VERSION, AbiVersion};
 
 /// Something that performs one SMCCC call: places `args` in `x0..x7`, traps, and returns
 /// `x0..x3`.
+///
+/// ```
+/// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+/// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+/// # fn tandem(args: HvcArgs) -> HvcRet {
+/// #     match Call::decode(args.x[0], &args) {
+/// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+/// #         Ok(Call::Revision) => HvcRet::revision(),
+/// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+/// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+/// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+/// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+/// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+/// #         Ok(_) => HvcRet::success(0, 0, 0),
+/// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+/// #     }
+/// # }
+/// use pv_abi::{Client, Conduit};
+///
+/// // Any FnMut(HvcArgs) -> HvcRet is a conduit; so is a type of your own.
+/// struct Traced(u32);
+/// impl Conduit for Traced {
+///     fn call(&mut self, args: HvcArgs) -> HvcRet {
+///         self.0 += 1;
+///         tandem(args)
+///     }
+/// }
+/// let mut hv = Client::new(Traced(0));
+/// assert!(hv.is_tandem());
+/// assert_eq!(hv.into_inner().0, 1);
+/// ```
 pub trait Conduit {
     /// Performs the call.
     fn call(&mut self, args: HvcArgs) -> HvcRet;
@@ -32,6 +63,16 @@ impl<F: FnMut(HvcArgs) -> HvcRet> Conduit for F {
 }
 
 /// Why discovery ([`Client::discover`]) did not find a hypervisor this crate can talk to.
+///
+/// ```
+/// use pv_abi::{Client, DiscoveryError, HvcArgs, HvcRet, Status};
+///
+/// // KVM, say: its Call UID is another UUID.
+/// let mut hv = Client::new(|_: HvcArgs| HvcRet { x: [0x28b46fb6, 0x11e82d2c, 0x7d4ca5fe, 0xba6ac0ab] });
+/// let e = hv.discover().unwrap_err();
+/// assert_eq!(e, DiscoveryError::NotTandem);
+/// assert_eq!(Status::from(e), Status::NotSupported);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DiscoveryError {
     /// `Call UID` did not return the Tandem UUID: another hypervisor, or one without the
@@ -66,6 +107,30 @@ impl From<DiscoveryError> for Status {
 }
 
 /// Typed Tandem and PSCI calls over a [`Conduit`].
+///
+/// ```
+/// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+/// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+/// # fn tandem(args: HvcArgs) -> HvcRet {
+/// #     match Call::decode(args.x[0], &args) {
+/// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+/// #         Ok(Call::Revision) => HvcRet::revision(),
+/// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+/// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+/// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+/// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+/// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+/// #         Ok(_) => HvcRet::success(0, 0, 0),
+/// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+/// #     }
+/// # }
+/// use pv_abi::Client;
+///
+/// let mut hv = Client::new(tandem); // on a guest: pv_abi::guest::client()
+/// let version = hv.discover().expect("Tandem");
+/// let me = hv.vm_info().unwrap();
+/// assert!(version.major == 1 && me.vm_id >= 1);
+/// ```
 #[derive(Debug)]
 pub struct Client<C> {
     conduit: C,
@@ -73,16 +138,80 @@ pub struct Client<C> {
 
 impl<C: Conduit> Client<C> {
     /// Wraps a conduit.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// assert!(hv.is_tandem());
+    /// ```
     pub const fn new(conduit: C) -> Self {
         Self { conduit }
     }
 
     /// Returns the conduit.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let hv = pv_abi::Client::new(tandem);
+    /// let conduit: fn(HvcArgs) -> HvcRet = hv.into_inner();
+    /// # let _ = conduit;
+    /// ```
     pub fn into_inner(self) -> C {
         self.conduit
     }
 
     /// Issues a decoded call and returns the raw reply.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use pv_abi::Client;
+    ///
+    /// let mut hv = Client::new(tandem);
+    /// let reply = hv.call(&Call::VmInfo);
+    /// assert_eq!(VmInfo::from_ret(reply).unwrap().vcpu_count, 2);
+    /// ```
     pub fn call(&mut self, call: &Call) -> HvcRet {
         self.conduit.call(call.encode())
     }
@@ -91,6 +220,29 @@ impl<C: Conduit> Client<C> {
     ///
     /// An unknown hypervisor answers `NOT_SUPPORTED` (`0xFFFF_FFFF` in `w0`) or another UUID.
     /// The HVC conduit itself must exist: on a CPU without EL2, `hvc` is undefined.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use pv_abi::{Client, Status};
+    ///
+    /// assert!(Client::new(tandem).is_tandem());
+    /// // A hypervisor without the vendor service answers NOT_SUPPORTED:
+    /// assert!(!Client::new(|_: HvcArgs| HvcRet::error(Status::NotSupported)).is_tandem());
+    /// ```
     pub fn is_tandem(&mut self) -> bool {
         let r = self.conduit.call(HvcArgs::new(VENDOR_HYP_CALL_UID));
         // Compare the `w` halves only; NOT_SUPPORTED (`w0` = 0xFFFF_FFFF) never matches.
@@ -100,6 +252,28 @@ impl<C: Conduit> Client<C> {
     /// The hypervisor's ABI version from the `Revision` query.
     ///
     /// Meaningful only after [`Client::is_tandem`] returned `true`.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// if hv.is_tandem() {
+    ///     assert_eq!(hv.abi_version(), ABI_VERSION);
+    /// }
+    /// ```
     pub fn abi_version(&mut self) -> AbiVersion {
         let r = self.conduit.call(HvcArgs::new(VENDOR_HYP_REVISION));
         AbiVersion::new(r.x[0] as u32, r.x[1] as u32)
@@ -112,6 +286,32 @@ impl<C: Conduit> Client<C> {
     /// [`DiscoveryError::UnsupportedVersion`] if its major version differs. A hypervisor minor
     /// below [`ABI_VERSION_MINOR`](crate::ABI_VERSION_MINOR) is accepted: the caller must then
     /// avoid calls added after that minor ([`AbiVersion::supports`] tells).
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use pv_abi::{AbiVersion, Client, DiscoveryError};
+    ///
+    /// match Client::new(tandem).discover() {
+    ///     Ok(v) if v.supports(AbiVersion::new(1, 1)) => { /* may use the 1.1 calls */ }
+    ///     Ok(_) => { /* Tandem 1.0: only the 1.0 calls */ }
+    ///     Err(DiscoveryError::NotTandem) => { /* run without Tandem's services */ }
+    ///     Err(DiscoveryError::UnsupportedVersion(v)) => panic!("Tandem ABI {v} is too new for me"),
+    /// }
+    /// ```
     pub fn discover(&mut self) -> Result<AbiVersion, DiscoveryError> {
         if !self.is_tandem() {
             return Err(DiscoveryError::NotTandem);
@@ -128,18 +328,77 @@ impl<C: Conduit> Client<C> {
     ///
     /// Kept for existing callers; new code should use [`Client::discover`], which says which
     /// check failed.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let (major, _minor) = pv_abi::Client::new(tandem).probe().unwrap();
+    /// assert_eq!(major, 1);
+    /// ```
     pub fn probe(&mut self) -> Result<(u32, u32), Status> {
         let v = self.discover()?;
         Ok((v.major, v.minor))
     }
 
     /// `VERSION`: the ABI version; also the cheapest round trip (null hypercall).
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// assert_eq!(pv_abi::Client::new(tandem).version(), Ok(ABI_VERSION));
+    /// ```
     pub fn version(&mut self) -> Result<AbiVersion, Status> {
         let [major, minor, _] = self.call(&Call::Version).into_result()?;
         Ok(AbiVersion::new(major as u32, minor as u32))
     }
 
     /// `VM_INFO`: the caller's VM id (1-based), vCPU id (0-based) and vCPU count.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let me = pv_abi::Client::new(tandem).vm_info().unwrap();
+    /// assert_eq!((me.vm_id, me.vcpu_id, me.vcpu_count), (2, 0, 2));
+    /// ```
     pub fn vm_info(&mut self) -> Result<VmInfo, Status> {
         VmInfo::from_ret(self.call(&Call::VmInfo))
     }
@@ -153,6 +412,31 @@ impl<C: Conduit> Client<C> {
     /// byte returns the error. An empty `bytes` makes no call.
     ///
     /// To write everything, use [`Client::console_write_all`] or a [`ConsoleWriter`].
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// let line = b"a line longer than one call's 48 bytes, so it takes two calls\n";
+    /// let mut done = 0;
+    /// while done < line.len() {
+    ///     done += hv.console_write(&line[done..]).unwrap();
+    ///     # if done < line.len() { hv.yield_now().unwrap(); }
+    /// }
+    /// ```
     pub fn console_write(&mut self, bytes: &[u8]) -> Result<usize, Status> {
         let mut done = 0;
         while done < bytes.len() {
@@ -176,6 +460,25 @@ impl<C: Conduit> Client<C> {
     ///
     /// Fails only with a status other than `BUSY` (for example [`Status::NotSupported`] off
     /// Tandem); the bytes before the failure were written.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// pv_abi::Client::new(tandem).console_write_all(b"every byte arrives\n").unwrap();
+    /// ```
     pub fn console_write_all(&mut self, bytes: &[u8]) -> Result<(), Status> {
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -199,6 +502,30 @@ impl<C: Conduit> Client<C> {
     /// least 16 bytes ([`Status::InvalidParameter`] otherwise). It stops when the hypervisor
     /// reports nothing pending. Call it when the console-input interrupt fires until it
     /// returns 0.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// // In the console-input interrupt handler (SPI 32):
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// let mut buf = [0u8; 64];
+    /// let n = hv.console_read(&mut buf).unwrap();
+    /// # let n = n.min(3);
+    /// assert_eq!(&buf[..n], b"AT\r");
+    /// ```
     pub fn console_read(&mut self, out: &mut [u8]) -> Result<usize, Status> {
         if out.len() < CONSOLE_READ_MAX {
             return Err(Status::InvalidParameter);
@@ -220,18 +547,133 @@ impl<C: Conduit> Client<C> {
     }
 
     /// `YIELD`: lets another runnable vCPU use the physical CPU.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// pv_abi::Client::new(tandem).yield_now().unwrap(); // e.g. while spinning on another vCPU
+    /// ```
     pub fn yield_now(&mut self) -> Result<(), Status> {
         self.call(&Call::Yield).into_result().map(|_| ())
     }
 
     /// `STATS`: reads one statistic.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use pv_abi::StatId;
+    ///
+    /// let exits = pv_abi::Client::new(tandem).stats(StatId::Exits).unwrap();
+    /// assert_eq!(exits, 1234);
+    /// ```
     pub fn stats(&mut self, id: StatId) -> Result<u64, Status> {
         self.call(&Call::Stats(id))
             .into_result()
             .map(|[value, _, _]| value)
     }
 
+    /// `CRASH` (ABI 1.1): reports a fatal error with `reason` (its first 48 bytes); Tandem
+    /// restarts or stops the VM as configured, so this returns only on failure (an older
+    /// Tandem answers [`Status::NotSupported`]).
+    ///
+    /// ```
+    /// # use pv_abi::{Client, HvcRet, HvcArgs, Status};
+    /// let mut c = Client::new(|_: HvcArgs| HvcRet::error(Status::NotSupported));
+    /// let Err(e) = c.crash("kernel panic: oops");
+    /// assert_eq!(e, Status::NotSupported);
+    /// ```
+    pub fn crash(&mut self, reason: &str) -> Result<Infallible, Status> {
+        let bytes = reason.as_bytes();
+        let chunk = ConsoleChunk::new(&bytes[..bytes.len().min(CONSOLE_WRITE_MAX)])
+            .ok_or(Status::InvalidParameter)?;
+        Err(match self.call(&Call::Crash(chunk)).into_result() {
+            Ok(_) => Status::Denied,
+            Err(e) => e,
+        })
+    }
+
+    /// `WATCHDOG` (ABI 1.1): arms the paravirtual watchdog for `timeout_ms` (at most
+    /// [`WATCHDOG_MAX_MS`](crate::call::WATCHDOG_MAX_MS); 0 disarms). Call it again before
+    /// the timeout ends; if it ends, Tandem handles the VM as crashed.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// hv.watchdog(2_000).unwrap(); // arm: 2 s
+    /// // ... then, in the main loop, at least every 2 s:
+    /// hv.watchdog(2_000).unwrap();
+    /// hv.watchdog(0).unwrap(); // disarm
+    /// ```
+    pub fn watchdog(&mut self, timeout_ms: u32) -> Result<(), Status> {
+        if timeout_ms > crate::call::WATCHDOG_MAX_MS {
+            return Err(Status::InvalidParameter);
+        }
+        self.call(&Call::Watchdog(timeout_ms))
+            .into_result()
+            .map(|_| ())
+    }
+
     /// PSCI `PSCI_VERSION`: `major << 16 | minor`.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// assert_eq!(pv_abi::Client::new(tandem).psci_version(), Ok(pv_abi::psci::VERSION_1_1));
+    /// ```
     pub fn psci_version(&mut self) -> Result<u32, psci::Error> {
         psci::result_from_reg(self.conduit.call(HvcArgs::new(psci::PSCI_VERSION)).x[0])
     }
@@ -240,6 +682,31 @@ impl<C: Conduit> Client<C> {
     ///
     /// The target starts in the same state as the boot vCPU (see the crate documentation,
     /// "Entry state"): MMU off, DAIF masked, FP/SIMD trapped.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use pv_abi::psci::{EntryPoint, Mpidr};
+    ///
+    /// let mut hv = pv_abi::Client::new(tandem);
+    /// let secondary_entry = 0x4008_0088; // e.g. guest_rt::secondary_entry()
+    /// for n in 1..hv.vm_info().unwrap().vcpu_count {
+    ///     hv.cpu_on(Mpidr::new(0, 0, 0, n as u8), EntryPoint::new(secondary_entry), n).unwrap();
+    /// }
+    /// ```
     pub fn cpu_on(
         &mut self,
         target: Mpidr,
@@ -255,18 +722,46 @@ impl<C: Conduit> Client<C> {
 
     /// PSCI `CPU_OFF`: stops the calling vCPU. Returns only if the call failed, with the
     /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.cpu_off();` is irrefutable.
+    ///
+    /// ```
+    /// use pv_abi::{Client, HvcArgs, HvcRet};
+    /// use pv_abi::psci::Error;
+    ///
+    /// // CPU_OFF returns only when it failed; here the stand-in refuses it.
+    /// let mut hv = Client::new(|_: HvcArgs| HvcRet { x: [Error::Denied.to_reg(), 0, 0, 0] });
+    /// let Err(e) = hv.cpu_off();
+    /// assert_eq!(e, Error::Denied);
+    /// ```
     pub fn cpu_off(&mut self) -> Result<Infallible, psci::Error> {
         Err(self.no_return(psci::CPU_OFF))
     }
 
     /// PSCI `SYSTEM_OFF`: powers the calling VM off. Returns only if the call failed, with the
     /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.system_off();` is irrefutable.
+    ///
+    /// ```
+    /// use pv_abi::{Client, HvcArgs, HvcRet};
+    ///
+    /// // On Tandem the call does not return; a stand-in that returns "success" is a failure.
+    /// let mut hv = Client::new(|_: HvcArgs| HvcRet::success(0, 0, 0));
+    /// let Err(e) = hv.system_off();
+    /// assert_eq!(e.name(), "INTERNAL_FAILURE");
+    /// ```
     pub fn system_off(&mut self) -> Result<Infallible, psci::Error> {
         Err(self.no_return(psci::SYSTEM_OFF))
     }
 
     /// PSCI `SYSTEM_RESET`: resets the calling VM. Returns only if the call failed, with the
     /// reason: `Ok` is [`Infallible`], so `let Err(e) = client.system_reset();` is irrefutable.
+    ///
+    /// ```
+    /// use pv_abi::{Client, HvcArgs, HvcRet};
+    /// use pv_abi::psci::Error;
+    ///
+    /// let mut hv = Client::new(|_: HvcArgs| HvcRet { x: [Error::NotSupported.to_reg(), 0, 0, 0] });
+    /// let Err(e) = hv.system_reset();
+    /// assert_eq!(e, Error::NotSupported);
+    /// ```
     pub fn system_reset(&mut self) -> Result<Infallible, psci::Error> {
         Err(self.no_return(psci::SYSTEM_RESET))
     }
@@ -306,6 +801,28 @@ pub struct ConsoleWriter<C> {
 
 impl<C: Conduit> ConsoleWriter<C> {
     /// A console writer over `conduit`.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// use core::fmt::Write;
+    ///
+    /// let mut console = pv_abi::ConsoleWriter::new(tandem); // on a guest: pv_abi::guest::console()
+    /// write!(console, "{} + {} = {}\n", 1, 1, 2).unwrap();
+    /// ```
     pub const fn new(conduit: C) -> Self {
         Self {
             client: Client::new(conduit),
@@ -313,11 +830,52 @@ impl<C: Conduit> ConsoleWriter<C> {
     }
 
     /// Writes all of `bytes`; see [`Client::console_write_all`].
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let mut console = pv_abi::ConsoleWriter::new(tandem);
+    /// console.write_bytes(b"raw bytes, not UTF-8: \xff\n").unwrap();
+    /// ```
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), Status> {
         self.client.console_write_all(bytes)
     }
 
     /// Returns the conduit.
+    ///
+    /// ```
+    /// # use pv_abi::{ABI_VERSION, Call, HvcArgs, HvcRet, TANDEM_UUID, VmInfo};
+    /// # /// A stand-in for Tandem behind `hvc #0` (on a guest: `pv_abi::guest::Hvc`).
+    /// # fn tandem(args: HvcArgs) -> HvcRet {
+    /// #     match Call::decode(args.x[0], &args) {
+    /// #         Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
+    /// #         Ok(Call::Revision) => HvcRet::revision(),
+    /// #         Ok(Call::Version) => HvcRet::success(ABI_VERSION.major.into(), ABI_VERSION.minor.into(), 0),
+    /// #         Ok(Call::VmInfo) => VmInfo { vm_id: 2, vcpu_id: 0, vcpu_count: 2 }.to_ret(),
+    /// #         Ok(Call::ConsoleWrite(chunk)) => HvcRet::success(chunk.len() as u64, 0, 0),
+    /// #         Ok(Call::ConsoleRead) => pv_abi::console::read_reply(b"AT\r").0,
+    /// #         Ok(Call::Stats(_)) => HvcRet::success(1234, 0, 0),
+    /// #         Ok(_) => HvcRet::success(0, 0, 0),
+    /// #         Err(_) => HvcRet { x: [0x0001_0001, 0, 0, 0] }, // PSCI: version 1.1 / success
+    /// #     }
+    /// # }
+    /// let console = pv_abi::ConsoleWriter::new(tandem);
+    /// let hv = pv_abi::Client::new(console.into_inner()); // the same conduit, for other calls
+    /// # let _ = hv;
+    /// ```
     pub fn into_inner(self) -> C {
         self.client.into_inner()
     }
@@ -388,7 +946,7 @@ mod tests {
                 Err(e) => HvcRet::error(e),
                 Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
                 Ok(Call::Revision) => HvcRet::revision(),
-                Ok(Call::Version) => HvcRet::success(1, 0, 0),
+                Ok(Call::Version) => HvcRet::success(1, 1, 0),
                 Ok(Call::VmInfo) => VmInfo {
                     vm_id: 1,
                     vcpu_id: 0,
@@ -411,19 +969,21 @@ mod tests {
                 }
                 Ok(Call::Yield) => HvcRet::success(0, 0, 0),
                 Ok(Call::Stats(id)) => HvcRet::success(100 + id.as_raw(), 0, 0),
+                Ok(Call::Crash(_)) => HvcRet::error(Status::Denied),
+                Ok(Call::Watchdog(_)) => HvcRet::success(0, 0, 0),
             }
         }
     }
 
-    /// Discovery succeeds against Tandem and reports version 1.0.
+    /// Discovery succeeds against Tandem and reports the hypervisor's version.
     #[test]
     fn discover_finds_tandem() {
         let mut hyp = FakeHyp::new();
         let mut c = Client::new(&mut hyp);
         assert!(c.is_tandem());
-        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 0)));
+        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 1)));
         assert_eq!(c.version(), Ok(ABI_VERSION));
-        assert_eq!(c.probe(), Ok((1, 0)));
+        assert_eq!(c.probe(), Ok((1, 1)));
     }
 
     /// An unknown hypervisor (NOT_SUPPORTED in `w0`) or another UUID is not Tandem.
@@ -457,7 +1017,7 @@ mod tests {
         assert_eq!(e, DiscoveryError::UnsupportedVersion(AbiVersion::new(2, 3)));
         assert_eq!(
             e.to_string(),
-            "Tandem ABI 2.3 is not supported: this guest speaks ABI 1.0 (the major versions must match)"
+            "Tandem ABI 2.3 is not supported: this guest speaks ABI 1.1 (the major versions must match)"
         );
         assert_eq!(Status::from(e), Status::NotSupported);
         assert_eq!(c.probe(), Err(Status::NotSupported));

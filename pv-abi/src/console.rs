@@ -10,13 +10,37 @@
 use crate::{HvcRet, Status};
 
 /// Maximum bytes one `CONSOLE_WRITE` carries (`x2..x7`).
+///
+/// ```
+/// use pv_abi::{CONSOLE_WRITE_MAX, ConsoleChunk};
+///
+/// assert_eq!(CONSOLE_WRITE_MAX, 48);
+/// assert!(ConsoleChunk::new(&[b'x'; CONSOLE_WRITE_MAX + 1]).is_none());
+/// ```
 pub const CONSOLE_WRITE_MAX: usize = 48;
 /// Maximum bytes one `CONSOLE_READ` reply carries (`x2..x3`).
+///
+/// ```
+/// let mut buf = [0u8; pv_abi::CONSOLE_READ_MAX]; // one CONSOLE_READ reply fits
+/// assert_eq!(buf.len(), 16);
+/// # let _ = &mut buf;
+/// ```
 pub const CONSOLE_READ_MAX: usize = 16;
 
 /// Registers used by a `CONSOLE_WRITE` payload.
+///
+/// ```
+/// use pv_abi::console::CONSOLE_WRITE_REGS;
+///
+/// let (regs, _) = pv_abi::pack_bytes(b"hi");
+/// assert_eq!(regs.len(), CONSOLE_WRITE_REGS); // x2..x7
+/// ```
 pub const CONSOLE_WRITE_REGS: usize = CONSOLE_WRITE_MAX / 8;
 /// Registers used by a `CONSOLE_READ` reply payload.
+///
+/// ```
+/// assert_eq!(pv_abi::console::CONSOLE_READ_REGS, 2); // x2..x3
+/// ```
 pub const CONSOLE_READ_REGS: usize = CONSOLE_READ_MAX / 8;
 
 /// Packs up to 48 bytes into six registers (`x2..x7` order) and returns how many were packed.
@@ -36,6 +60,12 @@ pub fn pack_bytes(bytes: &[u8]) -> ([u64; CONSOLE_WRITE_REGS], usize) {
 }
 
 /// Packs as many of `bytes` as fit into `regs` and returns how many were packed.
+///
+/// ```
+/// let mut regs = [0u64; 2];
+/// assert_eq!(pv_abi::console::pack_into(&mut regs, b"0123456789abcdefXYZ"), 16);
+/// assert_eq!(regs[1] & 0xff, u64::from(b'8'));
+/// ```
 pub fn pack_into(regs: &mut [u64], bytes: &[u8]) -> usize {
     let n = bytes.len().min(regs.len() * 8);
     regs.fill(0);
@@ -63,6 +93,13 @@ pub fn unpack_bytes(regs: &[u64], out: &mut [u8]) -> usize {
 }
 
 /// A validated `CONSOLE_WRITE` payload: at most [`CONSOLE_WRITE_MAX`] bytes.
+///
+/// ```
+/// use pv_abi::ConsoleChunk;
+///
+/// let chunk = ConsoleChunk::new(b"hello\n").unwrap();
+/// assert_eq!((chunk.as_bytes(), chunk.len()), (&b"hello\n"[..], 6));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConsoleChunk {
     // Invariant: `len <= CONSOLE_WRITE_MAX` and `bytes[len..]` is all zero, so the derived
@@ -73,12 +110,22 @@ pub struct ConsoleChunk {
 
 impl ConsoleChunk {
     /// An empty payload.
+    ///
+    /// ```
+    /// assert!(pv_abi::ConsoleChunk::EMPTY.is_empty());
+    /// ```
     pub const EMPTY: ConsoleChunk = ConsoleChunk {
         len: 0,
         bytes: [0; CONSOLE_WRITE_MAX],
     };
 
     /// Takes the first (up to) 48 bytes of `bytes`; returns the chunk and how many it took.
+    ///
+    /// ```
+    /// let long = [b'a'; 60];
+    /// let (chunk, taken) = pv_abi::ConsoleChunk::take(&long);
+    /// assert_eq!((chunk.len(), taken), (48, 48)); // the other 12 go in the next call
+    /// ```
     pub fn take(bytes: &[u8]) -> (Self, usize) {
         let n = bytes.len().min(CONSOLE_WRITE_MAX);
         let mut chunk = Self::EMPTY;
@@ -88,6 +135,13 @@ impl ConsoleChunk {
     }
 
     /// Builds a chunk from exactly `bytes`, or `None` if it is longer than 48 bytes.
+    ///
+    /// ```
+    /// use pv_abi::ConsoleChunk;
+    ///
+    /// assert_eq!(ConsoleChunk::new(b"ok").map(|c| c.len()), Some(2));
+    /// assert_eq!(ConsoleChunk::new(&[0; 49]), None);
+    /// ```
     pub fn new(bytes: &[u8]) -> Option<Self> {
         if bytes.len() > CONSOLE_WRITE_MAX {
             return None;
@@ -98,6 +152,16 @@ impl ConsoleChunk {
     /// Decodes a payload from a length and the six registers `x2..x7`.
     ///
     /// Fails with [`Status::InvalidParameter`] if `len > 48`; bytes past `len` are ignored.
+    ///
+    /// ```
+    /// use pv_abi::{ConsoleChunk, Status};
+    ///
+    /// // The hypervisor side of CONSOLE_WRITE: x1 = length, x2..x7 = bytes.
+    /// let (regs, n) = pv_abi::pack_bytes(b"guest says hi");
+    /// let chunk = ConsoleChunk::from_regs(n as u64, &regs).unwrap();
+    /// assert_eq!(chunk.as_bytes(), b"guest says hi");
+    /// assert_eq!(ConsoleChunk::from_regs(49, &regs), Err(Status::InvalidParameter));
+    /// ```
     pub fn from_regs(len: u64, regs: &[u64; CONSOLE_WRITE_REGS]) -> Result<Self, Status> {
         if len > CONSOLE_WRITE_MAX as u64 {
             return Err(Status::InvalidParameter);
@@ -108,21 +172,38 @@ impl ConsoleChunk {
     }
 
     /// The payload in register form (`x2..x7`), unused bytes zero.
+    ///
+    /// ```
+    /// let chunk = pv_abi::ConsoleChunk::new(b"AB").unwrap();
+    /// assert_eq!(chunk.to_regs(), [0x4241, 0, 0, 0, 0, 0]);
+    /// ```
     pub fn to_regs(&self) -> [u64; CONSOLE_WRITE_REGS] {
         pack_bytes(self.as_bytes()).0
     }
 
     /// The payload bytes.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::ConsoleChunk::new(b"xyz").unwrap().as_bytes(), b"xyz");
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
 
     /// Payload length in bytes (0..=48).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::ConsoleChunk::new(b"four").unwrap().len(), 4);
+    /// ```
     pub const fn len(&self) -> usize {
         self.len as usize
     }
 
     /// Whether the payload is empty.
+    ///
+    /// ```
+    /// assert!(pv_abi::ConsoleChunk::new(b"").unwrap().is_empty());
+    /// ```
     pub const fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -136,6 +217,18 @@ impl core::fmt::Debug for ConsoleChunk {
 
 /// Builds the hypervisor's `CONSOLE_READ` reply from pending input: takes up to 16 bytes and
 /// returns the reply and how many bytes it consumed.
+///
+/// ```
+/// use pv_abi::console::{parse_read_reply, read_reply};
+///
+/// // Hypervisor: answer CONSOLE_READ with what is pending (at most 16 bytes per reply).
+/// let (ret, used) = read_reply(b"AT+CSQ\r");
+/// assert_eq!(used, 7);
+/// // Guest: unpack it.
+/// let mut out = [0u8; 16];
+/// assert_eq!(parse_read_reply(&ret, &mut out), Ok(7));
+/// assert_eq!(&out[..7], b"AT+CSQ\r");
+/// ```
 pub fn read_reply(pending: &[u8]) -> (HvcRet, usize) {
     let mut regs = [0u64; CONSOLE_READ_REGS];
     let n = pack_into(&mut regs, pending);
@@ -146,6 +239,18 @@ pub fn read_reply(pending: &[u8]) -> (HvcRet, usize) {
 ///
 /// A reply longer than `out` or than [`CONSOLE_READ_MAX`] is a protocol violation and is
 /// reported as [`Status::NotSupported`] (no bytes are copied); error replies pass through.
+///
+/// ```
+/// use pv_abi::console::{parse_read_reply, read_reply};
+/// use pv_abi::{HvcRet, Status};
+///
+/// let mut out = [0u8; 16];
+/// assert_eq!(parse_read_reply(&read_reply(b"").0, &mut out), Ok(0)); // nothing pending
+/// assert_eq!(
+///     parse_read_reply(&HvcRet::error(Status::NotSupported), &mut out),
+///     Err(Status::NotSupported)
+/// );
+/// ```
 pub fn parse_read_reply(ret: &HvcRet, out: &mut [u8]) -> Result<usize, Status> {
     let [len, x2, x3] = ret.into_result()?;
     if len > CONSOLE_READ_MAX as u64 || len > out.len() as u64 {

@@ -74,7 +74,16 @@
 //! | `0xC600_0003` | `CONSOLE_READ` | — | `x1` length ≤ 16, `x2..x3` bytes |
 //! | `0xC600_0004` | `YIELD` | — | — |
 //! | `0xC600_0005` | `STATS` | `x1` [`StatId`] | `x1` value (u64) |
+//! | `0xC600_0006` | `CRASH` (1.1) | `x1` length ≤ 48, `x2..x7` reason bytes (as `CONSOLE_WRITE`) | none: the VM restarts or stops |
+//! | `0xC600_0007` | `WATCHDOG` (1.1) | `x1` timeout in ms ≤ [`call::WATCHDOG_MAX_MS`], 0 disarms | — |
 //! | `0xC600_0010..=0xC600_001F` | reserved | inter-VM channels (later minor) | `NOT_SUPPORTED` |
+//!
+//! `CRASH` reports a fatal error (Linux: its panic notifier); Tandem then restarts the VM from
+//! its pristine images, after a back-off, or stops it, as the VM's configuration says
+//! (`on_crash` in `vms.toml`). `WATCHDOG` arms the VM's paravirtual watchdog; every call starts
+//! the countdown again, and when it runs out Tandem handles the VM as crashed. Both are ABI
+//! 1.1: a guest checks the minor version first (an ABI 1.0 hypervisor answers
+//! `NOT_SUPPORTED`).
 //!
 //! `VERSION` doubles as the null hypercall for benchmarks. VM ids are 1-based, in the order
 //! the boot package lists the VMs (the same ids Tandem's log prints: `VM 1 'rtos'`); vCPU ids
@@ -139,7 +148,8 @@
 //! `memcpy`, `memset`, struct copies and formatting), often in the first function called. With
 //! `VBAR_EL1` still 0 the trap cannot be handled, and the guest hangs with no output. Set
 //! `FPEN` in the entry assembly, on every vCPU (the boot one and each `CPU_ON` entry), as
-//! `rtos-guest/src/arch/entry.S` and `tests/guests/src/entry.S` do, or build for
+//! the Tandem tree's shared guest runtime does (`guest-rt/src/entry.S`, used by rtos-guest,
+//! the test guests and the examples `pv-abi/examples/hello-rust` and `hello-c`), or build for
 //! `aarch64-unknown-none-softfloat`, which never emits FP/SIMD:
 //!
 //! ```text
@@ -161,7 +171,7 @@
 //!
 //! ## Versioning
 //!
-//! The ABI version is [`ABI_VERSION_MAJOR`]`.`[`ABI_VERSION_MINOR`] (1.0), reported by both
+//! The ABI version is [`ABI_VERSION_MAJOR`]`.`[`ABI_VERSION_MINOR`] (1.1), reported by both
 //! `Revision` and `VERSION`. A **minor** bump only adds: new calls (first the reserved channel
 //! range), new statistics at the end of [`StatId`], new result registers that were zero, new
 //! argument registers where zero keeps the old meaning. A **major** bump may change anything;
@@ -277,15 +287,42 @@ pub use uuid::{TANDEM_UUID, TANDEM_UUID_REGS, Uuid};
 pub use version::{ABI_VERSION, AbiVersion};
 
 /// ABI major version: changes only for incompatible changes. A guest requires an exact match.
+///
+/// ```
+/// use pv_abi::{ABI_VERSION_MAJOR, AbiVersion};
+///
+/// // Discovery: the hypervisor's Revision major must be this one.
+/// let revision = AbiVersion::new(1, 0);
+/// assert_eq!(revision.major, ABI_VERSION_MAJOR);
+/// ```
 pub const ABI_VERSION_MAJOR: u32 = 1;
 /// ABI minor version: grows with compatible additions.
-pub const ABI_VERSION_MINOR: u32 = 0;
+///
+/// ```
+/// use pv_abi::{ABI_VERSION_MAJOR, ABI_VERSION_MINOR, AbiVersion};
+///
+/// // The newest calls this crate knows need a hypervisor of at least this minor.
+/// let needed = AbiVersion::new(ABI_VERSION_MAJOR, ABI_VERSION_MINOR);
+/// assert!(AbiVersion::new(1, 99).supports(needed));
+/// ```
+pub const ABI_VERSION_MINOR: u32 = 1;
 
 /// The device-tree `compatible` of the node describing Tandem to a guest. Its `interrupts`
 /// property names the edge-triggered console-input virtual interrupt.
+///
+/// ```
+/// // A guest that reads its device tree finds Tandem (and the console interrupt) here.
+/// assert_eq!(pv_abi::DT_COMPATIBLE, "tandem,hypervisor");
+/// ```
 pub const DT_COMPATIBLE: &str = "tandem,hypervisor";
 
 /// Tandem calls as `(name, function ID)`, in ID order: the source of `TANDEM_HC_<name>`.
+///
+/// ```
+/// // The C header's TANDEM_HC_<name> lines come from this table.
+/// let (name, id) = pv_abi::CALLS[2];
+/// assert_eq!((name, id), ("CONSOLE_WRITE", 0xC600_0002));
+/// ```
 pub const CALLS: &[(&str, u32)] = &{
     let mut table = [("", 0u32); HypercallId::COUNT];
     let mut i = 0;
@@ -299,12 +336,20 @@ pub const CALLS: &[(&str, u32)] = &{
 
 /// Discovery queries of the vendor hypervisor service as `(name, function ID)`: the source of
 /// `TANDEM_HYP_<name>`.
+///
+/// ```
+/// assert_eq!(pv_abi::DISCOVERY_CALLS, [("CALL_UID", 0x8600_FF01), ("REVISION", 0x8600_FF03)]);
+/// ```
 pub const DISCOVERY_CALLS: &[(&str, u32)] = &[
     ("CALL_UID", smccc::VENDOR_HYP_CALL_UID.raw()),
     ("REVISION", smccc::VENDOR_HYP_REVISION.raw()),
 ];
 
 /// Status codes as `(name, value)`, in code order: the source of `TANDEM_ST_<name>`.
+///
+/// ```
+/// assert!(pv_abi::STATUS_CODES.contains(&("INVALID_PARAMETER", -3))); // TANDEM_ST_INVALID_PARAMETER
+/// ```
 pub const STATUS_CODES: &[(&str, i64)] = &{
     let mut table = [("", 0i64); Status::ALL.len()];
     let mut i = 0;
@@ -316,6 +361,10 @@ pub const STATUS_CODES: &[(&str, i64)] = &{
 };
 
 /// Statistics as `(short name, id)`, in id order: the source of `TANDEM_STAT_<NAME>`.
+///
+/// ```
+/// assert_eq!(pv_abi::STAT_IDS[4], ("wfi_exits", 4)); // TANDEM_STAT_WFI_EXITS
+/// ```
 pub const STAT_IDS: &[(&str, u32)] = &{
     let mut table = [("", 0u32); StatId::COUNT];
     let mut i = 0;
@@ -348,10 +397,10 @@ mod tests {
         }
     }
 
-    /// The ABI version is 1.0, as fixed for this release.
+    /// The ABI version is 1.1 (1.0 plus CRASH and WATCHDOG), as fixed for this release.
     #[test]
-    fn abi_version_is_1_0() {
-        assert_eq!((ABI_VERSION_MAJOR, ABI_VERSION_MINOR), (1, 0));
-        assert_eq!(ABI_VERSION, AbiVersion::new(1, 0));
+    fn abi_version_is_1_1() {
+        assert_eq!((ABI_VERSION_MAJOR, ABI_VERSION_MINOR), (1, 1));
+        assert_eq!(ABI_VERSION, AbiVersion::new(1, 1));
     }
 }

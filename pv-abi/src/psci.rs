@@ -11,45 +11,136 @@
 use crate::smccc::FunctionId;
 
 /// `PSCI_VERSION` (SMC32): returns the PSCI version, `major << 16 | minor`, in `w0`.
+///
+/// ```
+/// use pv_abi::psci::{self, PSCI_VERSION};
+///
+/// assert_eq!(PSCI_VERSION.raw(), 0x8400_0000);
+/// // Tandem answers with PSCI 1.1 in w0:
+/// assert_eq!(psci::result_from_reg(u64::from(psci::VERSION_1_1)), Ok(0x0001_0001));
+/// ```
 pub const PSCI_VERSION: FunctionId = FunctionId::new(0x8400_0000);
 /// `CPU_SUSPEND` (SMC64): `x1` = power state, `x2` = entry point, `x3` = context id.
+///
+/// ```
+/// assert!(pv_abi::psci::CPU_SUSPEND.is_smc64());
+/// ```
 pub const CPU_SUSPEND: FunctionId = FunctionId::new(0xC400_0001);
 /// `CPU_OFF` (SMC32): powers down the calling vCPU; returns only on failure.
+///
+/// ```
+/// use pv_abi::{HvcArgs, psci};
+///
+/// // CPU_OFF takes no argument: x0 = the ID, the rest zero.
+/// let args = HvcArgs::new(psci::CPU_OFF);
+/// assert_eq!(args.x, [0x8400_0002, 0, 0, 0, 0, 0, 0, 0]);
+/// ```
 pub const CPU_OFF: FunctionId = FunctionId::new(0x8400_0002);
 /// `CPU_ON` (SMC64): `x1` = target MPIDR, `x2` = entry point (IPA), `x3` = context id, which the
 /// target receives in `x0`.
+///
+/// ```
+/// use pv_abi::HvcArgs;
+/// use pv_abi::psci::{CPU_ON, EntryPoint, Mpidr};
+///
+/// // Start vCPU 1 at 0x4008_1000 with x0 = 7 (Client::cpu_on builds exactly this).
+/// let args = HvcArgs::new(CPU_ON)
+///     .with(1, Mpidr::new(0, 0, 0, 1).to_reg())
+///     .with(2, EntryPoint::new(0x4008_1000).addr())
+///     .with(3, 7);
+/// assert_eq!(args.x[..4], [0xC400_0003, 1, 0x4008_1000, 7]);
+/// ```
 pub const CPU_ON: FunctionId = FunctionId::new(0xC400_0003);
 /// `AFFINITY_INFO` (SMC64): `x1` = target affinity, `x2` = lowest affinity level; returns an
 /// [`AffinityState`] value or an error.
+///
+/// ```
+/// assert_eq!(pv_abi::psci::AFFINITY_INFO.number(), 4);
+/// ```
 pub const AFFINITY_INFO: FunctionId = FunctionId::new(0xC400_0004);
 /// `MIGRATE_INFO_TYPE` (SMC32): Linux asks it at boot; Tandem answers
 /// [`MIGRATE_INFO_TYPE_NOT_PRESENT`].
+///
+/// ```
+/// assert_eq!(pv_abi::psci::MIGRATE_INFO_TYPE.raw(), 0x8400_0006);
+/// ```
 pub const MIGRATE_INFO_TYPE: FunctionId = FunctionId::new(0x8400_0006);
 /// `SYSTEM_OFF` (SMC32): powers off the calling VM; returns only on failure.
+///
+/// ```
+/// use pv_abi::{HvcArgs, psci};
+///
+/// // Powers off this VM only: Tandem and the other VMs carry on.
+/// assert_eq!(HvcArgs::new(psci::SYSTEM_OFF).x[0], 0x8400_0008);
+/// ```
 pub const SYSTEM_OFF: FunctionId = FunctionId::new(0x8400_0008);
 /// `SYSTEM_RESET` (SMC32): resets the calling VM; returns only on failure.
+///
+/// ```
+/// assert!(!pv_abi::psci::SYSTEM_RESET.is_smc64()); // an SMC32 call, no arguments
+/// ```
 pub const SYSTEM_RESET: FunctionId = FunctionId::new(0x8400_0009);
 /// `PSCI_FEATURES` (SMC32): `w1` = queried function ID; returns its feature flags (0 when
 /// implemented with no optional features) or [`Error::NotSupported`].
+///
+/// ```
+/// use pv_abi::psci::{PSCI_FEATURES, SYSTEM_SUSPEND};
+///
+/// // PSCI_FEATURES(SYSTEM_SUSPEND): x1 = the queried function ID.
+/// let query = [PSCI_FEATURES.to_reg(), SYSTEM_SUSPEND.to_reg()];
+/// assert_eq!(query, [0x8400_000A, 0xC400_000E]);
+/// ```
 pub const PSCI_FEATURES: FunctionId = FunctionId::new(0x8400_000A);
 /// `SYSTEM_SUSPEND` (SMC64): Linux probes it with [`PSCI_FEATURES`].
+///
+/// ```
+/// assert_eq!(pv_abi::psci::SYSTEM_SUSPEND.raw(), 0xC400_000E);
+/// ```
 pub const SYSTEM_SUSPEND: FunctionId = FunctionId::new(0xC400_000E);
 
 /// `MIGRATE_INFO_TYPE` result 2: no Trusted OS needs migration (always Tandem's answer).
+///
+/// ```
+/// assert_eq!(pv_abi::psci::MIGRATE_INFO_TYPE_NOT_PRESENT, 2);
+/// ```
 pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u32 = 2;
 
 /// Encodes a PSCI version number as `PSCI_VERSION` returns it.
+///
+/// ```
+/// assert_eq!(pv_abi::psci::version(1, 1), 0x0001_0001);
+/// ```
 pub const fn version(major: u16, minor: u16) -> u32 {
     (major as u32) << 16 | minor as u32
 }
 
 /// PSCI 1.1, the version Tandem's emulation reports.
+///
+/// ```
+/// use pv_abi::psci;
+///
+/// assert!(psci::VERSION_1_1 >= psci::version(0, 2)); // what Linux needs for CPU_ON over HVC
+/// ```
 pub const VERSION_1_1: u32 = version(1, 1);
 
 /// The PSCI success return code.
+///
+/// ```
+/// use pv_abi::psci;
+///
+/// assert_eq!(psci::result_from_reg(psci::SUCCESS as u64), Ok(0));
+/// ```
 pub const SUCCESS: i32 = 0;
 
 /// A PSCI error return code (DEN0022 §5.2.2). Success is [`SUCCESS`], not a variant.
+///
+/// ```
+/// use pv_abi::psci::{self, Error};
+///
+/// // x0 after a CPU_ON of a vCPU that is already running:
+/// let x0 = Error::AlreadyOn.to_reg();
+/// assert_eq!(psci::result_from_reg(x0), Err(Error::AlreadyOn));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum Error {
@@ -75,6 +166,12 @@ pub enum Error {
 
 impl Error {
     /// Every PSCI error, in code order (-1 first).
+    ///
+    /// ```
+    /// use pv_abi::psci::Error;
+    ///
+    /// assert!(Error::ALL.iter().all(|e| Error::from_raw(e.as_raw()) == Some(*e)));
+    /// ```
     pub const ALL: [Error; 9] = [
         Error::NotSupported,
         Error::InvalidParameters,
@@ -88,6 +185,13 @@ impl Error {
     ];
 
     /// Decodes a raw PSCI return code; `None` for success, positive values and unknown codes.
+    ///
+    /// ```
+    /// use pv_abi::psci::Error;
+    ///
+    /// assert_eq!(Error::from_raw(-9), Some(Error::InvalidAddress));
+    /// assert_eq!(Error::from_raw(0), None); // success is not an error
+    /// ```
     pub const fn from_raw(raw: i32) -> Option<Self> {
         Some(match raw {
             -1 => Error::NotSupported,
@@ -104,11 +208,19 @@ impl Error {
     }
 
     /// The raw (negative) return code.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::psci::Error::Denied.as_raw(), -3);
+    /// ```
     pub const fn as_raw(self) -> i32 {
         self as i32
     }
 
     /// The code sign-extended to the 64-bit `x0` value a PSCI implementation returns.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::psci::Error::NotSupported.to_reg(), u64::MAX);
+    /// ```
     pub const fn to_reg(self) -> u64 {
         self as i32 as i64 as u64
     }
@@ -162,19 +274,40 @@ pub struct Mpidr(u64);
 
 impl Mpidr {
     /// The affinity bits of `MPIDR_EL1`: Aff3 (39:32) and Aff2..Aff0 (23:0).
+    ///
+    /// ```
+    /// use pv_abi::psci::Mpidr;
+    ///
+    /// assert_eq!(0x8000_0003 & Mpidr::AFFINITY_MASK, 3); // bit 31 (RES1) dropped
+    /// ```
     pub const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
     /// The CPU with affinity `aff3.aff2.aff1.aff0`.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::psci::Mpidr::new(1, 2, 3, 4).to_reg(), 0x01_0002_0304);
+    /// ```
     pub const fn new(aff3: u8, aff2: u8, aff1: u8, aff0: u8) -> Self {
         Self((aff3 as u64) << 32 | (aff2 as u64) << 16 | (aff1 as u64) << 8 | aff0 as u64)
     }
 
     /// The affinity fields of a raw `MPIDR_EL1` value; the other bits are dropped.
+    ///
+    /// ```
+    /// use pv_abi::psci::Mpidr;
+    ///
+    /// // MPIDR_EL1 of vCPU 1 (U = 0, MT = 0, bit 31 RES1).
+    /// assert_eq!(Mpidr::from_reg(0x8000_0001), Mpidr::new(0, 0, 0, 1));
+    /// ```
     pub const fn from_reg(mpidr_el1: u64) -> Self {
         Self(mpidr_el1 & Self::AFFINITY_MASK)
     }
 
     /// The value passed in the target register (`x1` of `CPU_ON`).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::psci::Mpidr::new(0, 0, 0, 2).to_reg(), 2);
+    /// ```
     pub const fn to_reg(self) -> u64 {
         self.0
     }
@@ -193,11 +326,20 @@ pub struct EntryPoint(u64);
 
 impl EntryPoint {
     /// The entry point at `addr` (an IPA under Tandem).
+    ///
+    /// ```
+    /// let entry = pv_abi::psci::EntryPoint::new(0x4008_0088);
+    /// assert_eq!(entry.addr(), 0x4008_0088);
+    /// ```
     pub const fn new(addr: u64) -> Self {
         Self(addr)
     }
 
     /// The address (`x2` of `CPU_ON`).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::psci::EntryPoint::new(0x4100_0000).addr(), 0x4100_0000);
+    /// ```
     pub const fn addr(self) -> u64 {
         self.0
     }
@@ -205,6 +347,14 @@ impl EntryPoint {
 
 /// Interprets a PSCI result register: a non-negative `w0` is `Ok` with its value, a negative
 /// one is the matching [`Error`]. Unknown negative codes become [`Error::InternalFailure`].
+///
+/// ```
+/// use pv_abi::psci::{AffinityState, Error, result_from_reg};
+///
+/// assert_eq!(result_from_reg(AffinityState::Off as u64), Ok(1)); // AFFINITY_INFO: off
+/// assert_eq!(result_from_reg((-2i64) as u64), Err(Error::InvalidParameters));
+/// assert_eq!(result_from_reg((-77i64) as u64), Err(Error::InternalFailure)); // unknown code
+/// ```
 pub const fn result_from_reg(x0: u64) -> Result<u32, Error> {
     let w0 = x0 as u32 as i32;
     if w0 >= 0 {
@@ -217,6 +367,13 @@ pub const fn result_from_reg(x0: u64) -> Result<u32, Error> {
 }
 
 /// `AFFINITY_INFO` results for a target that exists.
+///
+/// ```
+/// use pv_abi::psci::{AffinityState, result_from_reg};
+///
+/// let x0 = 0; // AFFINITY_INFO's answer
+/// assert_eq!(result_from_reg(x0), Ok(AffinityState::On as u32));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum AffinityState {

@@ -6,6 +6,15 @@
 //! added only at the end, by a minor ABI version.
 
 /// A statistic id for the `STATS` call.
+///
+/// ```
+/// use pv_abi::{Call, StatId};
+///
+/// // STATS takes the id in x1.
+/// let args = Call::Stats(StatId::WfiExits).encode();
+/// assert_eq!(args.x[1], 4);
+/// assert_eq!(StatId::WfiExits.name(), "wfi_exits"); // /sys/hypervisor/stats/wfi_exits
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u32)]
 pub enum StatId {
@@ -25,9 +34,20 @@ pub enum StatId {
 
 impl StatId {
     /// The number of statistics this ABI version defines; ids are `0..COUNT`.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::StatId::iter().count(), pv_abi::StatId::COUNT);
+    /// ```
     pub const COUNT: usize = 6;
 
     /// Every statistic, in id order.
+    ///
+    /// ```
+    /// use pv_abi::StatId;
+    ///
+    /// assert_eq!(StatId::ALL[0], StatId::Exits);
+    /// assert_eq!(StatId::ALL.last(), Some(&StatId::UptimeNs));
+    /// ```
     pub const ALL: [StatId; Self::COUNT] = [
         StatId::Exits,
         StatId::Hypercalls,
@@ -38,11 +58,23 @@ impl StatId {
     ];
 
     /// Iterates over every statistic in id order.
+    ///
+    /// ```
+    /// let names: Vec<&str> = pv_abi::StatId::iter().map(|s| s.name()).collect();
+    /// assert_eq!(names[..2], ["exits", "hypercalls"]);
+    /// ```
     pub fn iter() -> impl Iterator<Item = StatId> {
         Self::ALL.into_iter()
     }
 
     /// Decodes a raw id from `x1`; `None` for ids this ABI version does not define.
+    ///
+    /// ```
+    /// use pv_abi::StatId;
+    ///
+    /// assert_eq!(StatId::from_raw(1), Some(StatId::Hypercalls));
+    /// assert_eq!(StatId::from_raw(99), None); // the hypervisor answers INVALID_PARAMETER
+    /// ```
     pub const fn from_raw(raw: u64) -> Option<Self> {
         if raw < Self::COUNT as u64 {
             Some(Self::ALL[raw as usize])
@@ -52,11 +84,19 @@ impl StatId {
     }
 
     /// The raw id, as passed in `x1`.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::StatId::UptimeNs.as_raw(), 5);
+    /// ```
     pub const fn as_raw(self) -> u64 {
         self as u64
     }
 
     /// The stable short name (`"virqs_injected"`), used for `/sys/hypervisor/stats/<name>`.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::StatId::VirqsInjected.name(), "virqs_injected");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             StatId::Exits => "exits",
@@ -69,11 +109,25 @@ impl StatId {
     }
 
     /// Looks a statistic up by its short name.
+    ///
+    /// ```
+    /// use pv_abi::StatId;
+    ///
+    /// assert_eq!(StatId::from_name("mmio_emulated"), Some(StatId::MmioEmulated));
+    /// assert_eq!(StatId::from_name("colour"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Self> {
         Self::iter().find(|s| s.name() == name)
     }
 
     /// Whether the value is system-wide rather than per calling VM.
+    ///
+    /// ```
+    /// use pv_abi::StatId;
+    ///
+    /// assert!(StatId::UptimeNs.is_global());
+    /// assert!(!StatId::Exits.is_global()); // per calling VM
+    /// ```
     pub const fn is_global(self) -> bool {
         matches!(self, StatId::UptimeNs)
     }

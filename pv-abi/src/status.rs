@@ -7,6 +7,15 @@
 //! a code it does not know from a call it knows.
 
 /// A Tandem call status, returned as a signed 64-bit value in `x0`.
+///
+/// ```
+/// use pv_abi::Status;
+///
+/// // x0 of a Tandem call, as a guest reads it.
+/// let x0: u64 = (-3i64) as u64;
+/// assert_eq!(Status::from_reg(x0), Some(Status::InvalidParameter));
+/// assert_eq!(Status::InvalidParameter.to_string(), "INVALID_PARAMETER");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i64)]
 pub enum Status {
@@ -26,6 +35,11 @@ pub enum Status {
 
 impl Status {
     /// Every status, in code order (0 first).
+    ///
+    /// ```
+    /// let codes: Vec<i64> = pv_abi::Status::ALL.iter().map(|s| s.as_raw()).collect();
+    /// assert_eq!(codes, [0, -1, -2, -3, -4, -5]);
+    /// ```
     pub const ALL: [Status; 6] = [
         Status::Success,
         Status::NotSupported,
@@ -36,6 +50,13 @@ impl Status {
     ];
 
     /// Decodes a raw status; `None` for values this ABI version does not define.
+    ///
+    /// ```
+    /// use pv_abi::Status;
+    ///
+    /// assert_eq!(Status::from_raw(-5), Some(Status::Busy));
+    /// assert_eq!(Status::from_raw(-42), None);
+    /// ```
     pub const fn from_raw(raw: i64) -> Option<Self> {
         Some(match raw {
             0 => Status::Success,
@@ -49,21 +70,40 @@ impl Status {
     }
 
     /// The raw signed value.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::Status::Denied.as_raw(), -4);
+    /// ```
     pub const fn as_raw(self) -> i64 {
         self as i64
     }
 
     /// Decodes an `x0` result register (two's complement); `None` for unknown values.
+    ///
+    /// ```
+    /// use pv_abi::Status;
+    ///
+    /// assert_eq!(Status::from_reg(u64::MAX), Some(Status::NotSupported)); // -1
+    /// assert_eq!(Status::from_reg(0), Some(Status::Success));
+    /// ```
     pub const fn from_reg(x0: u64) -> Option<Self> {
         Self::from_raw(x0 as i64)
     }
 
     /// The status as an `x0` register value (two's complement).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::Status::NotSupported.to_reg(), 0xFFFF_FFFF_FFFF_FFFF);
+    /// ```
     pub const fn to_reg(self) -> u64 {
         self as i64 as u64
     }
 
     /// The upper-case name used in specifications and the C header (`"INVALID_PARAMETER"`).
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::Status::NotRequired.name(), "NOT_REQUIRED"); // TANDEM_ST_NOT_REQUIRED in C
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Status::Success => "SUCCESS",
@@ -76,6 +116,13 @@ impl Status {
     }
 
     /// `Ok(())` for [`Status::Success`], `Err(self)` otherwise.
+    ///
+    /// ```
+    /// use pv_abi::Status;
+    ///
+    /// assert_eq!(Status::Success.into_result(), Ok(()));
+    /// assert_eq!(Status::Busy.into_result(), Err(Status::Busy));
+    /// ```
     pub const fn into_result(self) -> Result<(), Status> {
         match self {
             Status::Success => Ok(()),

@@ -9,21 +9,43 @@
 use core::fmt;
 
 /// A 128-bit UUID stored as its 16 bytes in RFC 4122 order.
+///
+/// ```
+/// use pv_abi::{TANDEM_UUID, Uuid};
+///
+/// // What a Call UID reply (w0..w3) says, compared with Tandem's.
+/// let reply = [0x93877a81, 0xed4ba73d, 0x963c72a6, 0xec10f508];
+/// assert_eq!(Uuid::from_regs(reply), TANDEM_UUID);
+/// assert_eq!(TANDEM_UUID.to_string(), "817a8793-3da7-4bed-a672-3c9608f510ec");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Uuid([u8; 16]);
 
 impl Uuid {
     /// Wraps 16 bytes in RFC 4122 order (the order the textual form is written in).
+    ///
+    /// ```
+    /// let nil = pv_abi::Uuid::from_bytes([0; 16]);
+    /// assert_eq!(nil.to_string(), "00000000-0000-0000-0000-000000000000");
+    /// ```
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(bytes)
     }
 
     /// The 16 bytes in RFC 4122 order.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::TANDEM_UUID.as_bytes()[..2], [0x81, 0x7a]);
+    /// ```
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
 
     /// The SMCCC register form: `w0..w3` as a `Call UID` query returns them.
+    ///
+    /// ```
+    /// assert_eq!(pv_abi::TANDEM_UUID.to_regs()[0], 0x9387_7a81); // bytes 81 7a 87 93, little-endian
+    /// ```
     pub const fn to_regs(&self) -> [u32; 4] {
         let b = &self.0;
         [
@@ -35,6 +57,12 @@ impl Uuid {
     }
 
     /// Rebuilds a UUID from the `w0..w3` of a `Call UID` reply.
+    ///
+    /// ```
+    /// use pv_abi::{TANDEM_UUID, Uuid};
+    ///
+    /// assert_eq!(Uuid::from_regs(TANDEM_UUID.to_regs()), TANDEM_UUID);
+    /// ```
     pub const fn from_regs(w: [u32; 4]) -> Self {
         let (a, b, c, d) = (
             w[0].to_le_bytes(),
@@ -69,11 +97,23 @@ impl fmt::Debug for Uuid {
 }
 
 /// The Tandem service UUID, `817a8793-3da7-4bed-a672-3c9608f510ec`.
+///
+/// ```
+/// assert_eq!(pv_abi::TANDEM_UUID.to_string(), "817a8793-3da7-4bed-a672-3c9608f510ec");
+/// ```
 pub const TANDEM_UUID: Uuid = Uuid::from_bytes([
     0x81, 0x7a, 0x87, 0x93, 0x3d, 0xa7, 0x4b, 0xed, 0xa6, 0x72, 0x3c, 0x96, 0x08, 0xf5, 0x10, 0xec,
 ]);
 
 /// [`TANDEM_UUID`] in register form: the `w0..w3` a Tandem `Call UID` query returns.
+///
+/// ```
+/// use pv_abi::TANDEM_UUID_REGS;
+///
+/// // Discovery step 2: is the hypervisor Tandem? (w0..w3 of the Call UID reply)
+/// let w = [0x93877a81_u32, 0xed4ba73d, 0x963c72a6, 0xec10f508];
+/// assert_eq!(w, TANDEM_UUID_REGS);
+/// ```
 pub const TANDEM_UUID_REGS: [u32; 4] = TANDEM_UUID.to_regs();
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ pub struct AbiVersion {
 
 impl AbiVersion {
     /// The version `major.minor`.
+    ///
+    /// ```
+    /// use pv_abi::AbiVersion;
+    ///
+    /// let v = AbiVersion::new(1, 0);
+    /// assert_eq!((v.major, v.minor), (1, 0));
+    /// assert!(AbiVersion::new(1, 1) > v);
+    /// ```
     pub const fn new(major: u32, minor: u32) -> Self {
         Self { major, minor }
     }
@@ -41,6 +49,16 @@ impl AbiVersion {
     /// A guest may still run on a hypervisor with a lower minor than its own, as long as it
     /// does not use the calls that minor lacks; [`Client::discover`](crate::Client::discover)
     /// accepts any minor of the right major for that reason.
+    ///
+    /// ```
+    /// use pv_abi::AbiVersion;
+    ///
+    /// let hypervisor = AbiVersion::new(1, 0); // from Revision
+    /// // A guest that wants a 1.1 call checks first, and falls back otherwise.
+    /// let has_1_1_calls = hypervisor.supports(AbiVersion::new(1, 1));
+    /// assert!(!has_1_1_calls);
+    /// assert!(hypervisor.supports(AbiVersion::new(1, 0)));
+    /// ```
     pub const fn supports(self, required: AbiVersion) -> bool {
         self.major == required.major && self.minor >= required.minor
     }
@@ -54,6 +72,13 @@ impl core::fmt::Display for AbiVersion {
 
 /// The ABI version this crate implements:
 /// [`ABI_VERSION_MAJOR`]`.`[`ABI_VERSION_MINOR`].
+///
+/// ```
+/// use pv_abi::{ABI_VERSION, ABI_VERSION_MAJOR, ABI_VERSION_MINOR};
+///
+/// assert_eq!((ABI_VERSION.major, ABI_VERSION.minor), (ABI_VERSION_MAJOR, ABI_VERSION_MINOR));
+/// println!("this guest speaks Tandem ABI {ABI_VERSION}");
+/// ```
 pub const ABI_VERSION: AbiVersion = AbiVersion::new(ABI_VERSION_MAJOR, ABI_VERSION_MINOR);
 
 #[cfg(test)]
@@ -65,7 +90,7 @@ mod tests {
     /// Display is `major.minor`, ordering is by major then minor.
     #[test]
     fn display_and_order() {
-        assert_eq!(ABI_VERSION.to_string(), "1.0");
+        assert_eq!(ABI_VERSION.to_string(), "1.1");
         assert_eq!(AbiVersion::new(12, 34).to_string(), "12.34");
         assert!(AbiVersion::new(1, 9) < AbiVersion::new(2, 0));
         assert!(AbiVersion::new(1, 0) < AbiVersion::new(1, 1));

@@ -197,6 +197,14 @@ fn render() -> String {
             ),
         ],
     );
+    defines(
+        &mut h,
+        &["Longest WATCHDOG timeout in ms (ABI 1.1; CRASH takes its reason like CONSOLE_WRITE)."],
+        &[(
+            "TANDEM_WATCHDOG_MAX_MS".into(),
+            pv_abi::call::WATCHDOG_MAX_MS.to_string(),
+        )],
+    );
     h.push_str("#endif /* _TANDEM_ABI_H */\n");
     h
 }
@@ -287,7 +295,6 @@ fn header_contains_spec_values() {
     };
     let expect = [
         ("TANDEM_ABI_VERSION_MAJOR", "1"),
-        ("TANDEM_ABI_VERSION_MINOR", "0"),
         ("TANDEM_HYP_CALL_UID", "0x8600FF01"),
         ("TANDEM_HYP_REVISION", "0x8600FF03"),
         ("TANDEM_UUID_W0", "0x93877A81"),
@@ -300,6 +307,10 @@ fn header_contains_spec_values() {
         ("TANDEM_HC_CONSOLE_READ", "0xC6000003"),
         ("TANDEM_HC_YIELD", "0xC6000004"),
         ("TANDEM_HC_STATS", "0xC6000005"),
+        ("TANDEM_HC_CRASH", "0xC6000006"),
+        ("TANDEM_HC_WATCHDOG", "0xC6000007"),
+        ("TANDEM_WATCHDOG_MAX_MS", "3600000"),
+        ("TANDEM_ABI_VERSION_MINOR", "1"),
         ("TANDEM_ST_SUCCESS", "0"),
         ("TANDEM_ST_NOT_SUPPORTED", "(-1)"),
         ("TANDEM_ST_NOT_REQUIRED", "(-2)"),

@@ -1,7 +1,7 @@
 //! The `rtos` binary: boots the RTOS on CPU 0, starts CPU 1, and runs the modem workload (or,
 //! with `--features selftest`, the in-guest tests).
 //!
-//! Boot (CPU 0, from `entry.S` with the MMU off): MMU on, vectors, counter frequency, then
+//! Boot (CPU 0, from guest-rt's `entry.S` with the MMU off): MMU on, vectors, counter frequency, then
 //! discovery — `pv_abi::guest::is_tandem()` selects the pv console or the PL011 — GIC and
 //! timer setup, PSCI CPU_ON of CPU 1, the tasks, and the scheduler.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -57,9 +57,10 @@ mod boot {
         }
     }
 
-    /// CPU 0's Rust entry (from `entry.S`, on its boot stack, MMU off, x0 = DTB, unused).
+    /// CPU 0's Rust entry (from guest-rt's `_start`, on its own stack, MMU off, x0 = DTB,
+    /// unused).
     #[unsafe(no_mangle)]
-    extern "C" fn rtos_main(_dtb: u64) -> ! {
+    extern "C" fn guest_main(_dtb: u64) -> ! {
         mmu::enable();
         VBAR_EL1.set(smp::vectors());
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);

@@ -123,18 +123,27 @@ fn abi_suite(r: &mut Runner) {
     r.check("abi", "is_tandem", true);
     r.check(
         "abi",
-        "revision_1_0",
-        pv_abi::guest::abi_version() == AbiVersion::new(1, 0),
+        "revision_1_1",
+        pv_abi::guest::abi_version() == AbiVersion::new(1, 1),
     );
     r.check(
         "abi",
-        "discover_1_0",
-        pv_abi::guest::discover() == Ok(AbiVersion::new(1, 0)),
+        "discover_1_1",
+        pv_abi::guest::discover() == Ok(AbiVersion::new(1, 1)),
+    );
+    // ABI 1.1: the watchdog arms, pets and disarms; an hour and a millisecond is refused.
+    r.check(
+        "abi",
+        "watchdog_arm_disarm",
+        pv_abi::guest::watchdog(60_000).is_ok()
+            && pv_abi::guest::watchdog(60_000).is_ok()
+            && pv_abi::guest::watchdog(0).is_ok()
+            && pv_abi::guest::watchdog(3_600_001) == Err(pv_abi::Status::InvalidParameter),
     );
     r.check(
         "abi",
-        "version_1_0",
-        pv_abi::guest::version() == Ok(AbiVersion::new(1, 0)),
+        "version_1_1",
+        pv_abi::guest::version() == Ok(AbiVersion::new(1, 1)),
     );
     let info = pv_abi::guest::vm_info();
     // VM ids start at 1 (as in Tandem's log); vCPU ids at 0.

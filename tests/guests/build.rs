@@ -1,4 +1,5 @@
-//! Links the guest binaries at 0x4008_0000 with `link.ld` (bare-metal target builds only).
+//! Links the guest binaries with guest-rt's linker script, `guest.ld` (at 0x4008_0000), and
+//! `link.ld`, which only checks what the probe relies on (bare-metal target builds only).
 use std::{env, path::PathBuf};
 
 fn main() {
@@ -7,7 +8,8 @@ fn main() {
         return;
     }
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let ld = dir.join("link.ld");
-    println!("cargo:rerun-if-changed={}", ld.display());
-    println!("cargo:rustc-link-arg-bins=-T{}", ld.display());
+    let check = dir.join("link.ld");
+    println!("cargo:rerun-if-changed={}", check.display());
+    println!("cargo:rustc-link-arg-bins=-Tguest.ld");
+    println!("cargo:rustc-link-arg-bins=-T{}", check.display());
 }

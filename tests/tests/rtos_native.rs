@@ -10,6 +10,9 @@
 
 use std::time::Duration;
 
+// The `rtos-stats:` line is parsed by the RTOS's own reference parser, host-tested beside
+// the code that prints it.
+use rtos_guest::stats::{ParsedLine as Stats, parse_line as parse_stats};
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,38 +24,6 @@ fn native(image: &str, icount: bool) -> MachineConfig {
     config.virtualization = false;
     config.icount = icount;
     config
-}
-
-/// The contract fields of an `rtos-stats:` line.
-#[derive(Debug)]
-struct Stats {
-    periods: u64,
-    misses: u64,
-    lat_min_ns: u64,
-    lat_mean_ns: u64,
-    lat_p99_ns: u64,
-    lat_max_ns: u64,
-}
-
-/// Parses the first six fields of an `rtos-stats:` line, which must come in this order.
-fn parse_stats(line: &str) -> Option<Stats> {
-    let mut fields = line.trim().strip_prefix("rtos-stats: ")?.split(' ');
-    let mut next = |key: &str| -> Option<u64> {
-        fields
-            .next()?
-            .strip_prefix(key)?
-            .strip_prefix('=')?
-            .parse()
-            .ok()
-    };
-    Some(Stats {
-        periods: next("periods")?,
-        misses: next("misses")?,
-        lat_min_ns: next("lat_min_ns")?,
-        lat_mean_ns: next("lat_mean_ns")?,
-        lat_p99_ns: next("lat_p99_ns")?,
-        lat_max_ns: next("lat_max_ns")?,
-    })
 }
 
 /// The complete `rtos-stats:` lines printed so far.

@@ -67,7 +67,8 @@ fn rtos_tandem_selftest_passes() {
     );
     for test in [
         "abi::is_tandem",
-        "abi::discover_1_0",
+        "abi::discover_1_1",
+        "abi::watchdog_arm_disarm",
         "abi::console_write_49_invalid",
         "abi::unknown_call_not_supported",
         "rtos::mutex_priority_inheritance",

@@ -171,7 +171,7 @@ pub fn run_command(hv: &Hypervisor, line: &str, hw: &mut impl Hw) {
                     VmState::Stopped => "stopped",
                 };
                 hw.print(format_args!(
-                    "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  exits={} hypercalls={} virqs={} mmio={} wfi={} resets={}\n",
+                    "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  exits={} hypercalls={} virqs={} mmio={} wfi={} resets={} crashes={}\n",
                     vm.id,
                     vm.name(),
                     state,
@@ -183,6 +183,7 @@ pub fn run_command(hv: &Hypervisor, line: &str, hw: &mut impl Hw) {
                     s.mmio.load(Ordering::Relaxed),
                     s.wfi.load(Ordering::Relaxed),
                     s.resets.load(Ordering::Relaxed),
+                    s.crashes.load(Ordering::Relaxed),
                 ));
             }
         }

@@ -64,7 +64,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
         VmExit::MmioNoSyndrome { ipa, write } => {
             if vm.vgic.lock().decode_ipa(ipa).is_some() {
                 let pc = v.regs.pc;
-                hv.stop(
+                hv.crash(
                     vm,
                     format_args!(
                         "vCPU {} accessed the vGIC at {ipa:#x} with an instruction Tandem cannot emulate \
@@ -75,8 +75,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
                 );
                 Outcome::Leave
             } else {
-                inject_abort(vm, v, hw, ipa, write);
-                Outcome::Continue
+                inject_abort(hv, vm, v, hw, ipa, write)
             }
         }
         VmExit::InstrAbort { ipa } => {
@@ -102,7 +101,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
         }
         VmExit::SError => {
             let pc = v.regs.pc;
-            hv.stop(
+            hv.crash(
                 vm,
                 format_args!("SError from vCPU {} at PC {pc:#x}", v.index),
                 hw,
@@ -111,7 +110,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
         }
         VmExit::Other(ec) => {
             let pc = v.regs.pc;
-            hv.stop(
+            hv.crash(
                 vm,
                 format_args!(
                     "unexpected exit (exception class {ec:#04x}) from vCPU {} at PC {pc:#x}",
@@ -134,7 +133,29 @@ fn undefined(v: &mut Vcpu, hw: &mut impl Hw) {
     );
 }
 
-fn inject_abort(vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, ipa: u64, write: bool) {
+/// Injects a synchronous external abort for an access to `ipa`, which is
+/// not mapped; a storm of them is handled as a crash.
+#[cold]
+#[inline(never)]
+fn inject_abort(
+    hv: &Hypervisor,
+    vm: &Vm,
+    v: &mut Vcpu,
+    hw: &mut impl Hw,
+    ipa: u64,
+    write: bool,
+) -> Outcome {
+    if vm.note_abort(hw.now(), hv.counter_hz) {
+        hv.crash(
+            vm,
+            format_args!(
+                "stage-2 fault storm: {} aborts on unmapped IPAs within 1 s (the last at {ipa:#x})",
+                super::vm::FAULT_STORM
+            ),
+            hw,
+        );
+        return Outcome::Leave;
+    }
     debug!(
         "VM '{}' vCPU {}: {} of unmapped IPA {ipa:#x}: external abort injected",
         vm.name(),
@@ -149,6 +170,7 @@ fn inject_abort(vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, ipa: u64, write: bool) 
             far: Some(ipa),
         },
     );
+    Outcome::Continue
 }
 
 /// The VM as a call handler sees it.
@@ -182,6 +204,11 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     fn console_read(&mut self, out: &mut [u8]) -> usize {
         self.vm.console.lock().read_input(out)
     }
+    // Out of line: inlined, it would cost every hypercall registers.
+    #[inline(never)]
+    fn watchdog(&mut self, timeout_ms: u32) {
+        self.hv.arm_watchdog(self.vm, timeout_ms, self.hw);
+    }
     fn stat(&self, id: pv_abi::StatId) -> u64 {
         let s = &self.vm.stats;
         match id {
@@ -197,6 +224,9 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     }
 }
 
+/// Every hypercall's path: inline in the loop, the rest ([`call_action`],
+/// the calls that move data) out of line.
+#[inline(always)]
 fn smccc_call(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw) -> Outcome {
     vm.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
     let mut env = Env {
@@ -205,10 +235,34 @@ fn smccc_call(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw) -> Outco
         vcpu: v.index,
         hw,
     };
-    let (ret, action) = hypercall::dispatch(&v.regs.args, &mut env);
+    let action = hypercall::dispatch_in_place(&mut v.regs.args, &mut env);
     let hw = env.hw;
-    if action != CallAction::CpuOff {
-        v.regs.args.x[..4].copy_from_slice(&ret.x);
+    if action == CallAction::Resume {
+        return Outcome::Continue;
+    }
+    call_action(hv, vm, v, hw, action)
+}
+
+/// The rarer results of a call: power changes, yields, crashes.
+#[cold]
+#[inline(never)]
+fn call_action(
+    hv: &Hypervisor,
+    vm: &Vm,
+    v: &mut Vcpu,
+    hw: &mut impl Hw,
+    action: CallAction,
+) -> Outcome {
+    if action == CallAction::Crash {
+        let reason = hypercall::crash_reason(&v.regs.args);
+        let bytes = reason.as_ref().map_or(&[][..], |r| r.as_bytes());
+        let text = core::str::from_utf8(bytes).unwrap_or("(not UTF-8)");
+        hv.crash(
+            vm,
+            format_args!("the guest reported: {}", text.trim_end()),
+            hw,
+        );
+        return Outcome::Leave;
     }
     match action {
         CallAction::Resume => Outcome::Continue,
@@ -237,6 +291,7 @@ fn smccc_call(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw) -> Outco
             hv.request_reset(vm, "PSCI SYSTEM_RESET", hw);
             Outcome::Leave
         }
+        CallAction::Crash => Outcome::Leave,
     }
 }
 
@@ -244,8 +299,7 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
     let mut vgic = vm.vgic.lock();
     let Some((frame, offset)) = vgic.decode_ipa(a.ipa) else {
         drop(vgic);
-        inject_abort(vm, v, hw, a.ipa, a.write);
-        return Outcome::Continue;
+        return inject_abort(hv, vm, v, hw, a.ipa, a.write);
     };
     vm.stats.mmio.fetch_add(1, Ordering::Relaxed);
     if a.write {
@@ -259,10 +313,7 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
                 hv.notify(vm, kick, hw);
                 super::passthrough::settle(vm, hw);
             }
-            Err(_) => {
-                inject_abort(vm, v, hw, a.ipa, true);
-                return Outcome::Continue;
-            }
+            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, true),
         }
     } else {
         // Pending and active state of interrupts in this vCPU's LRs is read
@@ -274,10 +325,7 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
         drop(vgic);
         match result {
             Ok(raw) => v.regs.set(a.reg, exit::load_value(raw, a)),
-            Err(_) => {
-                inject_abort(vm, v, hw, a.ipa, false);
-                return Outcome::Continue;
-            }
+            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, false),
         }
     }
     v.regs.pc += 4;

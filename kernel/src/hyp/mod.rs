@@ -55,8 +55,23 @@ pub const INTID_VTIMER: u32 = 27;
 /// The INTIDs (SGIs/PPIs) each CPU enables at its redistributor.
 pub const CPU_INTIDS: u32 =
     (1 << KICK_SGI) | (1 << INTID_MAINTENANCE) | (1 << INTID_HYP_TIMER) | (1 << INTID_VTIMER);
-/// Long work on guest memory goes in steps of this many bytes.
+/// Long work on guest memory at boot goes in steps of this many bytes.
 const STEP: u64 = 1 << 20;
+/// Bytes of RAM a reset clears in one piece (images are copied in quarters
+/// of it): about 2 µs of a Cortex-A72, the longest a reset makes a
+/// higher-priority vCPU on the same CPU wait.
+pub const RELOAD_PIECE: u64 = 64 << 10;
+
+/// How far [`Hypervisor::reset_step`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetProgress {
+    /// Nothing for this CPU to do.
+    Idle,
+    /// This CPU owns the reload and has more pieces to do.
+    Working,
+    /// The reload is complete: the VM runs again.
+    Finished,
+}
 
 /// What physical CPUs share about each other.
 pub struct PcpuShared {
@@ -224,6 +239,58 @@ impl Hypervisor {
             self.request_reset(vm, "restart = true", hw);
             return;
         }
+        self.stop_for_good(vm, why, hw);
+    }
+
+    /// `vm` failed: the guest reported a crash, its watchdog expired, it
+    /// stormed stage 2 with faults, or it made an exit Tandem cannot serve. A
+    /// VM with `on_crash = "restart"` (or `restart = true`) restarts after a
+    /// back-off that doubles with
+    /// each crash within a minute, and is stopped at the fifth; any other VM
+    /// is stopped.
+    pub fn crash(&self, vm: &Vm, why: core::fmt::Arguments<'_>, hw: &mut impl Hw) {
+        vm.stats.crashes.fetch_add(1, Ordering::Relaxed);
+        if !vm.restarts_on_crash() {
+            self.stop_for_good(vm, why, hw);
+            return;
+        }
+        let now = hw.now();
+        let decision = vm.crash_history.lock().record(now, self.counter_hz);
+        match decision {
+            vm::CrashDecision::Restart { delay } => {
+                warn!(
+                    "VM {} '{}' crashed: {why}; restarting it in {} ms",
+                    vm.id,
+                    vm.name(),
+                    crate::sched::ticks_to_ns(delay, self.counter_hz) / 1_000_000
+                );
+                vm.restart_at.store(now + delay, Ordering::Release);
+                self.request_reset(vm, "crashed", hw);
+            }
+            vm::CrashDecision::GiveUp { count } => self.stop_for_good(
+                vm,
+                format_args!(
+                    "{why}; it crashed {count} times within {} s, so it stays stopped",
+                    vm::CrashHistory::WINDOW_S
+                ),
+                hw,
+            ),
+        }
+    }
+
+    /// Arms (or, with 0, disarms) `vm`'s paravirtual watchdog for
+    /// `timeout_ms` from now, and has vCPU 0's CPU re-plan its timer.
+    pub fn arm_watchdog(&self, vm: &Vm, timeout_ms: u32, hw: &mut impl Hw) {
+        let deadline = match timeout_ms {
+            0 => 0,
+            ms => hw.now() + crate::sched::ns_to_ticks(u64::from(ms) * 1_000_000, self.counter_hz),
+        };
+        vm.watchdog_ms.store(timeout_ms, Ordering::Relaxed);
+        vm.watchdog_deadline.store(deadline, Ordering::Release);
+        self.attention(vm.vcpus[0].pcpu, hw);
+    }
+
+    fn stop_for_good(&self, vm: &Vm, why: core::fmt::Arguments<'_>, hw: &mut impl Hw) {
         if vm.set_state(VmState::Stopped) == VmState::Stopped {
             return;
         }
@@ -238,31 +305,66 @@ impl Hypervisor {
         }
     }
 
-    /// Completes a requested reset of `vm` if no CPU is inside it any more:
-    /// the one CPU that wins `Resetting → Clearing` clears RAM, resets the
-    /// vGIC, passthrough interrupts and console, reloads the images and
-    /// starts vCPU 0. Returns whether this CPU did it.
-    pub fn try_finish_reset(&self, vm: &Vm, hw: &mut impl Hw) -> bool {
-        if vm.state() != VmState::Resetting
-            || self
-                .pcpus
-                .iter()
-                .any(|p| p.inside.load(Ordering::SeqCst) == vm.id)
-            || !vm.transition(VmState::Resetting, VmState::Clearing)
-        {
-            return false;
+    /// Advances a requested reset of `vm` by one bounded piece of work, on
+    /// CPU `hw.index()`:
+    /// - once no CPU is inside the VM (and its crash back-off is over), the
+    ///   one CPU that wins `Resetting → Clearing` resets its vGIC,
+    ///   passthrough interrupts and console, and owns the reload;
+    /// - the owner then clears RAM and copies the pristine images in pieces
+    ///   of at most [`RELOAD_PIECE`] bytes (a few µs each), so that a
+    ///   higher-priority vCPU sharing the CPU runs between pieces;
+    /// - after the last piece vCPU 0 starts and the VM runs again.
+    pub fn reset_step(&self, vm: &Vm, hw: &mut impl Hw) -> ResetProgress {
+        let me = hw.index() + 1;
+        if vm.state() == VmState::Resetting {
+            if hw.now() < vm.restart_at.load(Ordering::Acquire)
+                || self
+                    .pcpus
+                    .iter()
+                    .any(|p| p.inside.load(Ordering::SeqCst) == vm.id)
+                || !vm.transition(VmState::Resetting, VmState::Clearing)
+            {
+                return ResetProgress::Idle;
+            }
+            vm.reset_devices();
+            passthrough::reset(self, vm, hw);
+            vm.reload_done.store(0, Ordering::Relaxed);
+            vm.reload_owner.store(me, Ordering::Release);
+            return ResetProgress::Working;
         }
-        vm.reset_devices();
-        passthrough::reset(self, vm, hw);
-        let (pa, size) = (vm.ram_pa, vm.desc.ram_size);
-        self.in_steps(hw, size, |hw, off, n| hw.clear(pa + off, n));
-        self.load_images(vm, hw);
+        if vm.state() != VmState::Clearing || vm.reload_owner.load(Ordering::Acquire) != me {
+            return ResetProgress::Idle;
+        }
+        let done = vm.reload_done.load(Ordering::Relaxed);
+        let ram = vm.desc.ram_size;
+        if done < ram {
+            let n = RELOAD_PIECE.min(ram - done);
+            hw.clear(vm.ram_pa + done, n);
+            vm.reload_done.store(done + n, Ordering::Relaxed);
+            return ResetProgress::Working;
+        }
+        // Then the images, back to back after the RAM in the count.
+        let mut at = ram;
+        for (pa, data) in vm.images() {
+            let len = data.len() as u64;
+            if done < at + len {
+                let off = done - at;
+                let n = (RELOAD_PIECE / 4).min(len - off);
+                hw.copy_in(pa + off, &data[off as usize..(off + n) as usize]);
+                hw.sync_icache(pa + off, n);
+                vm.reload_done.store(done + n, Ordering::Relaxed);
+                return ResetProgress::Working;
+            }
+            at += len;
+        }
+        vm.reload_owner.store(0, Ordering::Relaxed);
+        vm.vcpus[0].request_start(vm.desc.entry, vm.desc.x0);
         vm.epoch.fetch_add(1, Ordering::AcqRel);
         vm.stats.resets.fetch_add(1, Ordering::Relaxed);
         vm.set_state(VmState::Running);
         info!("VM {} '{}' restarted", vm.id, vm.name());
         self.attention_all(vm, hw);
-        true
+        ResetProgress::Finished
     }
 
     /// Copies `vm`'s pristine images into its RAM and queues vCPU 0's start.

@@ -22,7 +22,7 @@ use core::sync::atomic::Ordering;
 
 use super::exits::{self, Outcome};
 use super::vm::Vm;
-use super::{Hypervisor, irq};
+use super::{Hypervisor, ResetProgress, irq};
 use crate::arch::Hw;
 use crate::hypercall::PowerState;
 use crate::sched::{self, Budget, FixedPriority, Params, Policy};
@@ -153,6 +153,11 @@ pub struct Pcpu {
     timer_dirty: bool,
     /// The next emulator tick (CPU 0 only, when the board has one).
     tick_next: Option<u64>,
+    /// The VMs whose vCPU 0 runs here: this CPU's timer serves their
+    /// watchdogs and held-back restarts.
+    own_vms: Vec<usize>,
+    /// The VM this CPU is reloading after a reset, piece by piece.
+    reloading: Option<usize>,
 }
 
 impl Pcpu {
@@ -181,6 +186,12 @@ impl Pcpu {
             resched: true,
             timer_dirty: true,
             tick_next: None,
+            own_vms: vcpus
+                .iter()
+                .filter(|v| v.index == 0)
+                .map(|v| v.vm)
+                .collect(),
+            reloading: None,
             vcpus,
         }
     }
@@ -198,6 +209,14 @@ impl Pcpu {
     /// One iteration of the loop: examine changes if asked to, then run the
     /// chosen vCPU until its next exit, or idle until an interrupt.
     pub fn step(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if let Some(i) = self.reloading {
+            // One piece of a VM's reload, then whatever has priority.
+            if hv.reset_step(&hv.vms[i], hw) != ResetProgress::Working {
+                self.reloading = None;
+                self.resched = true;
+                self.timer_dirty = true;
+            }
+        }
         let shared = &hv.pcpus[self.me];
         if shared.attention.load(Ordering::Relaxed) {
             shared.attention.store(false, Ordering::SeqCst);
@@ -220,7 +239,10 @@ impl Pcpu {
         if self.me == 0 {
             hw.pump();
         }
-        hw.wait_for_interrupt();
+        // A reload in progress is this CPU's background work: no sleeping.
+        if self.reloading.is_none() {
+            hw.wait_for_interrupt();
+        }
         irq::handle(self, hv, hw);
     }
 
@@ -296,11 +318,8 @@ impl Pcpu {
         }
         for k in 0..self.vcpus.len() {
             let vm = &hv.vms[self.vcpus[k].vm];
-            if hv.try_finish_reset(vm, hw) {
-                self.timer_dirty = true;
-                for j in 0..self.vcpus.len() {
-                    self.sync_power(j, hv);
-                }
+            if self.reloading.is_none() && hv.reset_step(vm, hw) == ResetProgress::Working {
+                self.reloading = Some(vm.index);
             }
         }
         let now = hw.now();
@@ -449,7 +468,9 @@ impl Pcpu {
         let policy = self
             .policy
             .next_event(self.current.map(|c| (c, self.charged_at)));
-        let next = sched::next_deadline(slice_end, unloaded.chain(policy), self.tick_next);
+        let vms = self.vm_deadlines(hv, now);
+        let next =
+            sched::next_deadline(slice_end, unloaded.chain(policy).chain(vms), self.tick_next);
         hw.set_hyp_timer(next);
     }
 
@@ -489,8 +510,56 @@ impl Pcpu {
         if self.tick_next.is_some_and(|n| n <= now) {
             self.tick_next = None;
         }
+        self.check_vm_deadlines(hv, hw, now);
         // Re-arm now: the timer's interrupt stays asserted while its deadline is past.
         self.plan_timer(hv, hw);
+    }
+
+    /// Per-VM deadlines this CPU's timer serves, for the VMs whose vCPU 0
+    /// runs here: armed watchdogs, and restarts held back after a crash.
+    fn vm_deadlines(&self, hv: &Hypervisor, now: u64) -> Option<u64> {
+        let mut earliest = u64::MAX;
+        for &i in &self.own_vms {
+            let vm = &hv.vms[i];
+            let watchdog = vm.watchdog_deadline.load(Ordering::Relaxed);
+            if watchdog != 0 {
+                earliest = earliest.min(watchdog);
+            }
+            let restart = vm.restart_at.load(Ordering::Relaxed);
+            if restart > now && restart < earliest && vm.state() == super::vm::VmState::Resetting {
+                earliest = restart;
+            }
+        }
+        (earliest != u64::MAX).then_some(earliest)
+    }
+
+    /// Crashes VMs whose watchdog expired; re-examines held-back restarts.
+    fn check_vm_deadlines(&mut self, hv: &Hypervisor, hw: &mut impl Hw, now: u64) {
+        for k in 0..self.own_vms.len() {
+            let vm = &hv.vms[self.own_vms[k]];
+            let deadline = vm.watchdog_deadline.load(Ordering::Acquire);
+            if deadline != 0
+                && deadline <= now
+                && vm
+                    .watchdog_deadline
+                    .compare_exchange(deadline, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                hv.crash(
+                    vm,
+                    format_args!(
+                        "watchdog expired: not petted for {} ms",
+                        vm.watchdog_ms.load(Ordering::Relaxed)
+                    ),
+                    hw,
+                );
+                self.resched = true;
+            }
+            let restart = vm.restart_at.load(Ordering::Relaxed);
+            if restart != 0 && restart <= now && vm.state() == super::vm::VmState::Resetting {
+                self.resched = true;
+            }
+        }
     }
 
     /// Charges the running vCPU for the CPU time since the last charge.

@@ -185,6 +185,17 @@ fn two_vms_share_a_cpu_with_their_own_state() {
     assert!(m.entries(0, 1) >= 15 && m.entries(0, 2) >= 15);
 }
 
+/// Enables vCPU 0's virtual timer PPI (INTID 27, group 1) and the
+/// distributor in `vm`'s vGIC, as its guest would.
+fn enable_vtimer(vm: &Vm) {
+    let mut g = vm.vgic.lock();
+    g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0080, 4, 1 << 27)
+        .unwrap();
+    g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0100, 4, 1 << 27)
+        .unwrap();
+    g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
+}
+
 /// Enables SPI `intid` (group 1, to vCPU 0) in `vm`'s vGIC, as its guest would.
 fn enable_spi(vm: &Vm, intid: u32) {
     let mut g = vm.vgic.lock();
@@ -291,15 +302,32 @@ fn concurrent_resets_coalesce_and_wait_for_every_vcpu() {
             .all(|h| h.count(|e| matches!(e, Event::Clear { .. })) == 0),
         "RAM not cleared while CPU 1 may run vCPU 1"
     );
-    // CPU 1 leaves (the kick SGI reached it) and completes the reset itself.
-    m.run(3);
-    let clears: usize = m
+    // CPU 1 leaves (the kick SGI reached it) and completes the reset itself,
+    // piece by piece.
+    for _ in 0..1000 {
+        m.run(1);
+        if vm.stats.resets.load(Ordering::Relaxed) == 1 {
+            break;
+        }
+    }
+    assert_eq!(vm.stats.resets.load(Ordering::Relaxed), 1);
+    let cleared: u64 = m
         .hws
         .iter()
-        .map(|h| h.count(|e| matches!(e, Event::Clear { .. })))
+        .flat_map(|h| h.events.iter())
+        .map(|e| match e {
+            Event::Clear { len, .. } => *len,
+            _ => 0,
+        })
         .sum();
-    assert_eq!(clears, 4, "one reset: 4 MiB cleared in 1 MiB steps");
-    assert_eq!(vm.stats.resets.load(Ordering::Relaxed), 1);
+    assert_eq!(cleared, 4 << 20, "one reset cleared the 4 MiB once");
+    assert!(
+        m.hws.iter().flat_map(|h| h.events.iter()).all(|e| match e {
+            Event::Clear { len, .. } => *len <= super::RELOAD_PIECE,
+            _ => true,
+        }),
+        "in pieces of at most RELOAD_PIECE"
+    );
     assert_eq!(
         vm.vcpus[1].power(),
         PowerState::Off,
@@ -317,7 +345,12 @@ fn cpu_on_racing_a_reset_does_not_survive() {
     // The reset is requested, then a CPU_ON lands before the reset completes.
     m.hv.request_reset(vm, "test", &mut m.hws[0]);
     m.hv.start_vcpu(vm, 1, ENTRY, 0, &mut m.hws[0]);
-    m.run(4);
+    for _ in 0..1000 {
+        m.run(1);
+        if vm.state() == VmState::Running {
+            break;
+        }
+    }
     assert_eq!(vm.state(), VmState::Running);
     assert_eq!(vm.stats.resets.load(Ordering::Relaxed), 1);
     assert_eq!(vm.vcpus[1].power(), PowerState::Off);
@@ -372,16 +405,7 @@ fn unloaded_vtimer_deadline_wakes_its_vcpu() {
         wfi_exit()
     });
     m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
-    let vm = m.vm("sleeper");
-    {
-        let mut g = vm.vgic.lock();
-        // ISENABLER0 bit 27 in vCPU 0's redistributor, group 1, priority 0.
-        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0080, 4, 1 << 27)
-            .unwrap();
-        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0100, 4, 1 << 27)
-            .unwrap();
-        g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
-    }
+    enable_vtimer(m.vm("sleeper"));
     m.run(300);
     assert!(
         woke.get(),
@@ -468,15 +492,7 @@ fn rtos_preempts_linux_on_its_timer() {
         wfi_exit()
     });
     m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
-    let rtos = m.vm("rtos");
-    {
-        let mut g = rtos.vgic.lock();
-        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0080, 4, 1 << 27)
-            .unwrap();
-        g.mmio_write(crate::vgic::Frame::Redist(0), 0x1_0100, 4, 1 << 27)
-            .unwrap();
-        g.mmio_write(crate::vgic::Frame::Dist, 0, 4, 0x12).unwrap();
-    }
+    enable_vtimer(m.vm("rtos"));
     m.run(400);
     assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
     let latency = woke_at.get() - deadline.get();
@@ -578,4 +594,123 @@ fn vcpus_start_in_the_documented_entry_state() {
     }
     m.run(6);
     assert_eq!(checked.get(), [true, true], "both vCPUs entered");
+}
+
+/// A guest that crashes (CRASH) restarts after a back-off that doubles, and
+/// is stopped at the fifth crash within a minute; the machine keeps running.
+#[test]
+fn crashes_restart_with_back_off_then_stop() {
+    let flaky = VmSpec {
+        flags: crate::vm::package::FLAG_RESTART_ON_RESET,
+        ..spec("flaky", &[0])
+    };
+    let mut m = Machine::new(1, &[flaky, spec("steady", &[0])]);
+    m.hws[0].entry_cost = 62_500; // 1 ms
+    let (regs, n) = pv_abi::pack_bytes(b"kernel panic");
+    let mut crash = [0u64; 8];
+    crash[0] = 0xC600_0006;
+    crash[1] = n as u64;
+    crash[2..].copy_from_slice(&regs);
+    m.hws[0].script(1, move |g| {
+        g.regs.args.x = crash;
+        hvc_exit()
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    let vm = m.vm("flaky");
+    let mut restarts_at = Vec::new();
+    for _ in 0..20_000 {
+        m.run(1);
+        let resets = vm.stats.resets.load(Ordering::Relaxed) as usize;
+        if resets > restarts_at.len() {
+            restarts_at.push(m.hws[0].now);
+        }
+        if vm.state() == VmState::Stopped {
+            break;
+        }
+    }
+    assert_eq!(vm.stats.crashes.load(Ordering::Relaxed), 5);
+    assert_eq!(restarts_at.len(), 4, "restarted 4 times, then stopped");
+    assert_eq!(vm.state(), VmState::Stopped);
+    let gaps: Vec<u64> = restarts_at
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 6_250_000)
+        .collect();
+    assert!(
+        gaps[0] >= 2 && gaps[1] >= 4 && gaps[2] >= 8,
+        "back-off doubles (in 100 ms units): {gaps:?}"
+    );
+    assert_eq!(m.vm("steady").state(), VmState::Running);
+    assert!(!m.hws[0].powered_off);
+}
+
+/// An armed watchdog that is not petted crashes its VM; petting keeps it
+/// alive; a VM without restart is then stopped.
+#[test]
+fn watchdog_expiry_is_a_crash() {
+    let mut m = Machine::new(1, &[spec("petted", &[0]), spec("hung", &[0])]);
+    m.hws[0].entry_cost = 62_500;
+    // Both arm a 1 s watchdog; "petted" pets it at every exit, "hung" never again.
+    m.hws[0].script(1, calls([0xC600_0007, 1000, 0, 0]));
+    let armed = Rc::new(Cell::new(false));
+    let a = armed.clone();
+    m.hws[0].script(2, move |g| {
+        if !a.get() {
+            a.set(true);
+            g.regs.args.x[..2].copy_from_slice(&[0xC600_0007, 1000]);
+        } else {
+            g.regs.args.x[0] = YIELD;
+        }
+        hvc_exit()
+    });
+    m.run(3000);
+    assert_eq!(m.vm("hung").state(), VmState::Stopped);
+    assert_eq!(m.vm("hung").stats.crashes.load(Ordering::Relaxed), 1);
+    assert_eq!(m.vm("petted").state(), VmState::Running);
+    assert!(m.hws[0].now > 62_500_000, "more than a second went by");
+}
+
+/// A reset of a VM that shares its CPU with a higher-priority vCPU is done
+/// in pieces between which that vCPU runs: its timer interrupt waits at most
+/// one piece, not the whole reload.
+#[test]
+fn reload_yields_to_a_higher_priority_vcpu() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let linux = VmSpec {
+        ram_size: 32 << 20,
+        ..spec("linux", &[0])
+    };
+    let mut m = Machine::new(1, &[linux, rtos]);
+    m.hws[0].entry_cost = 100;
+    // The RTOS sleeps with a periodic 20 µs deadline (1250 ticks) and counts wake-ups.
+    let wakeups = Rc::new(Cell::new(0u32));
+    let w = wakeups.clone();
+    m.hws[0].script(2, move |g| {
+        if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(w.get() + 1);
+            g.lrs.fill(0);
+        }
+        g.context.timer.cval = g.now + 1250;
+        g.context.timer.ctl = 1;
+        wfi_exit()
+    });
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    enable_vtimer(m.vm("rtos"));
+    m.run(50);
+    let linux = m.vm("linux");
+    m.hv.request_reset(linux, "test", &mut m.hws[0]);
+    let before = wakeups.get();
+    let mut steps = 0;
+    while linux.stats.resets.load(Ordering::Relaxed) == 0 && steps < 100_000 {
+        m.run(1);
+        steps += 1;
+    }
+    assert_eq!(linux.stats.resets.load(Ordering::Relaxed), 1);
+    assert!(
+        wakeups.get() > before + 10,
+        "the RTOS woke {} times during the reload",
+        wakeups.get() - before
+    );
 }

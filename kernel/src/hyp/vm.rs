@@ -17,13 +17,13 @@
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::hypercall::PowerState;
 use crate::sync::Lock;
 use crate::vgic::{Vgic, VgicLayout};
 use crate::vm::console::VmConsole;
-use crate::vm::package::{FLAG_RESTART_ON_RESET, Package, VmDesc};
+use crate::vm::package::{FLAG_RESTART_ON_CRASH, FLAG_RESTART_ON_RESET, Package, VmDesc};
 
 /// SPIs each VM's distributor offers (INTIDs 32..96).
 pub const VM_SPIS: u32 = 64;
@@ -68,6 +68,8 @@ pub struct VmStats {
     pub wfi: AtomicU64,
     /// Completed resets.
     pub resets: AtomicU64,
+    /// Crashes (guest-reported, watchdog, fault storms, fatal exits).
+    pub crashes: AtomicU64,
 }
 
 /// What other CPUs can see of a vCPU.
@@ -148,7 +150,90 @@ pub struct Vm {
     state: AtomicU8,
     /// Incremented at every completed reset; vCPU contexts of an older epoch are stale.
     pub epoch: AtomicU32,
+    /// Recent crashes, for back-off and giving up.
+    pub crash_history: Lock<CrashHistory>,
+    /// Counter value before which a pending reset is not completed (back-off).
+    pub restart_at: AtomicU64,
+    /// The paravirtual watchdog: counter value it expires at (0: disarmed).
+    pub watchdog_deadline: AtomicU64,
+    /// Its timeout in ms, as last armed.
+    pub watchdog_ms: AtomicU32,
+    /// Aborts injected for accesses to unmapped IPAs in the current window.
+    aborts: AtomicU32,
+    /// Start of that window (counter value).
+    aborts_since: AtomicU64,
+    /// The CPU reloading the VM after a reset (index + 1; 0: none).
+    pub reload_owner: AtomicUsize,
+    /// Bytes of the reload done: RAM cleared, then images copied.
+    pub reload_done: AtomicU64,
 }
+
+/// What to do about a crash of a VM that restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashDecision {
+    /// Restart it after `delay` counter ticks.
+    Restart {
+        /// Back-off before the restart, in counter ticks.
+        delay: u64,
+    },
+    /// It keeps failing: `count` crashes within [`CrashHistory::WINDOW_S`]; stop it.
+    GiveUp {
+        /// Crashes in the window.
+        count: usize,
+    },
+}
+
+/// The times of a VM's recent crashes: restarts back off exponentially
+/// (0.1 s, 0.2 s, 0.4 s, … for consecutive crashes within a minute), and the
+/// VM is stopped at the [`CrashHistory::LIMIT`]th crash within a minute.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrashHistory {
+    times: [u64; CrashHistory::LIMIT],
+    len: usize,
+}
+
+impl CrashHistory {
+    /// Crashes within [`CrashHistory::WINDOW_S`] after which the VM is stopped.
+    pub const LIMIT: usize = 5;
+    /// The window crashes are counted in, in seconds.
+    pub const WINDOW_S: u64 = 60;
+    /// The back-off after the first crash in the window, in ms.
+    pub const FIRST_DELAY_MS: u64 = 100;
+
+    /// Records a crash at counter value `now` (`hz` ticks a second) and decides.
+    pub fn record(&mut self, now: u64, hz: u64) -> CrashDecision {
+        let window = Self::WINDOW_S.saturating_mul(hz);
+        let recent: usize = self.times[..self.len]
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) < window)
+            .count();
+        // Keep the newest LIMIT - 1 recent ones, then this one.
+        let mut kept = [0u64; Self::LIMIT];
+        let mut n = 0;
+        for &t in self.times[..self.len]
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) < window)
+            .skip(recent.saturating_sub(Self::LIMIT - 1))
+        {
+            kept[n] = t;
+            n += 1;
+        }
+        kept[n] = now;
+        self.times = kept;
+        self.len = n + 1;
+        let count = recent + 1;
+        if count >= Self::LIMIT {
+            return CrashDecision::GiveUp { count };
+        }
+        let ms = Self::FIRST_DELAY_MS << (count - 1);
+        CrashDecision::Restart {
+            delay: crate::sched::ns_to_ticks(ms * 1_000_000, hz),
+        }
+    }
+}
+
+/// Aborts on unmapped IPAs within one second that make a fault storm.
+pub const FAULT_STORM: u32 = 10_000;
 
 impl Vm {
     /// A VM with RAM at `ram_pa` and stage 2 `vttbr` already set up (by
@@ -186,6 +271,14 @@ impl Vm {
             stats: VmStats::default(),
             state: AtomicU8::new(VmState::Running as u8),
             epoch: AtomicU32::new(0),
+            crash_history: Lock::new(CrashHistory::default()),
+            restart_at: AtomicU64::new(0),
+            watchdog_deadline: AtomicU64::new(0),
+            watchdog_ms: AtomicU32::new(0),
+            aborts: AtomicU32::new(0),
+            aborts_since: AtomicU64::new(0),
+            reload_owner: AtomicUsize::new(0),
+            reload_done: AtomicU64::new(0),
         }
     }
 
@@ -251,9 +344,25 @@ impl Vm {
         self.vcpus.iter().fold(0, |m, v| m | 1 << v.pcpu)
     }
 
-    /// Whether a crash should restart the VM rather than stop it.
+    /// Whether a power-off or reset by the guest restarts the VM (`restart = true`).
     pub fn restarts(&self) -> bool {
         self.desc.has(FLAG_RESTART_ON_RESET)
+    }
+
+    /// Whether a crash restarts the VM rather than stopping it.
+    pub fn restarts_on_crash(&self) -> bool {
+        self.desc.has(FLAG_RESTART_ON_RESET) || self.desc.has(FLAG_RESTART_ON_CRASH)
+    }
+
+    /// Counts an abort injected for an unmapped IPA at `now`; true when it
+    /// completes a fault storm ([`FAULT_STORM`] within one second).
+    pub fn note_abort(&self, now: u64, hz: u64) -> bool {
+        let since = self.aborts_since.load(Ordering::Relaxed);
+        if now.saturating_sub(since) >= hz {
+            self.aborts_since.store(now, Ordering::Relaxed);
+            self.aborts.store(0, Ordering::Relaxed);
+        }
+        self.aborts.fetch_add(1, Ordering::Relaxed) + 1 == FAULT_STORM
     }
 
     /// Puts everything but RAM back to power-on state: vCPUs off, a fresh
@@ -267,5 +376,62 @@ impl Vm {
         let mpidrs: Vec<u64> = self.vcpus.iter().map(|v| v.mpidr).collect();
         *self.vgic.lock() = Self::fresh_vgic(&mpidrs);
         *self.console.lock() = VmConsole::default();
+        self.watchdog_deadline.store(0, Ordering::Release);
+        self.aborts.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HZ: u64 = 1000;
+
+    /// Consecutive crashes back off 0.1, 0.2, 0.4, 0.8 s; the fifth within
+    /// a minute gives up; crashes a minute apart start over.
+    #[test]
+    fn crashes_back_off_then_give_up() {
+        let mut h = CrashHistory::default();
+        let delays: Vec<CrashDecision> = (0..4).map(|i| h.record(i * 1000, HZ)).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800].map(|d| CrashDecision::Restart { delay: d })
+        );
+        assert_eq!(h.record(5000, HZ), CrashDecision::GiveUp { count: 5 });
+        let mut h = CrashHistory::default();
+        for i in 0..10 {
+            assert_eq!(
+                h.record(i * 61_000, HZ),
+                CrashDecision::Restart { delay: 100 },
+                "crash {i}"
+            );
+        }
+    }
+
+    /// A storm is 10,000 aborts within a second; slower faults never make one.
+    #[test]
+    fn fault_storms_need_rate() {
+        let bytes: &'static [u8] = alloc::boxed::Box::leak(
+            crate::vm::package::encode(&[crate::vm::package::VmSpec {
+                name: "v".into(),
+                ram_ipa: 0x4000_0000,
+                ram_size: 2 << 20,
+                entry: 0x4008_0000,
+                pcpus: alloc::vec![0],
+                ..Default::default()
+            }])
+            .into_boxed_slice(),
+        );
+        let pkg = Package::parse(bytes).unwrap();
+        let vm = Vm::new(0, pkg.vm(0).unwrap(), pkg, 0, 0, 0);
+        let storms = (0..20_000u64)
+            .filter(|&i| vm.note_abort(i / 20, HZ))
+            .count();
+        assert_eq!(storms, 1, "10,000 within the first second");
+        let vm = Vm::new(0, pkg.vm(0).unwrap(), pkg, 0, 0, 0);
+        assert!(
+            !(0..30_000u64).any(|i| vm.note_abort(i, HZ)),
+            "one per ms is no storm"
+        );
     }
 }

@@ -38,6 +38,8 @@ pub trait CallEnv {
     fn console_read(&mut self, out: &mut [u8]) -> usize;
     /// A statistic.
     fn stat(&self, id: StatId) -> u64;
+    /// Arms the VM's paravirtual watchdog for `timeout_ms` from now (0 disarms).
+    fn watchdog(&mut self, timeout_ms: u32);
 }
 
 /// What the caller's vCPU must do after the reply is written.
@@ -62,24 +64,69 @@ pub enum CallAction {
     SystemOff,
     /// The VM restarts.
     SystemReset,
+    /// The guest reports a fatal error (`CRASH`; its reason, validated, is
+    /// in the caller's `x1..x7`): the VM restarts or stops as configured (no
+    /// reply). The reason is not carried here, so that every other call's
+    /// result stays a few registers wide.
+    Crash,
 }
 
-/// Handles one call. `args.x[0]` is the function ID.
+/// Handles one call. `args.x[0]` is the function ID. Returns the reply
+/// (success for `CPU_OFF` and `CRASH`, which have none) and the action.
 pub fn dispatch(args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
-    let fid = FunctionId::from_reg(args.x[0]);
-    let resume = |ret: HvcRet| (ret, CallAction::Resume);
+    let mut regs = *args;
+    let action = dispatch_in_place(&mut regs, env);
+    let ret = match action {
+        CallAction::CpuOff | CallAction::Crash => reg(0),
+        _ => HvcRet {
+            x: [regs.x[0], regs.x[1], regs.x[2], regs.x[3]],
+        },
+    };
+    (ret, action)
+}
+
+/// [`dispatch`] on the caller's own registers, the form the hypervisor's
+/// exit path uses: the reply goes straight into `regs.x[0..4]` (except for
+/// `CPU_OFF`, which has none, and `CRASH`, whose reason stays readable in
+/// `x1..x7`), and only the action returns. The common calls are inline and
+/// write their few result registers directly; the calls that move data or
+/// change power are out of line.
+#[inline(always)]
+pub fn dispatch_in_place(regs: &mut HvcArgs, env: &mut impl CallEnv) -> CallAction {
+    let fid = FunctionId::from_reg(regs.x[0]);
     match fid.oen() {
-        OEN_ARCH if fid.is_fast() => resume(arch_call(fid, args)),
-        OEN_STANDARD if fid.is_fast() => psci_call(fid, args, env),
-        OEN_VENDOR_HYP => tandem_call(args, env),
-        _ => resume(HvcRet::error(Status::NotSupported)),
+        OEN_ARCH if fid.is_fast() => {
+            let ret = arch_call(fid, regs);
+            put(regs, ret)
+        }
+        OEN_VENDOR_HYP => tandem_call(fid, regs, env),
+        OEN_STANDARD if fid.is_fast() => apply(regs, psci_call(fid, regs, env)),
+        _ => put(regs, HvcRet::error(Status::NotSupported)),
     }
+}
+
+/// Writes `ret` into the caller's result registers; the caller resumes.
+#[inline(always)]
+fn put(regs: &mut HvcArgs, ret: HvcRet) -> CallAction {
+    regs.x[..4].copy_from_slice(&ret.x);
+    CallAction::Resume
+}
+
+/// Writes the reply of an out-of-line handler (none for `CPU_OFF` and
+/// `CRASH`) and passes its action on.
+#[inline(never)]
+fn apply(regs: &mut HvcArgs, (ret, action): (HvcRet, CallAction)) -> CallAction {
+    if !matches!(action, CallAction::CpuOff | CallAction::Crash) {
+        regs.x[..4].copy_from_slice(&ret.x);
+    }
+    action
 }
 
 fn reg(v: u64) -> HvcRet {
     HvcRet { x: [v, 0, 0, 0] }
 }
 
+#[inline(always)]
 fn arch_call(fid: FunctionId, args: &HvcArgs) -> HvcRet {
     if fid == smccc::SMCCC_VERSION {
         reg(u64::from(smccc::SMCCC_VERSION_1_1))
@@ -111,6 +158,7 @@ fn psci_err(e: PsciError) -> (HvcRet, CallAction) {
     (reg(e.to_reg()), CallAction::Resume)
 }
 
+#[inline(never)]
 fn psci_call(fid: FunctionId, args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
     let ok = |v: u64| (reg(v), CallAction::Resume);
     // SMC32 forms of the 64-bit calls pass 32-bit arguments.
@@ -178,51 +226,112 @@ fn psci_call(fid: FunctionId, args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet
     }
 }
 
-fn tandem_call(args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
-    let resume = |ret: HvcRet| (ret, CallAction::Resume);
-    let fid = FunctionId::from_reg(args.x[0]);
-    // Decoded per call, on the caller's registers: only CONSOLE_WRITE and
-    // STATS have arguments to check (as `Call::decode` checks them).
-    let Some(id) = HypercallId::from_fid(fid) else {
-        return resume(if fid == smccc::VENDOR_HYP_CALL_UID {
-            HvcRet::call_uid(&TANDEM_UUID)
-        } else if fid == smccc::VENDOR_HYP_REVISION {
-            HvcRet::revision()
-        } else {
-            HvcRet::error(Status::NotSupported)
-        });
-    };
-    match id {
-        HypercallId::Version => resume(HvcRet::success(
-            u64::from(pv_abi::ABI_VERSION_MAJOR),
-            u64::from(pv_abi::ABI_VERSION_MINOR),
-            0,
-        )),
-        HypercallId::VmInfo => resume(env.vm_info().to_ret()),
-        HypercallId::ConsoleWrite => {
-            let regs: &[u64; console::CONSOLE_WRITE_REGS] = match args.x[2..].try_into() {
-                Ok(r) => r,
-                Err(_) => return resume(HvcRet::error(Status::InvalidParameter)),
+#[inline(always)]
+fn tandem_call(fid: FunctionId, regs: &mut HvcArgs, env: &mut impl CallEnv) -> CallAction {
+    // Call n is 0xC600_0000 + n ([`HypercallId`]). Decoded per call, on the
+    // caller's registers: CONSOLE_WRITE, STATS, CRASH and WATCHDOG have
+    // arguments to check (as `Call::decode` checks them). The calls that
+    // move data are out of line, so that the null hypercall's path stays short.
+    const BASE: u32 = HypercallId::Version as u32;
+    const VERSION: u32 = HypercallId::Version as u32 - BASE;
+    const VM_INFO: u32 = HypercallId::VmInfo as u32 - BASE;
+    const CONSOLE_WRITE: u32 = HypercallId::ConsoleWrite as u32 - BASE;
+    const CONSOLE_READ: u32 = HypercallId::ConsoleRead as u32 - BASE;
+    const YIELD: u32 = HypercallId::Yield as u32 - BASE;
+    const STATS: u32 = HypercallId::Stats as u32 - BASE;
+    const CRASH: u32 = HypercallId::Crash as u32 - BASE;
+    const WATCHDOG: u32 = HypercallId::Watchdog as u32 - BASE;
+    match fid.raw().wrapping_sub(BASE) {
+        VERSION => put(
+            regs,
+            HvcRet::success(
+                u64::from(pv_abi::ABI_VERSION_MAJOR),
+                u64::from(pv_abi::ABI_VERSION_MINOR),
+                0,
+            ),
+        ),
+        VM_INFO => {
+            let ret = env.vm_info().to_ret();
+            put(regs, ret)
+        }
+        YIELD => {
+            put(regs, HvcRet::success(0, 0, 0));
+            CallAction::Yield
+        }
+        STATS => {
+            let ret = match StatId::from_raw(regs.x[1]) {
+                Some(id) => HvcRet::success(env.stat(id), 0, 0),
+                None => HvcRet::error(Status::InvalidParameter),
             };
-            match console::ConsoleChunk::from_regs(args.x[1], regs) {
-                Ok(chunk) => {
-                    let n = env.console_write(chunk.as_bytes());
-                    resume(HvcRet::success(n as u64, 0, 0))
-                }
-                Err(status) => resume(HvcRet::error(status)),
-            }
+            put(regs, ret)
         }
-        HypercallId::ConsoleRead => {
-            let mut buf = [0u8; console::CONSOLE_READ_MAX];
-            let n = env.console_read(&mut buf);
-            resume(console::read_reply(&buf[..n]).0)
+        CONSOLE_WRITE | CONSOLE_READ => {
+            let r = console_call(fid, regs, env);
+            apply(regs, r)
         }
-        HypercallId::Yield => (HvcRet::success(0, 0, 0), CallAction::Yield),
-        HypercallId::Stats => match StatId::from_raw(args.x[1]) {
-            Some(id) => resume(HvcRet::success(env.stat(id), 0, 0)),
-            None => resume(HvcRet::error(Status::InvalidParameter)),
-        },
+        CRASH | WATCHDOG => {
+            let r = recovery_call(fid, regs, env);
+            apply(regs, r)
+        }
+        _ => put(regs, discovery_call(fid)),
     }
+}
+
+/// The vendor service's discovery queries, and anything else in its range.
+#[inline(never)]
+fn discovery_call(fid: FunctionId) -> HvcRet {
+    if fid == smccc::VENDOR_HYP_CALL_UID {
+        HvcRet::call_uid(&TANDEM_UUID)
+    } else if fid == smccc::VENDOR_HYP_REVISION {
+        HvcRet::revision()
+    } else {
+        HvcRet::error(Status::NotSupported)
+    }
+}
+
+/// The payload of `CONSOLE_WRITE` or `CRASH` (`x1` = length, bytes in `x2..x7`).
+fn payload(args: &HvcArgs) -> Result<console::ConsoleChunk, Status> {
+    let regs: [u64; console::CONSOLE_WRITE_REGS] = core::array::from_fn(|i| args.x[2 + i]);
+    console::ConsoleChunk::from_regs(args.x[1], &regs)
+}
+
+#[inline(never)]
+fn console_call(fid: FunctionId, args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
+    let ret = if fid == HypercallId::ConsoleWrite.fid() {
+        match payload(args) {
+            Ok(chunk) => HvcRet::success(env.console_write(chunk.as_bytes()) as u64, 0, 0),
+            Err(status) => HvcRet::error(status),
+        }
+    } else {
+        let mut buf = [0u8; console::CONSOLE_READ_MAX];
+        let n = env.console_read(&mut buf);
+        console::read_reply(&buf[..n]).0
+    };
+    (ret, CallAction::Resume)
+}
+
+#[inline(never)]
+fn recovery_call(fid: FunctionId, args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
+    if fid == HypercallId::Crash.fid() {
+        return match payload(args) {
+            Ok(_) => (HvcRet::success(0, 0, 0), CallAction::Crash),
+            Err(status) => (HvcRet::error(status), CallAction::Resume),
+        };
+    }
+    let ret = match u32::try_from(args.x[1]) {
+        Ok(ms) if ms <= pv_abi::call::WATCHDOG_MAX_MS => {
+            env.watchdog(ms);
+            HvcRet::success(0, 0, 0)
+        }
+        _ => HvcRet::error(Status::InvalidParameter),
+    };
+    (ret, CallAction::Resume)
+}
+
+/// The reason of a `CRASH` call whose registers [`dispatch`] accepted
+/// (`None` for registers it would have refused).
+pub fn crash_reason(args: &HvcArgs) -> Option<console::ConsoleChunk> {
+    payload(args).ok()
 }
 
 #[cfg(test)]
@@ -235,6 +344,7 @@ mod tests {
         states: [PowerState; 2],
         out: Vec<u8>,
         input: Vec<u8>,
+        watchdog: Option<u32>,
     }
 
     impl CallEnv for Fake {
@@ -267,6 +377,9 @@ mod tests {
         fn stat(&self, id: StatId) -> u64 {
             100 + id.as_raw()
         }
+        fn watchdog(&mut self, timeout_ms: u32) {
+            self.watchdog = Some(timeout_ms);
+        }
     }
 
     fn fake() -> Fake {
@@ -274,6 +387,7 @@ mod tests {
             states: [PowerState::On, PowerState::Off],
             out: Vec::new(),
             input: Vec::new(),
+            watchdog: None,
         }
     }
 
@@ -397,7 +511,7 @@ mod tests {
         let r = call(&mut f, [0x8600_FF01, 0, 0, 0, 0, 0, 0, 0]).0;
         assert_eq!(r.x, [0x93877a81, 0xed4ba73d, 0x963c72a6, 0xec10f508]);
         let r = call(&mut f, [0x8600_FF03, 0, 0, 0, 0, 0, 0, 0]).0;
-        assert_eq!((r.x[0], r.x[1]), (1, 0));
+        assert_eq!((r.x[0], r.x[1]), (1, 1));
     }
 
     /// Console write/read move bytes through the environment.
@@ -498,5 +612,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// CRASH carries its reason to the action; WATCHDOG arms with its timeout
+    /// and refuses one over the maximum.
+    #[test]
+    fn crash_and_watchdog() {
+        let mut f = fake();
+        let (regs, n) = pv_abi::pack_bytes(b"kernel panic");
+        let mut x = [0xC600_0006, n as u64, 0, 0, 0, 0, 0, 0];
+        x[2..].copy_from_slice(&regs);
+        assert_eq!(call(&mut f, x).1, CallAction::Crash);
+        assert_eq!(
+            crash_reason(&HvcArgs { x }).unwrap().as_bytes(),
+            b"kernel panic"
+        );
+        assert_eq!(
+            call(&mut f, [0xC600_0006, 49, 0, 0, 0, 0, 0, 0]).0.x[0] as i64,
+            -3
+        );
+        assert_eq!(
+            call(&mut f, [0xC600_0007, 2000, 0, 0, 0, 0, 0, 0]).0.x[0],
+            0
+        );
+        assert_eq!(f.watchdog, Some(2000));
+        let too_long = u64::from(pv_abi::call::WATCHDOG_MAX_MS) + 1;
+        assert_eq!(
+            call(&mut f, [0xC600_0007, too_long, 0, 0, 0, 0, 0, 0]).0.x[0] as i64,
+            -3
+        );
+        assert_eq!(f.watchdog, Some(2000));
     }
 }

@@ -84,6 +84,9 @@ pub const DEVICE_EDGE: u32 = 1 << 0;
 pub const FLAG_RESTART_ON_RESET: u32 = 1 << 0;
 /// Flag: this VM receives console input first.
 pub const FLAG_CONSOLE_FOCUS: u32 = 1 << 1;
+/// Flag: when this VM crashes (guest-reported, watchdog, fault storm, fatal
+/// exit), Tandem restarts it with a back-off; it stops on a guest power-off.
+pub const FLAG_RESTART_ON_CRASH: u32 = 1 << 2;
 
 /// A blob to copy into guest RAM at VM start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

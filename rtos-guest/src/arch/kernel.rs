@@ -4,7 +4,7 @@
 //! CPU 0 runs one [`Kernel`] (the policy, host-tested in [`crate::sched`]) behind an
 //! [`IrqLock`]. Every task has its own stack in [`STACKS`]; a task that is not running has
 //! its complete [`Frame`] on top of its stack. Switching is done in exactly one place,
-//! [`rtos_exception`]: after handling the exception it asks the kernel which frame to resume
+//! [`guest_exception`]: after handling the exception it asks the kernel which frame to resume
 //! and reprograms the timer with the kernel's next deadline. A task that blocks or sleeps
 //! updates the kernel state and then issues `svc #0`, which enters that same path.
 //!
@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use aarch64_cpu::registers::{ESR_EL1, Readable};
 
 use super::cpu::{self, IrqLock};
-use super::frame::Frame;
+use super::frame::{Frame, new_task};
 use super::{fault, gic, smp, timer};
 use crate::board::{SGI_PING, SGI_PONG, TIMER_VIRT_INTID};
 use crate::sched::sync::{MutexId, QueueId, SemId};
@@ -44,9 +44,9 @@ static STACKS: Stacks = Stacks([const { Stack(UnsafeCell::new([0; STACK_SIZE])) 
 static KERNEL: IrqLock<Kernel> = IrqLock::new(Kernel::new());
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Exception kinds passed by `entry.S`.
-const KIND_SYNC: u64 = 0;
-const KIND_IRQ: u64 = 1;
+/// Exception kinds passed by guest-rt's vectors.
+const KIND_SYNC: u64 = guest_rt::KIND_SYNC;
+const KIND_IRQ: u64 = guest_rt::KIND_IRQ;
 /// `ESR_EL1.EC` of an SVC from AArch64.
 const EC_SVC64: u64 = 0x15;
 
@@ -78,7 +78,7 @@ fn initial_frame(t: TaskId, entry: fn(usize), arg: usize) -> SavedFrame {
     // SAFETY: as above; `frame` is 16-aligned (STACK_SIZE and size_of::<Frame>() are multiples
     // of 16) and the whole Frame lies inside the stack.
     unsafe {
-        (frame as *mut Frame).write(Frame::new_task(
+        (frame as *mut Frame).write(new_task(
             trampoline as usize as u64,
             entry as usize as u64,
             arg as u64,
@@ -125,12 +125,9 @@ pub fn start() -> ! {
         first
     });
     STARTED.store(true, Ordering::Release);
-    unsafe extern "C" {
-        fn rtos_start_first(frame: usize) -> !;
-    }
-    // SAFETY: `first` is a complete initial frame on the first task's own stack; entry.S
-    // switches SP to it and ERETs into the task, never returning here.
-    unsafe { rtos_start_first(first.0) }
+    // SAFETY: `first` is a complete initial frame on the first task's own stack (EL1h, the
+    // task trampoline); guest-rt switches SP to it and ERETs into the task, never returning.
+    unsafe { guest_rt::resume(first.0 as *mut Frame) }
 }
 
 /// Enters the scheduler (`svc #0`): the current task continues only when it is again the most
@@ -361,15 +358,15 @@ fn handle_irqs(entry: Ticks) {
     }
 }
 
-/// Called by `entry.S` for every exception with the saved frame, the exception kind and the
-/// counter value at vector entry; returns the frame to resume.
+/// Called by guest-rt's vectors for every exception with the saved frame, the exception kind
+/// and the counter value at vector entry; returns the frame to resume.
 #[unsafe(no_mangle)]
-extern "C" fn rtos_exception(frame: *mut Frame, kind: u64, entry: u64) -> *mut Frame {
+extern "C" fn guest_exception(frame: *mut Frame, kind: u64, entry: u64) -> *mut Frame {
     match kind {
         KIND_IRQ => handle_irqs(Ticks(entry)),
         KIND_SYNC if ESR_EL1.read(ESR_EL1::EC) == EC_SVC64 => {}
         _ => {
-            // SAFETY: `frame` is the complete frame entry.S just saved on this stack.
+            // SAFETY: `frame` is the complete frame guest-rt's vectors just saved on this stack.
             fault::exception(unsafe { &*frame }, kind)
         }
     }

@@ -1,7 +1,8 @@
 //! Everything that executes privileged instructions or touches MMIO (bare-metal target only).
 //!
-//! - `entry.S`: Image header, boot of CPU 0 and CPU 1, exception vectors, frame save/restore.
-//! - [`frame`]: the saved-context layout shared with `entry.S`.
+//! - `guest_rt` (the shared guest runtime, its `entry.S` and `guest.ld`): Image header, boot of
+//!   CPU 0 and CPU 1 on their stacks, exception vectors, frame save/restore.
+//! - [`frame`]: a task's first frame, in guest-rt's [`guest_rt::Frame`] layout.
 //! - [`cpu`]: system-register accessors, the counter, IRQ masking, [`cpu::IrqLock`].
 //! - [`mmu`]: turns on the EL1 identity map of [`crate::mmu`].
 //! - [`gic`]: GICv3 distributor/redistributor setup and the `ICC_*` CPU interface.
@@ -20,5 +21,3 @@ pub mod kernel;
 pub mod mmu;
 pub mod smp;
 pub mod timer;
-
-core::arch::global_asm!(include_str!("entry.S"), options(raw));

@@ -23,25 +23,19 @@ static PONGS: AtomicU64 = AtomicU64::new(0);
 static SENT_AT: AtomicU64 = AtomicU64::new(0);
 static LAST_RTT: AtomicU64 = AtomicU64::new(0);
 
-unsafe extern "C" {
-    fn rtos_secondary_entry();
-    static rtos_vectors: u8;
-}
-
-/// The vector table address for VBAR_EL1.
+/// The vector table address for VBAR_EL1 (guest-rt's).
 pub fn vectors() -> u64 {
-    (&raw const rtos_vectors) as u64
+    guest_rt::vectors()
 }
 
 /// Starts CPU 1 (affinity `target`) with PSCI CPU_ON.
 pub fn start_cpu1(target: Mpidr) -> Result<(), pv_abi::psci::Error> {
     CPU0.store(cpu::mpidr().0, Ordering::Relaxed);
     CPU1.store(target.0, Ordering::Release);
-    let entry: unsafe extern "C" fn() = rtos_secondary_entry;
     pv_abi::guest::cpu_on(
         pv_abi::psci::Mpidr::from_reg(target.0),
         // The MMU maps RAM 1:1, so the address is the IPA CPU 1 starts at (MMU off).
-        pv_abi::psci::EntryPoint::new(entry as usize as u64),
+        pv_abi::psci::EntryPoint::new(guest_rt::secondary_entry()),
         1,
     )
 }
@@ -87,9 +81,16 @@ pub fn pings_received() -> u64 {
     PINGS.load(Ordering::Relaxed)
 }
 
-/// CPU 1's Rust entry (from `rtos_secondary_entry`, on its boot stack, MMU off).
+/// CPU 1's Rust entry (from guest-rt's `guest_secondary_entry`, on its own stack, MMU off;
+/// `index` is the CPU_ON context id, 1).
 #[unsafe(no_mangle)]
-extern "C" fn rtos_secondary_main(index: u64) -> ! {
+extern "C" fn guest_secondary_main(index: u64) -> ! {
+    if index != 1 {
+        // Only CPU 1 is ever started (and has a role).
+        loop {
+            cpu::wfi();
+        }
+    }
     mmu::enable();
     VBAR_EL1.set(vectors());
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);

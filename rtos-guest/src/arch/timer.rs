@@ -2,8 +2,8 @@
 //!
 //! The timer holds at most one deadline: the scheduler's earliest wake instant, written to
 //! `CNTV_CVAL_EL0` only when it changes ([`program`]). There is no periodic tick. When the
-//! interrupt fires, the handler entry timestamp (taken by `entry.S` before saving anything)
-//! minus the programmed deadline is the timer-interrupt latency, recorded in ns.
+//! interrupt fires, the handler entry timestamp (taken by guest-rt's `entry.S` before saving
+//! anything) minus the programmed deadline is the timer-interrupt latency, recorded in ns.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -48,6 +48,8 @@ pub struct GuestDt<'a> {
     pub initrd: Option<(u64, u64)>,
     /// Passthrough devices.
     pub devices: &'a [Device],
+    /// Default timeout of the paravirtual watchdog in seconds (`timeout-sec`).
+    pub watchdog_s: Option<u32>,
 }
 
 /// The `interrupts` cells of an SPI: `<0 spi flags>`, flags 1 = edge rising, 4 = level high.
@@ -209,7 +211,12 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
         "\t\t/* Console input is waiting: SPI {} = INTID {CONSOLE_INTID}, edge rising. */",
         CONSOLE_INTID - 32
     );
-    let _ = writeln!(w, "\t\tinterrupts = <0 {} 1>;\n\t}};", CONSOLE_INTID - 32);
+    let _ = writeln!(w, "\t\tinterrupts = <0 {} 1>;", CONSOLE_INTID - 32);
+    if let Some(s) = dt.watchdog_s {
+        let _ = writeln!(w, "\t\t/* Default timeout of the paravirtual watchdog. */");
+        let _ = writeln!(w, "\t\ttimeout-sec = <{s}>;");
+    }
+    let _ = writeln!(w, "\t}};");
     device_nodes(w, dt.devices);
     let _ = writeln!(w, "}};");
     s
@@ -250,6 +257,7 @@ mod tests {
             bootargs: Some("console=hvc0 earlycon=tandem"),
             initrd: Some((0x41c0_0000, 0x41d2_3456)),
             devices: &[],
+            watchdog_s: None,
         }
     }
 
@@ -261,6 +269,7 @@ mod tests {
             bootargs: None,
             initrd: None,
             devices: &[],
+            watchdog_s: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! `build` and `run` pack the VMs of `platforms/<board>/vms.toml` (the
 //! `default = true` ones, or those named by `--vms`) into the boot image.
 
+mod examples;
 mod guest_dt;
 mod image;
 mod linux;
@@ -26,7 +27,7 @@ use crate::native::NativeGuest;
 use crate::package::Vms;
 use crate::setup::Need;
 use crate::util::{cargo, run, say, shell_line};
-use crate::vms::Machine;
+use crate::vms::{GuestArg, Machine};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,13 @@ enum Cmd {
     Setup,
     /// Build the Linux guest (kernel Image with guest-linux-patches, initramfs), cached.
     Linux,
+    /// Build an example guest of pv-abi (hello-rust, hello-c) into
+    /// target/tandem/examples/NAME.bin; boot it with `cargo xtask run --guest PATH`.
+    Example {
+        /// hello-rust (pv-abi/examples/hello-rust) or hello-c (pv-abi/examples/hello-c).
+        #[arg(value_parser = examples::parse)]
+        name: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -66,9 +74,18 @@ struct MachineArgs {
     /// (default: the VMs with `default = true`).
     #[arg(long, value_delimiter = ',', value_name = "VM,...")]
     vms: Option<Vec<String>>,
-    /// Boot Tandem with no VMs (target/tandem/<platform>/tandem-novm.bin).
+    /// Boot Tandem with no VM of vms.toml: alone (target/tandem/<platform>/tandem-novm.bin),
+    /// or with only the --guest VM.
     #[arg(long, conflicts_with = "vms")]
     no_vms: bool,
+    /// Boot your own image as one more VM, after the others (the default set, or --vms,
+    /// --layout, --no-vms): a raw binary (kind bare, loaded at 0x4008_0000), or an arm64
+    /// Linux Image with kind=linux. Options after the path, comma-separated:
+    /// pcpus=N,N… (default 0,1), memory_mib=N (16; linux 256), name=NAME (from the file
+    /// name), kind=bare|linux, initramfs=PATH (linux), priority=N (0).
+    /// No file is edited: the boot image is tandem-…-guest-NAME.bin.
+    #[arg(long, value_name = "PATH[,pcpus=N,N][,memory_mib=N]", value_parser = GuestArg::parse)]
+    guest: Option<GuestArg>,
     /// Place the VMs as layout NAME of platforms/<platform>/vms.toml says (its
     /// [layouts] table lists them; `default` is the default set)
     /// (target/tandem/<platform>/tandem-layout-NAME.bin).
@@ -124,7 +141,7 @@ struct RunArgs {
     /// Boot a guest natively on the emulated machine, without Tandem (the baseline):
     /// rtos, or linux (the Linux VM's Image and initramfs, its vCPUs and RAM, its command
     /// line with console=ttyAMA0).
-    #[arg(long, value_name = "GUEST", value_parser = NativeGuest::parse, conflicts_with_all = ["vms", "no_vms", "layout"])]
+    #[arg(long, value_name = "GUEST", value_parser = NativeGuest::parse, conflicts_with_all = ["vms", "no_vms", "layout", "guest"])]
     native: Option<NativeGuest>,
     /// Build the guest's in-guest self-test variant (with --native rtos).
     #[arg(long, requires = "native")]
@@ -151,6 +168,15 @@ fn main() -> ExitCode {
         Cmd::Test(args) => cmd_test(&root, args),
         Cmd::Build(args) => prepare(&[]).and_then(|_| build(&root, &args).map(|_| ())),
         Cmd::Setup => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]),
+        Cmd::Example { name } => prepare(&[]).and_then(|_| {
+            let bin = examples::build(&root, &name)?;
+            say(&format!("{}", bin.display()));
+            say(&format!(
+                "boot it beside Linux and the RTOS: cargo xtask run --guest {}",
+                bin.strip_prefix(&root).unwrap_or(&bin).display()
+            ));
+            Ok(())
+        }),
         Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {
             linux::build(&root).map(|a| {
                 say(&format!("kernel: {}", a.image.display()));
@@ -195,7 +221,7 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
         (None, false, Some(layout)) => Vms::Layout(layout),
         (None, false, None) => Vms::Default,
     };
-    package::build(root, &m.platform, !m.debug, vms, machine)
+    package::build(root, &m.platform, !m.debug, vms, m.guest.as_ref(), machine)
 }
 
 fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
@@ -374,6 +400,42 @@ mod tests {
         );
         assert!(run_args(&["--native", "linux", "--vms", "linux"]).is_err());
         assert!(run_args(&["--selftest"]).is_err());
+    }
+
+    /// --guest takes PATH[,key=value…], beside --vms, --layout or --no-vms but not --native;
+    /// a bad option is a usage error that says which.
+    #[test]
+    fn guest_option() {
+        let r = run_args(&["--guest", "out/hello.bin,pcpus=2,3", "--vms", "rtos"]).unwrap();
+        let g = r.machine.guest.unwrap();
+        assert_eq!(
+            (g.path.as_str(), g.pcpus),
+            ("out/hello.bin", Some(vec![2, 3]))
+        );
+        assert_eq!(r.machine.vms, Some(vec!["rtos".to_string()]));
+        assert!(run_args(&["--guest", "h.bin", "--no-vms"]).is_ok());
+        assert!(run_args(&["--guest", "h.bin", "--layout", "shared"]).is_ok());
+        let Err(e) = run_args(&["--guest", "h.bin,colour=red"]) else {
+            panic!("colour= was accepted");
+        };
+        assert!(
+            e.contains("unknown option \"colour\" (known: pcpus, memory_mib"),
+            "{e}"
+        );
+        assert!(run_args(&["--guest", "h.bin", "--native", "rtos"]).is_err());
+        let cli = Cli::try_parse_from(["cargo xtask", "build", "--guest", "h.bin"]).unwrap();
+        assert!(matches!(cli.command, Cmd::Build(m) if m.guest.is_some()));
+    }
+
+    /// `example NAME` knows the examples and names them when it does not.
+    #[test]
+    fn example_names() {
+        let cli = Cli::try_parse_from(["cargo xtask", "example", "hello-c"]).unwrap();
+        assert!(matches!(cli.command, Cmd::Example { name } if name == "hello-c"));
+        let Err(e) = Cli::try_parse_from(["cargo xtask", "example", "hello-go"]) else {
+            panic!("hello-go was accepted");
+        };
+        assert!(e.to_string().contains("known: hello-rust"), "{e}");
     }
 
     /// --smp and --memory keep their defaults unless given (native linux fills them from the VM).

@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::vms::{Config, GuestImage, Vm};
+use crate::vms::{Config, GuestImage, Image, Vm};
 
 /// What `--native` boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl NativeGuest {
 /// The VM whose Linux is booted natively: the `default = true` VM running the
 /// `linux` image, else the first VM running it.
 pub fn linux_vm(config: &Config) -> Result<&Vm, String> {
-    let linux = |v: &&Vm| v.image == GuestImage::Linux;
+    let linux = |v: &&Vm| v.image == Image::Built(GuestImage::Linux);
     config
         .vms
         .iter()

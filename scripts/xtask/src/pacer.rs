@@ -245,10 +245,16 @@ mod tests {
     #[test]
     fn partial_lines_are_not_held() {
         let mut p = Pacer::new(Duration::from_secs(2));
-        assert_eq!(run(&mut p, &[(" linux | tandem:/root# ", 0)]), " linux | tandem:/root# ");
+        assert_eq!(
+            run(&mut p, &[(" linux | tandem:/root# ", 0)]),
+            " linux | tandem:/root# "
+        );
         assert_eq!(run(&mut p, &[("l", 0)]), "l");
         assert_eq!(run(&mut p, &[("s\n", 0)]), "s\n");
-        assert_eq!(run(&mut p, &[("[    0.001] cpu0 INFO  x", 0)]), "[    0.001] cpu0 INFO  x");
+        assert_eq!(
+            run(&mut p, &[("[    0.001] cpu0 INFO  x", 0)]),
+            "[    0.001] cpu0 INFO  x"
+        );
     }
 
     /// Coloured tags and lines split across reads are recognised.

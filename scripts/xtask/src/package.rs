@@ -21,14 +21,17 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use kernel::vm::package::{
-    DEVICE_EDGE, Device, FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_RESET, Package, VmSpec, encode,
+    DEVICE_EDGE, Device, FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_CRASH, FLAG_RESTART_ON_RESET, Package,
+    VmSpec, encode,
 };
 use object::{Object, ObjectSymbol};
 
 use crate::guest_dt::{self, CONSOLE_INTID, GuestDt};
 use crate::setup::{self, Need};
 use crate::util::{cargo, say};
-use crate::vms::{self, Config, GuestImage, Machine, RAM_IPA, Selection, TANDEM_RESERVE};
+use crate::vms::{
+    self, Config, GuestArg, GuestImage, Image, Machine, RAM_IPA, Selection, TANDEM_RESERVE,
+};
 use crate::{image, linux};
 
 /// Page size the package is aligned to.
@@ -65,14 +68,30 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
 }
 
 /// The guest crate `image` needs, if the workspace lacks it.
-fn missing_crate(root: &Path, image: GuestImage) -> Option<&'static str> {
-    guest_crate(image)
-        .map(|(krate, _, _)| krate)
-        .filter(|krate| !crate_exists(root, krate))
+fn missing_crate(root: &Path, image: &Image) -> Option<&'static str> {
+    match image {
+        Image::Built(image) => guest_crate(*image)
+            .map(|(krate, _, _)| krate)
+            .filter(|krate| !crate_exists(root, krate)),
+        Image::File(_) => None,
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds (or, for a file image, reads and checks) one VM's guest.
+fn vm_guest(root: &Path, file: &str, vm: &vms::Vm) -> Result<Built, String> {
+    match &vm.image {
+        Image::Built(image) => {
+            build_guest_image(root, *image).map_err(|e| format!("{}: {e}", vm.at(file)))
+        }
+        Image::File(f) => {
+            let (image, initrd) = vms::read_image_file(file, vm, f)?;
+            Ok(Built { image, initrd })
+        }
+    }
 }
 
 fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
@@ -113,6 +132,7 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
         bootargs: vm.bootargs.as_deref(),
         initrd: layout.initrd,
         devices: &vm.devices,
+        watchdog_s: vm.watchdog_s,
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -129,6 +149,9 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
     }
     if vm.restart {
         flags |= FLAG_RESTART_ON_RESET;
+    }
+    if vm.restart_on_crash {
+        flags |= FLAG_RESTART_ON_CRASH;
     }
     let mut blobs = vec![(built.image.clone(), layout.image_ipa), (dtb, RAM_IPA)];
     if let (Some(initrd), Some((start, _))) = (&built.initrd, layout.initrd) {
@@ -221,14 +244,11 @@ pub fn assemble(
     let dt_dir = out_dir.join("vms");
     std::fs::create_dir_all(&dt_dir).map_err(|e| format!("{}: {e}", dt_dir.display()))?;
 
-    let mut built: HashMap<GuestImage, Built> = HashMap::new();
+    let mut built: HashMap<Image, Built> = HashMap::new();
     let mut specs = Vec::new();
     for vm in &selection.vms {
-        if let Entry::Vacant(slot) = built.entry(vm.image) {
-            slot.insert(
-                build_guest_image(root, vm.image)
-                    .map_err(|e| format!("{file}: vm \"{}\": {e}", vm.name))?,
-            );
+        if let Entry::Vacant(slot) = built.entry(vm.image.clone()) {
+            slot.insert(vm_guest(root, file, vm)?);
         }
         specs.push(vm_spec(file, vm, &built[&vm.image], &dt_dir)?);
     }
@@ -283,21 +303,34 @@ pub enum Vms<'a> {
 }
 
 /// Checks the configuration, builds the hypervisor and the selected guests, and
-/// writes the boot image; returns its path.
+/// writes the boot image; returns its path. `guest` (`--guest`) is booted after the
+/// selected VMs; its paths are relative to the current directory.
 pub fn build(
     root: &Path,
     platform: &str,
     release: bool,
     vms: Vms<'_>,
+    guest: Option<&GuestArg>,
     machine: Machine,
 ) -> Result<PathBuf, String> {
-    let selection = match vms {
+    let mut selection = match vms {
         Vms::None => None,
         Vms::Default => Some(Config::load(root, platform)?.select(None, machine)?),
         Vms::Named(names) => Some(Config::load(root, platform)?.select(Some(names), machine)?),
         Vms::Layout(name) => Some(Config::load(root, platform)?.select_layout(name, machine)?),
     };
-    // Configuration errors come before any compiling.
+    if let Some(guest) = guest {
+        let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        let vm = guest.to_vm(vms::Board::of(platform)?, &cwd, machine)?;
+        let base = selection
+            .take()
+            .unwrap_or_else(|| Selection::none(&format!("platforms/{platform}/vms.toml")));
+        selection = Some(base.with_guest(vm, machine)?);
+    }
+    // Configuration errors, the image files' included, come before any compiling.
+    if let Some(selection) = &selection {
+        vms::check_image_files(selection)?;
+    }
     let hyp = image::build_hypervisor(root, platform, release)?;
     let Some(selection) = selection else {
         return Ok(hyp);
@@ -311,11 +344,19 @@ pub fn build(
 
 /// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
-/// `tandem-probe.bin` and `tandem-hostile-rtos.bin` (a missing crate is a printed note), and
-/// `tandem.bin` (the default set, Linux beside the RTOS).
+/// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
+/// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
+/// and the pv-abi examples as `run --guest` boots them: beside the RTOS
+/// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
+/// default set (`tandem-guest-hello-rust.bin`).
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
-    const SETS: [&[&str]; 3] = [&["rtos-selftest"], &["probe"], &["hostile", "rtos"]];
+    const SETS: [&[&str]; 4] = [
+        &["rtos-selftest"],
+        &["probe"],
+        &["hostile", "rtos"],
+        &["probe-shared", "rtos-shared"],
+    ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;
     let mut selections = Vec::new();
@@ -325,7 +366,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         let missing: Vec<&str> = selection
             .vms
             .iter()
-            .filter_map(|vm| missing_crate(root, vm.image))
+            .filter_map(|vm| missing_crate(root, &vm.image))
             .collect();
         if let Some(krate) = missing.first() {
             say(&format!(
@@ -340,6 +381,24 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
     // the Linux system tests.
     selections.push(config.select(None, machine)?);
     selections.push(config.select_layout("single-core", machine)?);
+    // The pv-abi examples, booted as `run --guest` boots them (tests/tests/examples.rs):
+    // each beside the RTOS, and hello-rust beside Linux and the RTOS.
+    for path in crate::examples::build_all(root)? {
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let guest = GuestArg::parse(&shown)?.to_vm(vms::Board::of(PLATFORM)?, root, machine)?;
+        let rtos = config.select(Some(&["rtos".to_string()]), machine)?;
+        selections.push(rtos.with_guest(guest.clone(), machine)?);
+        if guest.name == "hello-rust" {
+            selections.push(config.select(None, machine)?.with_guest(guest, machine)?);
+        }
+    }
+    for selection in &selections {
+        vms::check_image_files(selection)?;
+    }
     image::build_hypervisor(root, PLATFORM, true)?;
     setup::ensure(&[Need::Dtc, Need::LinuxBuild])?;
     for selection in &selections {
@@ -404,8 +463,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         assert!(crate_exists(&root, "rtos-guest"));
         assert!(!crate_exists(&root, "no-such-guest-crate"));
-        assert_eq!(missing_crate(&root, GuestImage::Rtos), None);
-        assert_eq!(missing_crate(&root, GuestImage::Linux), None);
+        assert_eq!(missing_crate(&root, &Image::Built(GuestImage::Rtos)), None);
+        assert_eq!(missing_crate(&root, &Image::Built(GuestImage::Linux)), None);
     }
 
     #[test]

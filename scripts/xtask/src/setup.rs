@@ -19,6 +19,8 @@ pub enum Need {
     Dtc,
     /// Cross compiler, kernel build tools and the Linux 6.12 source.
     LinuxBuild,
+    /// The aarch64-linux-gnu cross gcc and make, for the C example guest.
+    CrossGcc,
 }
 
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/tandem-bookworm-backports.list";
@@ -184,6 +186,21 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                     &["device-tree-compiler"],
                     false,
                     "dtc compiles guest device trees",
+                )?;
+            }
+            Need::CrossGcc => {
+                if have("aarch64-linux-gnu-gcc", "--version") && have("make", "--version") {
+                    continue;
+                }
+                update_once(&mut updated)?;
+                apt_install(
+                    &[
+                        "gcc-aarch64-linux-gnu",
+                        "binutils-aarch64-linux-gnu",
+                        "make",
+                    ],
+                    false,
+                    "the cross compiler for the C example guest",
                 )?;
             }
             Need::LinuxBuild => {

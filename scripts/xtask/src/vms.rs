@@ -10,10 +10,18 @@
 //! line naming the file, the VM and what is wrong; all problems found are
 //! reported together. The keys are documented at the top of
 //! `platforms/qemu-virt/vms.toml` and in `docs/vm-config.md`.
+//!
+//! An `image` is a built-in guest ([`GuestImage`]) or a file ([`ImageFile`],
+//! a path relative to vms.toml); [`read_image_file`] reads one and names what
+//! is wrong with it (missing, a directory, empty, an ELF where a raw binary is
+//! expected, the wrong format for its kind, too large for its RAM).
+//! [`GuestArg`] is `--guest PATH[,key=value…]`: a VM described on the command
+//! line, checked as a `[[vm]]` table and added to a selection by
+//! [`Selection::with_guest`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kernel::vm::package::{MAX_DEVICES, MAX_VCPUS, MAX_VMS, NAME_LEN};
 use serde::Deserialize;
@@ -180,6 +188,43 @@ impl GuestImage {
     }
 }
 
+/// What a VM boots: a guest xtask builds, or a file the user gives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Image {
+    /// A built-in guest, by its vms.toml name.
+    Built(GuestImage),
+    /// A file: `image = "path"` in vms.toml (relative to the file) or `--guest PATH`.
+    File(ImageFile),
+}
+
+/// A guest image the user supplies as a file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageFile {
+    /// The path as written, for messages.
+    pub shown: String,
+    /// The path resolved (relative to vms.toml's directory, or to the current directory
+    /// for `--guest`).
+    pub path: PathBuf,
+    /// Kind linux: the initramfs, as written and resolved.
+    pub initramfs: Option<(String, PathBuf)>,
+}
+
+impl Image {
+    /// The name used in messages: the built-in name, or the path as written.
+    pub fn name(&self) -> &str {
+        match self {
+            Image::Built(i) => i.name(),
+            Image::File(f) => &f.shown,
+        }
+    }
+}
+
+/// Whether an `image` value is a file path rather than a built-in name: it has a `/` or
+/// a `.` (built-in names have neither).
+fn is_path(image: &str) -> bool {
+    image.contains(['/', '.'])
+}
+
 fn names<T>(table: &[(&'static str, T)]) -> String {
     table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
@@ -193,8 +238,8 @@ pub struct Vm {
     pub default: bool,
     /// How it is loaded.
     pub kind: Kind,
-    /// Which guest build it runs.
-    pub image: GuestImage,
+    /// Which guest it runs.
+    pub image: Image,
     /// RAM in MiB (a positive multiple of 2).
     pub memory_mib: u64,
     /// The physical CPU of each vCPU.
@@ -213,6 +258,12 @@ pub struct Vm {
     pub budget: Option<(u32, u32)>,
     /// How the VM looks in each layout that includes it.
     pub layouts: BTreeMap<String, Placement>,
+    /// Restarted (with back-off) when it crashes: `on_crash = "restart"`.
+    pub restart_on_crash: bool,
+    /// Default paravirtual watchdog timeout in seconds, for the guest's DT.
+    pub watchdog_s: Option<u32>,
+    /// Where it was declared, when not in the configuration file: `--guest PATH`.
+    pub origin: Option<String>,
 }
 
 /// Where a VM's vCPUs run and how they are scheduled (in one layout).
@@ -230,6 +281,16 @@ impl Vm {
     /// RAM size in bytes.
     pub fn ram_size(&self) -> u64 {
         self.memory_mib * MIB
+    }
+
+    /// How errors name this VM: `<file>: vm "<name>"`, or `--guest PATH: vm "<name>"`
+    /// for a VM declared on the command line.
+    pub fn at(&self, file: &str) -> String {
+        format!(
+            "{}: vm \"{}\"",
+            self.origin.as_deref().unwrap_or(file),
+            self.name
+        )
     }
 }
 
@@ -304,6 +365,8 @@ struct RawVm {
     #[serde(default)]
     restart: bool,
     bootargs: Option<String>,
+    /// Kind linux with a file image: the initramfs file.
+    initramfs: Option<String>,
     #[serde(default)]
     devices: Vec<RawDevice>,
     priority: Option<i64>,
@@ -312,6 +375,8 @@ struct RawVm {
     /// `[vm.layout.<name>]`: this VM in that layout.
     #[serde(default)]
     layout: BTreeMap<String, RawPlacement>,
+    on_crash: Option<String>,
+    watchdog_s: Option<i64>,
 }
 
 /// `[vm.layout.<name>]`: overrides of the VM's placement in one layout.
@@ -491,11 +556,54 @@ pub struct Selection {
     pub notes: Vec<String>,
     /// The layout the VMs were placed by (`--layout`), if any.
     pub layout: Option<String>,
+    /// The boot image's name, when set by [`Selection::with_guest`].
+    pub name: Option<String>,
 }
 
 impl Selection {
+    /// No VM of `file` (`--no-vms`), as the base of [`Selection::with_guest`].
+    pub fn none(file: &str) -> Self {
+        Selection {
+            file: file.to_string(),
+            vms: Vec::new(),
+            is_default: false,
+            notes: Vec::new(),
+            layout: None,
+            name: Some("tandem-novm.bin".into()),
+        }
+    }
+
+    /// This selection with `guest` (from `--guest`) as its last VM, all checked again
+    /// together. The boot image is `<this one's name>-guest-<guest>.bin`.
+    pub fn with_guest(&self, guest: Vm, machine: Machine) -> Result<Selection, String> {
+        if let Some(other) = self.vms.iter().find(|v| v.name == guest.name) {
+            return Err(format!(
+                "{}: the name is taken by vm \"{}\" of {}; name the guest with --guest PATH,name=NAME",
+                guest.at(&self.file),
+                other.name,
+                self.file
+            ));
+        }
+        let base = self.image_name();
+        let name = format!("{}-guest-{}.bin", base.trim_end_matches(".bin"), guest.name);
+        let config = Config {
+            file: self.file.clone(),
+            vms: self.vms.iter().cloned().chain([guest]).collect(),
+            layouts: BTreeMap::new(),
+        };
+        let names: Vec<String> = config.vms.iter().map(|v| v.name.clone()).collect();
+        let mut selection = config.select(Some(&names), machine)?;
+        selection.is_default = false;
+        selection.layout = self.layout.clone();
+        selection.name = Some(name);
+        Ok(selection)
+    }
+
     /// The boot image's file name: `tandem.bin` for the default set, else `tandem-<vm>-<vm>.bin`.
     pub fn image_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
         if self.is_default {
             return "tandem.bin".into();
         }
@@ -550,12 +658,22 @@ impl Config {
     /// Reads `platforms/<platform>/vms.toml`.
     pub fn load(root: &Path, platform: &str) -> Result<Self, String> {
         let file = format!("platforms/{platform}/vms.toml");
-        let text = std::fs::read_to_string(root.join(&file)).map_err(|e| format!("{file}: {e}"))?;
-        Self::parse(Board::of(platform)?, &file, &text)
+        let path = root.join(&file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+        let dir = path.parent().unwrap_or(root);
+        Self::parse_in(Board::of(platform)?, &file, &text, dir)
     }
 
-    /// Parses and checks `text` for `board`; `file` names it in errors.
+    /// Parses and checks `text` for `board`; `file` names it in errors, and image paths
+    /// are relative to its directory.
+    #[cfg(test)]
     pub fn parse(board: &Board, file: &str, text: &str) -> Result<Self, String> {
+        let dir = Path::new(file).parent().unwrap_or(Path::new("."));
+        Self::parse_in(board, file, text, dir)
+    }
+
+    /// [`Config::parse`] with image paths relative to `dir`.
+    pub fn parse_in(board: &Board, file: &str, text: &str, dir: &Path) -> Result<Self, String> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().replace('\n', " ");
             match e.span() {
@@ -608,19 +726,25 @@ impl Config {
                     names(&Kind::ALL)
                 ));
             }
-            let image = GuestImage::ALL
-                .iter()
-                .find(|(n, _)| *n == r.image)
-                .map(|(_, i)| *i);
-            if image.is_none() {
-                err(format!(
-                    "unknown image \"{}\" (known: {})",
-                    r.image,
-                    names(&GuestImage::ALL)
-                ));
-            }
-            match (kind, image) {
-                (Some(k), Some(i)) if i.kind() != k => {
+            let image = match GuestImage::ALL.iter().find(|(n, _)| *n == r.image) {
+                Some((_, i)) => Some(Image::Built(*i)),
+                None if is_path(&r.image) => Some(Image::File(ImageFile {
+                    shown: r.image.clone(),
+                    path: dir.join(&r.image),
+                    initramfs: r.initramfs.as_ref().map(|i| (i.clone(), dir.join(i))),
+                })),
+                None => {
+                    err(format!(
+                        "unknown image \"{}\" (known: {}; or a file, as a path relative to this file with a / or a ., e.g. \"./{}.bin\")",
+                        r.image,
+                        names(&GuestImage::ALL),
+                        r.image
+                    ));
+                    None
+                }
+            };
+            match (kind, &image) {
+                (Some(k), Some(Image::Built(i))) if i.kind() != k => {
                     err(format!(
                         "image \"{}\" is loaded as kind \"{}\", not \"{}\"",
                         r.image,
@@ -629,6 +753,18 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if let Some(initramfs) = &r.initramfs {
+                match (kind, &image) {
+                    (Some(Kind::Linux), Some(Image::File(_))) => {}
+                    (Some(Kind::Linux), Some(Image::Built(_))) => err(format!(
+                        "initramfs = \"{initramfs}\" is for an image given as a file; the built-in \"{}\" image brings its own",
+                        r.image
+                    )),
+                    _ => err(format!(
+                        "initramfs = \"{initramfs}\" is for kind = \"linux\"; a bare guest gets no initramfs"
+                    )),
+                }
             }
             if r.pcpus.is_empty() || r.pcpus.len() > MAX_VCPUS {
                 err(format!(
@@ -694,6 +830,23 @@ impl Config {
                     },
                 );
             }
+            let restart_on_crash = match r.on_crash.as_deref() {
+                None | Some("stop") => false,
+                Some("restart") => true,
+                Some(other) => {
+                    err(format!(
+                        "on_crash = \"{other}\": want \"restart\" or \"stop\""
+                    ));
+                    false
+                }
+            };
+            let watchdog_s = r.watchdog_s.and_then(|s| {
+                let ok = u32::try_from(s).ok().filter(|s| (1..=3600).contains(s));
+                if ok.is_none() {
+                    err(format!("watchdog_s = {s}: want 1..=3600 seconds"));
+                }
+                ok
+            });
             if let (Some(kind), Some(image)) = (kind, image) {
                 vms.push(Vm {
                     name: r.name,
@@ -709,6 +862,9 @@ impl Config {
                     priority,
                     budget,
                     layouts,
+                    restart_on_crash,
+                    watchdog_s,
+                    origin: None,
                 });
             }
         }
@@ -834,8 +990,9 @@ impl Config {
             for (i, &p) in vm.pcpus.iter().enumerate() {
                 if p >= machine.cpus {
                     errors.push(format!(
-                        "{file}: vm \"{}\": pcpus[{i}] = {p} but the machine has {} CPUs (--smp)",
-                        vm.name, machine.cpus
+                        "{}: pcpus[{i}] = {p} but the machine has {} CPUs (--smp)",
+                        vm.at(file),
+                        machine.cpus
                     ));
                 }
             }
@@ -858,15 +1015,12 @@ impl Config {
                 ));
             }
         }
-        let focused: Vec<&str> = chosen
-            .iter()
-            .filter(|v| v.console_focus)
-            .map(|v| v.name.as_str())
-            .collect();
+        let focused: Vec<&Vm> = chosen.iter().copied().filter(|v| v.console_focus).collect();
         if focused.len() > 1 {
             errors.push(format!(
-                "{file}: vm \"{}\": console_focus = true, but so does vm \"{}\"; at most one selected VM may have it",
-                focused[1], focused[0]
+                "{}: console_focus = true, but so does vm \"{}\"; at most one selected VM may have it",
+                focused[1].at(file),
+                focused[0].name
             ));
         }
         for (i, vm) in chosen.iter().enumerate() {
@@ -882,8 +1036,8 @@ impl Config {
                 });
                 if let Some((other, e)) = earlier {
                     errors.push(format!(
-                        "{file}: vm \"{}\": devices \"{}\" ({:#x}, irq {}) is also given to vm \"{}\" (devices \"{}\"); a device belongs to one VM",
-                        vm.name,
+                        "{}: devices \"{}\" ({:#x}, irq {}) is also given to vm \"{}\" (devices \"{}\"); a device belongs to one VM",
+                        vm.at(file),
                         d.name,
                         d.base,
                         d.irq.map_or("none".into(), |n| n.to_string()),
@@ -914,6 +1068,7 @@ impl Config {
                 is_default,
                 notes,
                 layout: None,
+                name: None,
             },
             errors,
         )
@@ -963,10 +1118,11 @@ pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Resul
             if image_ipa + footprint > ram_end {
                 let _ = write!(
                     problem,
-                    "image \"{}\" spans {} from RAM base + 0x80000, more than the VM's {} MiB of RAM (memory_mib)",
+                    "image \"{}\" spans {} from RAM base + 0x80000, more than the VM's {} MiB of RAM ({})",
                     vm.image.name(),
                     size(footprint),
-                    vm.memory_mib
+                    vm.memory_mib,
+                    memory_key(vm)
                 );
             }
             Layout {
@@ -978,8 +1134,8 @@ pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Resul
         Kind::Linux => {
             let Some((text_offset, image_size)) = arm64_header(image) else {
                 return Err(format!(
-                    "{file}: vm \"{}\": image \"{}\" is not an arm64 Image (no ARM\\x64 magic)",
-                    vm.name,
+                    "{}: image \"{}\" is not an arm64 Image (no ARM\\x64 magic)",
+                    vm.at(file),
                     vm.image.name()
                 ));
             };
@@ -996,12 +1152,13 @@ pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Resul
             if end > ram_end {
                 let _ = write!(
                     problem,
-                    "kernel ({} from RAM base + {}) and initramfs ({}) need {}, more than the VM's {} MiB of RAM (memory_mib)",
+                    "kernel ({} from RAM base + {}) and initramfs ({}) need {}, more than the VM's {} MiB of RAM ({})",
                     size(image_size),
                     size(image_ipa - RAM_IPA),
                     size(initrd_len.unwrap_or(0)),
                     size(end - RAM_IPA),
-                    vm.memory_mib
+                    vm.memory_mib,
+                    memory_key(vm)
                 );
             }
             Layout {
@@ -1014,7 +1171,316 @@ pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Resul
     if problem.is_empty() {
         Ok(layout)
     } else {
-        Err(format!("{file}: vm \"{}\": {problem}", vm.name))
+        Err(format!("{}: {problem}", vm.at(file)))
+    }
+}
+
+/// Where a VM's RAM size is set, for "too large" messages.
+fn memory_key(vm: &Vm) -> &'static str {
+    if vm.origin.is_some() {
+        "raise it with --guest PATH,memory_mib=N"
+    } else {
+        "memory_mib"
+    }
+}
+
+/// The file name `shown` would have as a raw binary: `.elf` (or no extension) becomes `.bin`.
+fn raw_name(shown: &str) -> String {
+    let path = Path::new(shown);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("bin") => format!("{shown}.raw"),
+        Some(_) => path.with_extension("bin").display().to_string(),
+        None => format!("{shown}.bin"),
+    }
+}
+
+/// What is wrong with `bytes` as the image of a `kind` VM, if anything: the problem, to
+/// follow `image "<shown>" `.
+pub fn image_format_problem(kind: Kind, shown: &str, bytes: &[u8]) -> Option<String> {
+    let elf = bytes.starts_with(b"\x7fELF");
+    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+    let uimage = bytes.starts_with(&[0x27, 0x05, 0x19, 0x56]);
+    if bytes.is_empty() {
+        return Some("is empty".into());
+    }
+    match kind {
+        Kind::Bare if elf => Some(format!(
+            "is an ELF file, but a kind = \"bare\" VM loads a raw binary: Tandem copies the file's bytes to RAM base + 0x80000 (0x4008_0000) and starts at its first byte. \
+             Link the guest at 0x4008_0000 and convert it: `llvm-objcopy -O binary {shown} {raw}` (or `aarch64-linux-gnu-objcopy -O binary {shown} {raw}`)",
+            raw = raw_name(shown)
+        )),
+        Kind::Bare if gzip => Some(
+            "is gzip-compressed, but a kind = \"bare\" VM loads a raw binary as it is: decompress it first (`gunzip -k`)".into(),
+        ),
+        Kind::Bare if uimage => Some(
+            "is a U-Boot uImage, but a kind = \"bare\" VM loads a raw binary as it is: give the image inside it".into(),
+        ),
+        Kind::Bare => match arm64_header(bytes) {
+            Some((text_offset, _)) if text_offset != BARE_LOAD_OFFSET => Some(format!(
+                "has an arm64 Image header with text_offset {text_offset:#x}, but a kind = \"bare\" VM is loaded at RAM base + 0x80000 (text_offset 0x80000); \
+                 a Linux kernel Image needs kind = \"linux\""
+            )),
+            _ => None,
+        },
+        Kind::Linux if arm64_header(bytes).is_some() => None,
+        Kind::Linux if elf => Some(
+            "is an ELF file (vmlinux?), but a kind = \"linux\" VM boots the arm64 Image (arch/arm64/boot/Image)".into(),
+        ),
+        Kind::Linux if gzip => Some(format!(
+            "is gzip-compressed (Image.gz?), but a kind = \"linux\" VM boots the uncompressed arm64 Image: `gunzip -k {shown}`"
+        )),
+        Kind::Linux if uimage => Some(
+            "is a U-Boot uImage, but a kind = \"linux\" VM boots the arm64 Image (arch/arm64/boot/Image)".into(),
+        ),
+        Kind::Linux => Some(
+            "is not an arm64 Image (no ARM\\x64 magic at offset 56): a kind = \"linux\" VM boots arch/arm64/boot/Image".into(),
+        ),
+    }
+}
+
+/// Reads one file of a VM (`what` is `image` or `initramfs`), naming it in every error.
+fn read_vm_file(at: &str, what: &str, shown: &str, path: &Path) -> Result<Vec<u8>, String> {
+    let named = if Path::new(shown) == path {
+        format!("{what} \"{shown}\"")
+    } else {
+        format!("{what} \"{shown}\" ({})", path.display())
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{at}: {named}: no such file"));
+        }
+        Err(e) => return Err(format!("{at}: {named}: {e}")),
+        Ok(m) if m.is_dir() => {
+            let hint = if path.join("Cargo.toml").is_file() {
+                " (a Cargo package: build it and give its raw binary; the examples: `cargo xtask example NAME` prints the path)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{at}: {named}: is a directory, not an image file{hint}"
+            ));
+        }
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{at}: {named}: {e}"))?;
+    if bytes.is_empty() {
+        return Err(format!("{at}: {named}: is empty"));
+    }
+    Ok(bytes)
+}
+
+/// Reads a VM's image file (and initramfs) and checks that they are what its kind loads
+/// and fit in its RAM. Errors name the configuration (or `--guest`), the VM and the file.
+pub fn read_image_file(
+    file: &str,
+    vm: &Vm,
+    image: &ImageFile,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    let at = vm.at(file);
+    let bytes = read_vm_file(&at, "image", &image.shown, &image.path)?;
+    if let Some(problem) = image_format_problem(vm.kind, &image.shown, &bytes) {
+        return Err(format!("{at}: image \"{}\" {problem}", image.shown));
+    }
+    let initrd = match &image.initramfs {
+        Some((shown, path)) => Some(read_vm_file(&at, "initramfs", shown, path)?),
+        None => None,
+    };
+    plan(file, vm, &bytes, initrd.as_ref().map(|i| i.len() as u64))?;
+    Ok((bytes, initrd))
+}
+
+/// Checks every file image of `selection` (exists, format, fits), all problems together:
+/// done before anything is compiled.
+pub fn check_image_files(selection: &Selection) -> Result<(), String> {
+    let errors: Vec<String> = selection
+        .vms
+        .iter()
+        .filter_map(|vm| match &vm.image {
+            Image::File(f) => read_image_file(&selection.file, vm, f).err(),
+            Image::Built(_) => None,
+        })
+        .collect();
+    finish((), errors)
+}
+
+/// `--guest PATH[,key=value…]`: one image file booted as an extra VM, described on the
+/// command line instead of in vms.toml.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestArg {
+    /// The whole argument, as given.
+    pub text: String,
+    /// The image file.
+    pub path: String,
+    /// `name=`: the VM name (default: from the file name).
+    pub name: Option<String>,
+    /// `kind=`: `bare` (the default) or `linux`.
+    pub kind: Option<String>,
+    /// `pcpus=`: the physical CPU of each vCPU (default: 0 and 1).
+    pub pcpus: Option<Vec<u32>>,
+    /// `memory_mib=`: RAM (default: 16 for bare, 256 for linux).
+    pub memory_mib: Option<u64>,
+    /// `initramfs=`: kind linux only.
+    pub initramfs: Option<String>,
+    /// `priority=`: scheduling priority (default 0).
+    pub priority: Option<i64>,
+}
+
+impl GuestArg {
+    /// The keys `--guest` takes after the path.
+    pub const KEYS: &[&str] = &[
+        "pcpus",
+        "memory_mib",
+        "name",
+        "kind",
+        "initramfs",
+        "priority",
+    ];
+
+    /// Parses `PATH[,key=value…]`. `pcpus` lists CPUs separated by commas too
+    /// (`pcpus=2,3`): a bare number continues the list before it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(',');
+        let path = parts.next().unwrap_or("").trim();
+        if path.is_empty() {
+            return Err("no image file: --guest PATH[,pcpus=N,N…][,memory_mib=N][,name=NAME][,kind=bare|linux][,initramfs=PATH][,priority=N]".into());
+        }
+        let mut arg = GuestArg {
+            text: text.to_string(),
+            path: path.to_string(),
+            ..GuestArg::default()
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        let mut last_key = "";
+        for part in parts {
+            let part = part.trim();
+            if let Ok(cpu) = part.parse::<u32>() {
+                match (last_key, arg.pcpus.as_mut()) {
+                    ("pcpus", Some(list)) => {
+                        list.push(cpu);
+                        continue;
+                    }
+                    _ => {
+                        return Err(format!(
+                            "\"{part}\" follows no pcpus=: give options as key=value ({})",
+                            Self::KEYS.join(", ")
+                        ));
+                    }
+                }
+            }
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(format!(
+                    "\"{part}\" is not key=value (keys: {})",
+                    Self::KEYS.join(", ")
+                ));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let Some(&key) = Self::KEYS.iter().find(|k| **k == key) else {
+                return Err(format!(
+                    "unknown option \"{key}\" (known: {})",
+                    Self::KEYS.join(", ")
+                ));
+            };
+            if seen.contains(&key) {
+                return Err(format!("{key}= is given twice"));
+            }
+            seen.push(key);
+            last_key = key;
+            let number = |value: &str| -> Result<u64, String> {
+                value
+                    .parse()
+                    .map_err(|_| format!("{key}={value}: not a number"))
+            };
+            match key {
+                "pcpus" => arg.pcpus = Some(vec![number(value)? as u32]),
+                "memory_mib" => arg.memory_mib = Some(number(value)?),
+                "priority" => {
+                    arg.priority = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("priority={value}: not a number"))?,
+                    )
+                }
+                "name" => arg.name = Some(value.to_string()),
+                "kind" => arg.kind = Some(value.to_string()),
+                "initramfs" => arg.initramfs = Some(value.to_string()),
+                _ => unreachable!("every key of KEYS is handled"),
+            }
+        }
+        Ok(arg)
+    }
+
+    /// The VM name: `name=`, or the file name without its extension, lower-cased, other
+    /// characters than a-z, 0-9, - and _ made `-`, cut to 15 bytes.
+    pub fn vm_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let stem = Path::new(&self.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let mut name: String = stem
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        name.truncate(NAME_LEN - 1);
+        let name = name.trim_matches('-').to_string();
+        if name.is_empty() {
+            "guest".into()
+        } else {
+            name
+        }
+    }
+
+    /// The VM this argument describes, checked like a `[[vm]]` table of vms.toml; paths
+    /// are relative to `cwd`. Default placement: vCPUs on pCPUs 0 and 1 (one vCPU on a
+    /// one-CPU machine).
+    pub fn to_vm(&self, board: &Board, cwd: &Path, machine: Machine) -> Result<Vm, String> {
+        let label = format!("--guest {}", self.text);
+        let kind = self.kind.as_deref().unwrap_or("bare");
+        let memory = self
+            .memory_mib
+            .unwrap_or(if kind == "linux" { 256 } else { 16 });
+        let pcpus = self.pcpus.clone().unwrap_or_else(|| {
+            if machine.cpus >= 2 {
+                vec![0, 1]
+            } else {
+                vec![0]
+            }
+        });
+        // A path for vms.toml has a / or a . (see `is_path`).
+        let image = if is_path(&self.path) {
+            self.path.clone()
+        } else {
+            format!("./{}", self.path)
+        };
+        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut text = format!(
+            "[[vm]]\nname = {}\nkind = {}\nimage = {}\nmemory_mib = {memory}\npcpus = {pcpus:?}\n",
+            quote(&self.vm_name()),
+            quote(kind),
+            quote(&image)
+        );
+        if let Some(initramfs) = &self.initramfs {
+            let _ = writeln!(text, "initramfs = {}", quote(initramfs));
+        }
+        if let Some(priority) = self.priority {
+            let _ = writeln!(text, "priority = {priority}");
+        }
+        let mut config = Config::parse_in(board, &label, &text, cwd)?;
+        let mut vm = config.vms.remove(0);
+        vm.origin = Some(label);
+        if let Image::File(f) = &mut vm.image {
+            f.shown = self.path.clone();
+        }
+        Ok(vm)
     }
 }
 
@@ -1075,7 +1541,7 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
         let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
         assert_eq!(c.vms.len(), 3);
         assert_eq!(c.vms[0].kind, Kind::Linux);
-        assert_eq!(c.vms[2].image, GuestImage::TestProbe);
+        assert_eq!(c.vms[2].image, Image::Built(GuestImage::TestProbe));
         let s = c.select(None, Machine::DEFAULT).unwrap();
         assert!(s.is_default);
         assert_eq!(s.image_name(), "tandem.bin");
@@ -1555,17 +2021,30 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
         assert_eq!((s.vms[1].pcpus.clone(), s.vms[1].priority), (vec![0], 9));
         assert_eq!(s.vms[1].budget, Some((500, 1000)));
         assert!(s.notes.iter().any(|n| n.contains("pCPU 0 is shared")));
-        assert!(c.select_layout("default", Machine::DEFAULT).unwrap().is_default);
+        assert!(
+            c.select_layout("default", Machine::DEFAULT)
+                .unwrap()
+                .is_default
+        );
         let err = c.select_layout("nope", Machine::DEFAULT).unwrap_err();
-        assert!(err.contains("no layout \"nope\" (known: default, solo)"), "{err}");
+        assert!(
+            err.contains("no layout \"nope\" (known: default, solo)"),
+            "{err}"
+        );
     }
 
     /// Layout and scheduling mistakes are named.
     #[test]
     fn layout_and_sched_errors() {
-        let undeclared = GOOD_LAYOUTS.replace("[vm.layout.solo]\npcpus = [0]\n", "[vm.layout.duo]\npcpus = [0]\n");
+        let undeclared = GOOD_LAYOUTS.replace(
+            "[vm.layout.solo]\npcpus = [0]\n",
+            "[vm.layout.duo]\npcpus = [0]\n",
+        );
         let err = config(&undeclared).unwrap_err();
-        assert!(err.contains("layout \"duo\": not declared in [layouts]"), "{err}");
+        assert!(
+            err.contains("layout \"duo\": not declared in [layouts]"),
+            "{err}"
+        );
         let err = config(&GOOD_LAYOUTS.replace("priority = 9", "priority = 300")).unwrap_err();
         assert!(err.contains("priority = 300 is not 0..=255"), "{err}");
         let err = config(&GOOD_LAYOUTS.replace("budget_us = 500", "budget_us = 5000")).unwrap_err();
@@ -1608,5 +2087,403 @@ period_us = 1000
 
     fn config(text: &str) -> Result<Config, String> {
         Config::parse(Board::of("qemu-virt").unwrap(), "vms.toml", text)
+    }
+
+    // --- image files and --guest -------------------------------------------------------
+
+    /// A scratch directory of this test's own, emptied.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-vms-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A raw image of `len` bytes (no header).
+    fn raw(len: usize) -> Vec<u8> {
+        vec![0x1f_u8.wrapping_add(1); len]
+    }
+
+    /// `image` may be a path, relative to the file's directory; a name with neither / nor .
+    /// must be a built-in one.
+    #[test]
+    fn image_paths_resolve_relative_to_the_file() {
+        let text = with("image = \"test-probe\"", "image = \"../guests/hello.bin\"");
+        let c = Config::parse_in(
+            &Board::QEMU_VIRT,
+            FILE,
+            &text,
+            Path::new("/w/platforms/test"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.vms[2].image,
+            Image::File(ImageFile {
+                shown: "../guests/hello.bin".into(),
+                path: PathBuf::from("/w/platforms/test/../guests/hello.bin"),
+                initramfs: None,
+            })
+        );
+        assert_eq!(c.vms[2].image.name(), "../guests/hello.bin");
+        let text = with("image = \"test-probe\"", "image = \"/abs/hello.bin\"");
+        let c = Config::parse_in(&Board::QEMU_VIRT, FILE, &text, Path::new("/w")).unwrap();
+        let Image::File(f) = &c.vms[2].image else {
+            panic!()
+        };
+        assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
+        let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
+        assert!(
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, test-probe, test-hostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            "{e}"
+        );
+    }
+
+    /// `initramfs` goes with a file image of kind linux only.
+    #[test]
+    fn initramfs_only_with_a_linux_file() {
+        let text = with(
+            "image = \"linux\"\n",
+            "image = \"./Image\"\ninitramfs = \"initramfs.cpio\"\n",
+        );
+        let c = Config::parse_in(&Board::QEMU_VIRT, FILE, &text, Path::new("/k")).unwrap();
+        let Image::File(f) = &c.vms[0].image else {
+            panic!()
+        };
+        assert_eq!(
+            f.initramfs,
+            Some(("initramfs.cpio".into(), PathBuf::from("/k/initramfs.cpio")))
+        );
+        let e = parse_err(&with(
+            "image = \"linux\"\n",
+            "image = \"linux\"\ninitramfs = \"i.cpio\"\n",
+        ));
+        assert!(
+            e.contains("vm \"linux\": initramfs = \"i.cpio\" is for an image given as a file"),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "image = \"rtos\"\n",
+            "image = \"./r.bin\"\ninitramfs = \"i.cpio\"\n",
+        ));
+        assert!(
+            e.contains("vm \"rtos\": initramfs = \"i.cpio\" is for kind = \"linux\""),
+            "{e}"
+        );
+    }
+
+    /// Each wrong format is named, with what to do about it.
+    #[test]
+    fn image_formats() {
+        let elf = b"\x7fELF\x02\x01\x01\0rest".to_vec();
+        let e = image_format_problem(Kind::Bare, "target/hello.elf", &elf).unwrap();
+        assert!(
+            e.starts_with("is an ELF file, but a kind = \"bare\" VM loads a raw binary"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`llvm-objcopy -O binary target/hello.elf target/hello.bin`")
+                && e.contains(
+                    "`aarch64-linux-gnu-objcopy -O binary target/hello.elf target/hello.bin`"
+                ),
+            "{e}"
+        );
+        let e = image_format_problem(Kind::Bare, "hello", &elf).unwrap();
+        assert!(e.contains("-O binary hello hello.bin"), "{e}");
+        assert_eq!(
+            image_format_problem(Kind::Bare, "x", &[]).as_deref(),
+            Some("is empty")
+        );
+        assert!(
+            image_format_problem(Kind::Bare, "x.gz", &[0x1f, 0x8b, 8])
+                .unwrap()
+                .contains("gzip")
+        );
+        assert_eq!(image_format_problem(Kind::Bare, "x.bin", &raw(64)), None);
+        // A bare image with its own header must say text_offset 0x80000; a Linux Image does not.
+        assert_eq!(
+            image_format_problem(Kind::Bare, "x.bin", &header(0x80000, 1 << 20, 4096)),
+            None
+        );
+        let e = image_format_problem(Kind::Bare, "Image", &header(0, 1 << 20, 4096)).unwrap();
+        assert!(
+            e.contains("text_offset 0x0") && e.contains("needs kind = \"linux\""),
+            "{e}"
+        );
+        // Linux: the arm64 Image, not vmlinux, Image.gz or anything else.
+        assert_eq!(
+            image_format_problem(Kind::Linux, "Image", &header(0, 1 << 20, 4096)),
+            None
+        );
+        let e = image_format_problem(Kind::Linux, "vmlinux", &elf).unwrap();
+        assert!(
+            e.contains("ELF file (vmlinux?)") && e.contains("arch/arm64/boot/Image"),
+            "{e}"
+        );
+        let e = image_format_problem(Kind::Linux, "Image.gz", &[0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(e.contains("`gunzip -k Image.gz`"), "{e}");
+        let e = image_format_problem(Kind::Linux, "zImage", &raw(4096)).unwrap();
+        assert!(e.contains("not an arm64 Image"), "{e}");
+    }
+
+    /// Reading a file image: a missing file, a directory, an ELF, an image too large for
+    /// the VM's RAM, each named with the configuration, the VM and the file.
+    #[test]
+    fn image_file_errors() {
+        let dir = scratch("files");
+        let text = with("image = \"rtos\"\n", "image = \"./rtos.bin\"\n");
+        let c = Config::parse_in(&Board::QEMU_VIRT, FILE, &text, &dir).unwrap();
+        let vm = &c.vms[1];
+        let Image::File(f) = &vm.image else { panic!() };
+        let e = read_image_file(FILE, vm, f).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "platforms/test/vms.toml: vm \"rtos\": image \"./rtos.bin\" ({}): no such file",
+                dir.join("./rtos.bin").display()
+            )
+        );
+        std::fs::create_dir_all(dir.join("rtos.bin")).unwrap();
+        let e = read_image_file(FILE, vm, f).unwrap_err();
+        assert!(e.ends_with("is a directory, not an image file"), "{e}");
+        std::fs::remove_dir(dir.join("rtos.bin")).unwrap();
+        std::fs::write(dir.join("rtos.bin"), b"\x7fELF\x02\x01\x01\0").unwrap();
+        let e = read_image_file(FILE, vm, f).unwrap_err();
+        assert!(
+            e.starts_with(
+                "platforms/test/vms.toml: vm \"rtos\": image \"./rtos.bin\" is an ELF file"
+            ) && e.contains("llvm-objcopy -O binary ./rtos.bin ./rtos.bin.raw"),
+            "{e}"
+        );
+        std::fs::write(dir.join("rtos.bin"), raw(16 << 20)).unwrap();
+        let e = read_image_file(FILE, vm, f).unwrap_err();
+        assert_eq!(
+            e,
+            "platforms/test/vms.toml: vm \"rtos\": image \"./rtos.bin\" spans 16 MiB from RAM base + 0x80000, more than the VM's 16 MiB of RAM (memory_mib)"
+        );
+        std::fs::write(dir.join("rtos.bin"), raw(4096)).unwrap();
+        let (image, initrd) = read_image_file(FILE, vm, f).unwrap();
+        assert_eq!((image.len(), initrd), (4096, None));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn guest_arg_parses() {
+        let g = GuestArg::parse("out/hello.bin").unwrap();
+        assert_eq!(
+            (g.path.as_str(), g.pcpus.clone(), g.memory_mib),
+            ("out/hello.bin", None, None)
+        );
+        assert_eq!(g.vm_name(), "hello");
+        let g = GuestArg::parse("hello.bin,pcpus=2,3,memory_mib=32,name=hi,priority=5").unwrap();
+        assert_eq!(g.pcpus, Some(vec![2, 3]));
+        assert_eq!((g.memory_mib, g.priority), (Some(32), Some(5)));
+        assert_eq!(g.vm_name(), "hi");
+        let g = GuestArg::parse("k/Image,kind=linux,initramfs=k/initrd.cpio.gz").unwrap();
+        assert_eq!(g.kind.as_deref(), Some("linux"));
+        assert_eq!(g.initramfs.as_deref(), Some("k/initrd.cpio.gz"));
+        assert_eq!(g.vm_name(), "image");
+        assert_eq!(
+            GuestArg::parse("/x/My Guest v2.0.bin").unwrap().vm_name(),
+            "my-guest-v2-0"
+        );
+        assert_eq!(
+            GuestArg::parse("a-very-long-guest-name.bin")
+                .unwrap()
+                .vm_name(),
+            "a-very-long-gue"
+        );
+        for (bad, why) in [
+            ("", "no image file"),
+            (",pcpus=1", "no image file"),
+            (
+                "h.bin,colour=red",
+                "unknown option \"colour\" (known: pcpus, memory_mib, name, kind, initramfs, priority)",
+            ),
+            ("h.bin,pcpus=1,pcpus=2", "pcpus= is given twice"),
+            ("h.bin,memory_mib=lots", "memory_mib=lots: not a number"),
+            ("h.bin,memory_mib=16,3", "\"3\" follows no pcpus="),
+            ("h.bin,fast", "\"fast\" is not key=value"),
+        ] {
+            let e = GuestArg::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    /// --guest becomes a VM checked like a [[vm]] table, labelled `--guest …` in errors.
+    #[test]
+    fn guest_vm() {
+        let cwd = Path::new("/home/me");
+        let vm = GuestArg::parse("hello.bin")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            (vm.name.as_str(), vm.kind, vm.memory_mib),
+            ("hello", Kind::Bare, 16)
+        );
+        assert_eq!((vm.pcpus.clone(), vm.priority), (vec![0, 1], 0));
+        assert_eq!(vm.origin.as_deref(), Some("--guest hello.bin"));
+        let Image::File(f) = &vm.image else { panic!() };
+        assert_eq!(
+            (f.shown.as_str(), f.path.clone()),
+            ("hello.bin", cwd.join("hello.bin"))
+        );
+        let one = Machine {
+            cpus: 1,
+            ram: 1 << 30,
+        };
+        let vm = GuestArg::parse("hello")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, one)
+            .unwrap();
+        assert_eq!(vm.pcpus, [0]);
+        let Image::File(f) = &vm.image else { panic!() };
+        assert_eq!(
+            (f.shown.as_str(), f.path.clone()),
+            ("hello", cwd.join("./hello"))
+        );
+        let vm = GuestArg::parse("/k/Image,kind=linux,initramfs=rd.cpio,pcpus=3")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            (vm.kind, vm.memory_mib, vm.pcpus.clone()),
+            (Kind::Linux, 256, vec![3])
+        );
+        let Image::File(f) = &vm.image else { panic!() };
+        assert_eq!(f.initramfs, Some(("rd.cpio".into(), cwd.join("rd.cpio"))));
+        let e = GuestArg::parse("hello.bin,memory_mib=3")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "--guest hello.bin,memory_mib=3: vm \"hello\": memory_mib = 3 is not a positive multiple of 2 (stage 2 maps 2 MiB blocks)"
+        );
+        let e = GuestArg::parse("hello.bin,kind=uefi")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap_err();
+        assert!(
+            e.contains("unknown kind \"uefi\" (known: bare, linux)"),
+            "{e}"
+        );
+        let e = GuestArg::parse("hello.bin,name=Hello World")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap_err();
+        assert!(e.contains("may only use a-z, 0-9, - and _"), "{e}");
+    }
+
+    /// The guest joins a selection: checked with it, named after it, placed last.
+    #[test]
+    fn guest_joins_a_selection() {
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, GOOD).unwrap();
+        let m = Machine::DEFAULT;
+        let guest = |arg: &str| {
+            GuestArg::parse(arg)
+                .unwrap()
+                .to_vm(&Board::QEMU_VIRT, Path::new("/w"), m)
+                .unwrap()
+        };
+        let s = c
+            .select(None, m)
+            .unwrap()
+            .with_guest(guest("hello.bin"), m)
+            .unwrap();
+        assert_eq!(s.image_name(), "tandem-guest-hello.bin");
+        let names: Vec<&str> = s.vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["linux", "rtos", "hello"]);
+        assert!(!s.is_default);
+        assert!(
+            s.notes
+                .iter()
+                .any(|n| n == "pCPU 0 is shared by linux/vcpu0, hello/vcpu0 (they time-share it)"),
+            "{:?}",
+            s.notes
+        );
+        let s = c
+            .select(Some(&["rtos".into()]), m)
+            .unwrap()
+            .with_guest(guest("hello.bin"), m)
+            .unwrap();
+        assert_eq!(s.image_name(), "tandem-rtos-guest-hello.bin");
+        assert!(s.notes.is_empty());
+        let s = Selection::none(FILE)
+            .with_guest(guest("hello.bin"), m)
+            .unwrap();
+        assert_eq!(s.image_name(), "tandem-novm-guest-hello.bin");
+        assert_eq!(s.vms.len(), 1);
+        // Problems of the guest are labelled with --guest.
+        let e = c
+            .select(None, m)
+            .unwrap()
+            .with_guest(guest("rtos.bin"), m)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "--guest rtos.bin: vm \"rtos\": the name is taken by vm \"rtos\" of platforms/test/vms.toml; name the guest with --guest PATH,name=NAME"
+        );
+        let e = c
+            .select(None, m)
+            .unwrap()
+            .with_guest(guest("hello.bin,pcpus=1,4"), m)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "--guest hello.bin,pcpus=1,4: vm \"hello\": pcpus[1] = 4 but the machine has 4 CPUs (--smp)"
+        );
+        let small = Machine {
+            cpus: 4,
+            ram: 400 << 20,
+        };
+        let e = c
+            .select(None, small)
+            .unwrap()
+            .with_guest(guest("hello.bin,memory_mib=128"), small)
+            .unwrap_err();
+        assert!(
+            e.contains("the selected VMs need 400 MiB of RAM + 64 MiB for Tandem"),
+            "{e}"
+        );
+    }
+
+    /// The guest's file is checked before anything is built: missing, or too large for
+    /// the RAM given on the command line.
+    #[test]
+    fn guest_file_checked() {
+        let dir = scratch("guest");
+        let m = Machine::DEFAULT;
+        let guest = |arg: &str| {
+            GuestArg::parse(arg)
+                .unwrap()
+                .to_vm(&Board::QEMU_VIRT, &dir, m)
+                .unwrap()
+        };
+        let s = Selection::none(FILE)
+            .with_guest(guest("hello.bin"), m)
+            .unwrap();
+        let e = check_image_files(&s).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "--guest hello.bin: vm \"hello\": image \"hello.bin\" ({}): no such file",
+                dir.join("hello.bin").display()
+            )
+        );
+        std::fs::write(dir.join("hello.bin"), raw(2 << 20)).unwrap();
+        let s = Selection::none(FILE)
+            .with_guest(guest("hello.bin,memory_mib=2"), m)
+            .unwrap();
+        let e = check_image_files(&s).unwrap_err();
+        assert_eq!(
+            e,
+            "--guest hello.bin,memory_mib=2: vm \"hello\": image \"hello.bin\" spans 2 MiB from RAM base + 0x80000, more than the VM's 2 MiB of RAM (raise it with --guest PATH,memory_mib=N)"
+        );
+        let s = Selection::none(FILE)
+            .with_guest(guest("hello.bin"), m)
+            .unwrap();
+        check_image_files(&s).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

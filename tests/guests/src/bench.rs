@@ -148,7 +148,7 @@ pub unsafe fn load_loop(addr: u64, iterations: u64) -> Timed {
 
 /// One dithered sample of the virtual-timer path: the counter ticks from a read taken one
 /// instruction before the timer condition becomes true to the read at the IRQ vector (its
-/// third instruction, `entry.S`), or `None` if the sample went wrong.
+/// third instruction, guest-rt's `entry.S`), or `None` if the sample went wrong.
 ///
 /// The sequence, in one `asm!` block so nothing between its steps varies:
 ///

@@ -18,6 +18,7 @@
 //! | Module      | Contents                                                                  |
 //! |-------------|---------------------------------------------------------------------------|
 //! | [`esr`]     | [`esr::Syndrome`]: pure ESR_EL1 decoding (host-tested)                   |
+//! | [`fdt`]     | a root property of the device tree, e.g. the VM's `model` (host-tested)  |
 //! | [`units`]   | counter-tick arithmetic (host-tested)                                   |
 //! | `rt`        | entry, stacks, vectors, per-vCPU fault and IRQ records, `expect_fault`, CPU_ON of a secondary |
 //! | `console`   | `println!` over `CONSOLE_WRITE`, one whole line per call                |
@@ -27,11 +28,12 @@
 //! | `smccc`     | raw `hvc #0` / `smc #0` with arbitrary registers (malformed calls too)  |
 //! | `bench`     | timed `asm!` loops and the dithered timer sample behind `exit-cost:` lines |
 //!
-//! Everything but [`esr`] and [`units`] exists only on `aarch64-unknown-none`; on the host
-//! the crate is just those two modules and their tests.
+//! Everything but [`esr`], [`fdt`] and [`units`] exists only on `aarch64-unknown-none`; on
+//! the host the crate is just those three modules and their tests.
 #![cfg_attr(not(test), no_std)]
 
 pub mod esr;
+pub mod fdt;
 pub mod units;
 
 #[cfg(target_os = "none")]
@@ -55,5 +57,5 @@ pub const RAM_BASE: u64 = 0x4000_0000;
 pub const RAM_END: u64 = 0x4100_0000;
 /// The QEMU virt PL011 UART's address, which Tandem keeps for itself.
 pub const PHYS_UART: u64 = 0x0900_0000;
-/// The QEMU virt PL031 RTC's address: passed through to the `probe` VM only.
+/// The QEMU virt PL031 RTC's address: passed through to the `probe` (or `probe-shared`) VM only.
 pub const PHYS_RTC: u64 = 0x0901_0000;

@@ -1,8 +1,9 @@
-//! The guests' runtime: entry, stacks, exception vectors, per-vCPU fault and IRQ records.
+//! The guests' runtime: per-vCPU fault and IRQ records over the shared guest runtime.
 //!
-//! - `entry.S` (assembled here) starts vCPU 0 at `_start` and secondaries at
-//!   [`secondary_entry`], each on its own 16 KiB stack with VBAR_EL1 = `guest_vectors`, and
-//!   calls the binary's functions named by [`entry!`](crate::entry).
+//! - `guest_rt` (its `entry.S` and `guest.ld`, shared with rtos-guest and the pv-abi
+//!   examples) starts vCPU 0 at `_start` and secondaries at [`secondary_entry`], each on its
+//!   own 16 KiB stack with VBAR_EL1 = `guest_vectors`, and calls the binary's functions named
+//!   by [`entry!`](crate::entry); every exception comes to [`guest_exception`] here.
 //! - A synchronous exception while [`expect_fault`] is armed is recorded (ESR, FAR, ELR) in
 //!   the vCPU's slot and the faulting instruction is skipped (ELR += 4), so a test can provoke
 //!   an abort or an UNDEFINED instruction and check its syndrome. Any other synchronous
@@ -25,41 +26,12 @@ use aarch64_cpu::registers::{CNTV_CTL_EL0, ESR_EL1, FAR_EL1, MPIDR_EL1, Readable
 use crate::esr::{EC_DATA_ABORT_SAME_EL, EC_UNKNOWN, Syndrome};
 use crate::{gic, println, timer};
 
-core::arch::global_asm!(include_str!("entry.S"), options(raw));
-
 /// vCPUs the runtime has stacks and records for (MPIDR Aff0 0 and 1).
 pub const MAX_CPUS: usize = 2;
 
-/// The interrupted context as `entry.S` saves it.
-#[repr(C)]
-#[derive(Debug)]
-pub struct Frame {
-    /// `x0..x30`.
-    pub x: [u64; 31],
-    /// ELR_EL1: where `eret` resumes.
-    pub elr: u64,
-    /// SPSR_EL1.
-    pub spsr: u64,
-    /// CNTVCT_EL0 read first thing at vector entry.
-    pub entry_ticks: u64,
-    /// `q0..q31`.
-    pub q: [u128; 32],
-    /// FPCR.
-    pub fpcr: u64,
-    /// FPSR.
-    pub fpsr: u64,
-}
-
-// The offsets entry.S uses (FRAME_X30, FRAME_ELR, FRAME_SPSR, FRAME_TICKS, FRAME_Q0,
-// FRAME_FPCR, FRAME_SIZE); the size keeps sp 16-byte aligned.
-const _: () = {
-    assert!(core::mem::offset_of!(Frame, elr) == 248);
-    assert!(core::mem::offset_of!(Frame, spsr) == 256);
-    assert!(core::mem::offset_of!(Frame, entry_ticks) == 264);
-    assert!(core::mem::offset_of!(Frame, q) == 272);
-    assert!(core::mem::offset_of!(Frame, fpcr) == 784);
-    assert!(core::mem::size_of::<Frame>() == 800);
-};
+/// The interrupted context as guest-rt's vectors save it (x0..x30, ELR, SPSR, the counter at
+/// vector entry, q0..q31, FPCR, FPSR).
+pub use guest_rt::Frame;
 
 /// What a vCPU's exception handlers recorded.
 struct PerCpu {
@@ -203,14 +175,10 @@ macro_rules! entry {
     };
 }
 
-unsafe extern "C" {
-    /// entry.S: where PSCI CPU_ON starts a secondary vCPU (x0 = context id).
-    fn guest_secondary_entry();
-}
-
-/// The IPA of the secondary entry point, for PSCI CPU_ON (the MMU is off: VA = IPA).
+/// The IPA of the secondary entry point, for PSCI CPU_ON (the MMU is off: VA = IPA):
+/// guest-rt's `guest_secondary_entry`.
 pub fn secondary_entry() -> u64 {
-    guest_secondary_entry as *const () as u64
+    guest_rt::secondary_entry()
 }
 
 /// Starts the vCPU with `mpidr` at the binary's secondary entry with `context_id` in x0.
@@ -370,13 +338,14 @@ pub unsafe fn store64(addr: u64, value: u64) {
     };
 }
 
-/// The Rust side of every exception (`entry.S`): `kind` is the vector index
+/// The Rust side of every exception (guest-rt's vectors): `kind` is the vector index
 /// (0 = synchronous, 1 = IRQ, 2 = FIQ, 3 = SError from EL1h; 0x1x, 0x2x, 0x3x other sources).
+/// Returns the frame to resume: always the interrupted one (possibly edited).
 #[unsafe(no_mangle)]
-extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
+extern "C" fn guest_exception(frame: &mut Frame, kind: u64, _ticks: u64) -> &mut Frame {
     match kind {
-        0 => synchronous(frame),
-        1 => irq(frame),
+        guest_rt::KIND_SYNC => synchronous(frame),
+        guest_rt::KIND_IRQ => irq(frame),
         _ => {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
             println!(
@@ -387,6 +356,7 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
             power_off();
         }
     }
+    frame
 }
 
 fn synchronous(frame: &mut Frame) {

@@ -20,6 +20,34 @@
 //!
 //! Then `N passed, N failed` and PSCI SYSTEM_OFF.
 //!
+//! # The shared layout: restarts and resets over three boots
+//!
+//! When its device tree's `model` says it runs as the `probe-shared` VM
+//! (platforms/qemu-virt/vms.toml: vCPU 1's pCPU is time-shared with another VM), the probe
+//! skips `exit_cost` (the other VM's instructions advance the same `-icount` clock, so the
+//! figures would not be Tandem's alone) and, instead of powering off, checks Tandem's
+//! restarts (issue 8, item 5; `tests/tests/guest_restarts.rs`):
+//! - boot 1, `restart`: vCPU 1 writes markers into state Tandem switches between vCPUs
+//!   ([`el1`]: EL1 thread registers, the virtual timer, the vGIC CPU interface, FPCR), turns
+//!   itself off, and vCPU 0 starts it again, at once (its old state may still be in the
+//!   pCPU) or 20 ms later (the other VM ran there meanwhile): each new life must read all
+//!   of it as 0 at entry. Then both vCPUs, markers written, call SYSTEM_RESET at once;
+//! - boot 2, `reset`: there was one reset (Tandem's log says so), RAM was cleared after both
+//!   vCPUs stopped (canaries written just before the calls, and again if a call returned,
+//!   are gone), vCPU 1 is off, and both vCPUs enter fresh. Then vCPU 1 is turned off, and
+//!   vCPU 0 calls CPU_ON(vCPU 1) and at once SYSTEM_RESET;
+//! - boot 3, `race`: the CPU_ON did not survive the reset (vCPU 1 stays off and never
+//!   reports in); vCPU 1 starts fresh when asked again. Then `N passed, N failed` over all
+//!   three boots.
+//!
+//! A VM reset clears RAM but leaves the passed-through PL031 alone, so its match register
+//! (RTCMR; harmless while RTCIMSC masks the alarm) carries the boot number, the check
+//! counts and two hypercall counts across the resets ([`Phase`]); the probe zeroes it at the
+//! end. The `reset-race:` lines say whether vCPU 1's SYSTEM_RESET reached Tandem before the
+//! reset stopped it (then Tandem coalesced the two requests) and whether the racing CPU_ON
+//! started vCPU 1 before the reset took it: which way each race went depends on where the
+//! emulator switched CPUs, so these lines inform and do not check.
+//!
 //! # Exit-cost lines
 //!
 //! One line per figure, machine-readable:
@@ -88,7 +116,9 @@ mod guest {
     use test_guests::harness::Harness;
     use test_guests::smccc::{hvc, regs, w0};
     use test_guests::units::Deci;
-    use test_guests::{PHYS_RTC, PHYS_UART, RAM_END, check, println, rt, timer, units};
+    use test_guests::{
+        PHYS_RTC, PHYS_UART, RAM_BASE, RAM_END, check, fdt, println, rt, timer, units,
+    };
 
     test_guests::entry!(main, secondary);
 
@@ -130,18 +160,36 @@ mod guest {
     static COMMAND: AtomicU64 = AtomicU64::new(CMD_NONE);
     const CMD_NONE: u64 = 0;
     const CMD_OFF: u64 = 1;
+    /// Shared layout only: write the [`el1`] markers, then CPU_OFF.
+    const CMD_MARK_OFF: u64 = 2;
+    /// Shared layout only: write the markers, say [`READY`], call SYSTEM_RESET on [`GO`].
+    const CMD_RESET: u64 = 3;
 
     fn call(fid: FunctionId, args: &[u64]) -> [u64; 4] {
         hvc(regs(fid.to_reg(), args))
     }
 
-    fn main(_dtb: u64) -> ! {
+    fn main(dtb: u64) -> ! {
+        // First of all: the state Tandem started this vCPU with.
+        let at_entry = el1::read();
+        let shared = vm_model(dtb) == Some(SHARED_MODEL);
+        // The boot's first hypercall: the shared layout counts them across resets.
+        let hypercalls_at_entry = if shared { hypercalls() } else { 0 };
         let mut h = Harness::new();
         println!(
             "probe: test guest on vcpu{}, counter {} Hz",
             rt::cpu_index(),
             timer::hz()
         );
+        if shared {
+            match Phase::load() {
+                Some(p) if p.boot == 2 => boot2(p, &at_entry, hypercalls_at_entry),
+                Some(p) => boot3(p, &at_entry, hypercalls_at_entry),
+                None => println!(
+                    "probe: VM probe-shared, boot 1 of 3: the suites, then restarts and resets"
+                ),
+            }
+        }
         discovery(&mut h);
         psci_bring_up(&mut h);
         vgic(&mut h);
@@ -150,6 +198,12 @@ mod guest {
         stage2(&mut h);
         passthrough(&mut h);
         roundtrip(&mut h);
+        if shared {
+            // The other VM's instructions advance the same -icount clock: beside it the
+            // figures would not be Tandem's alone (the `probe` VM measures them alone).
+            println!("probe: exit_cost skipped beside another VM");
+            boot1_end(h, &at_entry);
+        }
         exit_costs(&mut h, deadline_ticks);
         h.summary();
         rt::power_off()
@@ -294,6 +348,8 @@ mod guest {
     /// vCPU 1: reports in, sets up its GIC for [`SGI_TO_VCPU1`], then sleeps in WFI taking
     /// interrupts until vCPU 0 orders it off.
     fn secondary(ctx: u64) -> ! {
+        // First of all: the state Tandem started this life with.
+        store_all(&ENTRY_STATE, &el1::read());
         let id = pv_abi::guest::vm_info().map_or(u64::MAX, |i| i.vcpu_id);
         println!("vcpu1 online ctx={ctx:#x} vcpu_id={id}");
         let me = rt::cpu_index();
@@ -306,11 +362,16 @@ mod guest {
         ONLINE_SEQ.store(ONLINE_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
         loop {
             rt::irq_disable();
-            if COMMAND.load(Ordering::Acquire) == CMD_OFF {
-                println!("vcpu1: CPU_OFF");
-                let e = pv_abi::guest::cpu_off();
-                println!("[!] vcpu1: CPU_OFF returned {e:?}");
-                rt::park();
+            match COMMAND.load(Ordering::Acquire) {
+                CMD_OFF => {
+                    println!("vcpu1: CPU_OFF");
+                    let e = pv_abi::guest::cpu_off();
+                    println!("[!] vcpu1: CPU_OFF returned {e:?}");
+                    rt::park();
+                }
+                CMD_MARK_OFF => mark_and_off(),
+                CMD_RESET => vcpu1_reset(),
+                _ => {}
             }
             rt::wfi();
             rt::irq_enable();
@@ -880,5 +941,509 @@ mod guest {
             dl_min_deci / 10,
             dl_max_deci / 10
         );
+    }
+
+    // ---- The shared layout: restarts and resets over three boots (module doc) ----------
+
+    /// The `model` of the probe's device tree when it runs as the `probe-shared` VM.
+    const SHARED_MODEL: &str = "Tandem VM probe-shared";
+    /// Context ids of vCPU 1's lives in the shared layout: the `restart` rounds (+ round),
+    /// after the first reset, in the race with the second reset, after it.
+    const CTX_RESTART: u64 = 0x5ec0_0003_0000_0000;
+    const CTX_AFTER_RESET: u64 = 0x5ec0_0004_0000_0000;
+    const CTX_RACE: u64 = 0x5ec0_0005_dead_2ace;
+    const CTX_AFTER_RACE: u64 = 0x5ec0_0006_0000_0000;
+    /// Where each vCPU writes a canary word just before its SYSTEM_RESET (vCPU n at
+    /// `+ 8 n`): far above the image, its .bss and stacks (link.ld ends them below
+    /// 0x40F0_0000) and below the word the `stage2` suite writes.
+    const CANARY: u64 = RAM_END - 0x8_0000;
+    const CANARY_BEFORE: u64 = 0xca4a_0000_0000_0000;
+    const CANARY_AFTER: u64 = 0xca4a_0bad_0000_0000;
+
+    /// vCPU 1's [`el1`] state at its latest entry, stored before [`ONLINE_SEQ`].
+    static ENTRY_STATE: [AtomicU64; el1::N] = [const { AtomicU64::new(0) }; el1::N];
+    /// vCPU 1's [`el1`] state right after it wrote its markers, stored before
+    /// [`MARKED_SEQ`], which counts how often it did.
+    static MARKED: [AtomicU64; el1::N] = [const { AtomicU64::new(0) }; el1::N];
+    static MARKED_SEQ: AtomicU64 = AtomicU64::new(0);
+    /// vCPU 1 waits to call SYSTEM_RESET; vCPU 0 tells it when ([`reset_at`]).
+    static READY: AtomicU64 = AtomicU64::new(0);
+    static GO: AtomicU64 = AtomicU64::new(0);
+    /// How long before the emulator's timer deadline both vCPUs call SYSTEM_RESET, in
+    /// counter ticks ([`reset_at`]).
+    const RESET_LEAD_TICKS: u64 = 2;
+
+    fn store_all(slots: &[AtomicU64; el1::N], values: &el1::State) {
+        for (slot, &v) in slots.iter().zip(values) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn load_all(slots: &[AtomicU64; el1::N]) -> el1::State {
+        core::array::from_fn(|i| slots[i].load(Ordering::Relaxed))
+    }
+
+    /// State Tandem switches between the vCPUs of a pCPU and must reset when a vCPU restarts
+    /// (`VcpuContext::reset`: all 0): EL1 thread registers, the virtual timer, the vGIC CPU
+    /// interface (ICH_VMCR_EL2 as the guest sees it) and FPCR. `entry.S` touches none of
+    /// them, so the first Rust code of a vCPU reads them as Tandem started it.
+    mod el1 {
+        /// Registers read.
+        pub const N: usize = 9;
+        /// Their names, in [`read`]'s order.
+        pub const NAMES: [&str; N] = [
+            "TPIDR_EL1",
+            "TPIDRRO_EL0",
+            "TPIDR_EL0",
+            "CONTEXTIDR_EL1",
+            "CNTV_CVAL_EL0",
+            "CNTV_CTL_EL0",
+            "ICC_PMR_EL1",
+            "ICC_IGRPEN1_EL1",
+            "FPCR",
+        ];
+        /// Their values.
+        pub type State = [u64; N];
+
+        macro_rules! mrs {
+            ($reg:literal) => {{
+                let v: u64;
+                // SAFETY: reading a register of this vCPU's own EL1/EL0 state has no side
+                // effect.
+                unsafe {
+                    core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags))
+                };
+                v
+            }};
+        }
+
+        macro_rules! msr {
+            ($reg:literal, $v:expr) => {
+                // SAFETY: the markers below change nothing the probe relies on: thread ID
+                // registers it never uses, a virtual timer left disabled and masked,
+                // FPCR's DN and FZ (no floating point follows), and CONTEXTIDR_EL1.
+                unsafe {
+                    core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) ($v as u64), options(nomem, nostack, preserves_flags))
+                }
+            };
+        }
+
+        /// The registers as they are now (CNTV_CTL_EL0: ENABLE and IMASK only).
+        pub fn read() -> State {
+            [
+                mrs!("tpidr_el1"),
+                mrs!("tpidrro_el0"),
+                mrs!("tpidr_el0"),
+                mrs!("contextidr_el1"),
+                mrs!("cntv_cval_el0"),
+                mrs!("cntv_ctl_el0") & 0b11,
+                mrs!("icc_pmr_el1"),
+                mrs!("icc_igrpen1_el1"),
+                mrs!("fpcr"),
+            ]
+        }
+
+        /// Writes a non-zero marker into every register: what no later life may find.
+        pub fn mark() {
+            msr!("tpidr_el1", 0x7e57_0001_7e57_0001u64);
+            msr!("tpidrro_el0", 0x7e57_0002_7e57_0002u64);
+            msr!("tpidr_el0", 0x7e57_0003_7e57_0003u64);
+            msr!("contextidr_el1", 0x7e57_0004u64);
+            // Disabled and masked first, so the marker deadline can never fire.
+            msr!("cntv_ctl_el0", 0b10u64);
+            msr!("cntv_cval_el0", 0x7e57_0005_7e57_0005u64);
+            // DN | FZ.
+            msr!("fpcr", 0x0300_0000u64);
+            // PMR 0xff and IGRPEN1 1 (and SRE).
+            test_guests::gic::cpu_interface_on();
+        }
+    }
+
+    /// An [`el1::State`] shown as the registers that are not 0 (how many first: a long
+    /// line is cut).
+    struct NonZero<'a>(&'a el1::State);
+
+    impl core::fmt::Display for NonZero<'_> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let n = self.0.iter().filter(|&&v| v != 0).count();
+            if n == 0 {
+                return write!(f, "all {} registers 0", el1::N);
+            }
+            write!(f, "{n} of {} registers not 0:", el1::N)?;
+            for (name, &v) in el1::NAMES.iter().zip(self.0) {
+                if v != 0 {
+                    write!(f, " {name}={v:#x}")?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn is_fresh(state: &el1::State) -> bool {
+        state.iter().all(|&v| v == 0)
+    }
+
+    /// The VM's device tree `model`, if `dtb` holds a device tree in RAM.
+    fn vm_model(dtb: u64) -> Option<&'static str> {
+        if !(RAM_BASE..RAM_END - 8).contains(&dtb) {
+            return None;
+        }
+        // SAFETY: 8 bytes at `dtb` lie in this VM's RAM, where Tandem put the device tree
+        // (below the image at RAM_BASE + 0x8_0000); no Rust object lives there and nothing
+        // writes it.
+        let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+        let size = fdt::total_size(header)?;
+        if size as u64 > RAM_END - dtb {
+            return None;
+        }
+        // SAFETY: as for the header; `size` bytes from `dtb` are the tree, inside RAM.
+        let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+        fdt::root_property(blob, "model").and_then(fdt::as_str)
+    }
+
+    /// Hypercalls this VM made (Tandem's STATS; the count survives a VM reset), this one
+    /// included.
+    fn hypercalls() -> u32 {
+        pv_abi::guest::stats(StatId::Hypercalls).unwrap_or(0) as u32
+    }
+
+    /// Where the shared-layout run is, carried across VM resets in the RTC's match register:
+    /// bits 31..28 0xb, 27..26 `boot`, 25 `cpu_on_ok`, 24..21 `hypercalls`, 20..10 `passed`,
+    /// 9..0 `failed`. A fresh QEMU's RTCMR is 0, and the `passthrough` suite leaves a date
+    /// there (top nibble 6 until 2038): neither decodes.
+    #[derive(Clone, Copy, Debug)]
+    struct Phase {
+        /// The boot that finds it: 2 or 3.
+        boot: u32,
+        /// Checks passed and failed so far.
+        passed: u32,
+        failed: u32,
+        /// [`hypercalls`] just before the reset, mod 16.
+        hypercalls: u32,
+        /// Boot 2's racing CPU_ON returned SUCCESS.
+        cpu_on_ok: bool,
+    }
+
+    impl Phase {
+        const MAGIC: u32 = 0xb;
+
+        fn encode(&self) -> u32 {
+            (Self::MAGIC << 28)
+                | ((self.boot & 3) << 26)
+                | (u32::from(self.cpu_on_ok) << 25)
+                | ((self.hypercalls & 0xf) << 21)
+                | (self.passed.min(0x7ff) << 10)
+                | self.failed.min(0x3ff)
+        }
+
+        fn decode(mr: u32) -> Option<Self> {
+            let boot = (mr >> 26) & 3;
+            (mr >> 28 == Self::MAGIC && boot >= 2).then_some(Self {
+                boot,
+                cpu_on_ok: (mr >> 25) & 1 == 1,
+                hypercalls: (mr >> 21) & 0xf,
+                passed: (mr >> 10) & 0x7ff,
+                failed: mr & 0x3ff,
+            })
+        }
+
+        fn load() -> Option<Self> {
+            Self::decode(rtc_read(rtc::MR))
+        }
+
+        fn store(&self) {
+            rtc_write(rtc::MR, self.encode());
+        }
+    }
+
+    /// Starts vCPU 1 with `ctx` and checks, as `name`, that it entered with fresh state.
+    fn vcpu1_life(h: &mut Harness, name: &str, ctx: u64) {
+        let seq = ONLINE_SEQ.load(Ordering::Acquire);
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), ctx]));
+        let online = r == 0 && wait_online(seq + 1);
+        let got = ONLINE_CTX.load(Ordering::Relaxed);
+        let entry = load_all(&ENTRY_STATE);
+        check!(
+            h,
+            name,
+            online && got == ctx && is_fresh(&entry),
+            "CPU_ON={r} online={online} ctx={got:#x}; vcpu1 at entry: {}",
+            NonZero(&entry)
+        );
+    }
+
+    /// Enables the (reset) distributor as the `vgic` suite does, so that vCPU 1's doorbell SGI
+    /// is delivered.
+    fn distributor_on() {
+        gic::distributor().write32(gicd::CTLR, gicd::CTLR_ARE | gicd::CTLR_ENABLE_GRP1);
+    }
+
+    /// Orders vCPU 1 off with `command` (it is asleep in WFI); true once it is off.
+    fn order_off(command: u64) -> bool {
+        COMMAND.store(command, Ordering::Release);
+        gic::send_sgi(SGI_TO_VCPU1, 1 << 1);
+        let until = timer::now() + timer::hz();
+        let off = timer::spin_until(until, || affinity(VCPU1) == 1);
+        COMMAND.store(CMD_NONE, Ordering::Release);
+        off
+    }
+
+    /// vCPU 1, on [`CMD_MARK_OFF`].
+    fn mark_and_off() -> ! {
+        println!("vcpu1: markers in its registers, CPU_OFF");
+        el1::mark();
+        store_all(&MARKED, &el1::read());
+        MARKED_SEQ.store(MARKED_SEQ.load(Ordering::Relaxed) + 1, Ordering::Release);
+        let e = pv_abi::guest::cpu_off();
+        println!("[!] vcpu1: CPU_OFF returned {e:?}");
+        rt::park()
+    }
+
+    /// vCPU 1, on [`CMD_RESET`].
+    fn vcpu1_reset() -> ! {
+        println!("vcpu1: markers in its registers, SYSTEM_RESET with vcpu0's");
+        el1::mark();
+        READY.store(1, Ordering::Release);
+        let mut at = 0;
+        while at == 0 {
+            at = GO.load(Ordering::Acquire);
+        }
+        reset_at(1, at)
+    }
+
+    /// Writes vCPU `cpu`'s canary, calls SYSTEM_RESET once CNTVCT reaches `at` (at once for
+    /// 0), and writes the canary again if the call returns (it must not).
+    ///
+    /// Calls "at once" from two vCPUs: QEMU's `-icount` runs the CPUs in turn, each up to
+    /// its share of the time left to the next timer deadline, so one vCPU's call is usually
+    /// handled whole, kick to the other CPU included, before the other vCPU runs again. Both
+    /// reach Tandem when they spin to the same `at` just before a deadline (vCPU 0 arms its
+    /// masked virtual timer there): near it the turns shrink to a few instructions, and both
+    /// vCPUs trap before either handler gets far; the deadline passed, the turns are long.
+    fn reset_at(cpu: u64, at: u64) -> ! {
+        let canary = CANARY + 8 * cpu;
+        // SAFETY: CANARY's words hold no Rust object (see there).
+        unsafe { rt::store64(canary, CANARY_BEFORE | cpu) };
+        while timer::now() < at {}
+        let e = pv_abi::guest::system_reset();
+        // SAFETY: as above.
+        unsafe { rt::store64(canary, CANARY_AFTER | cpu) };
+        println!("[!] vcpu{cpu}: SYSTEM_RESET returned {e:?}");
+        rt::park()
+    }
+
+    /// One `restart` round: vCPU 1 writes its markers and turns off; after `wait` ticks
+    /// vCPU 0 starts it again, and its new life must find none of the markers.
+    fn restart_round(h: &mut Harness, name: &str, wait: u64, ctx: u64) {
+        let marked_before = MARKED_SEQ.load(Ordering::Acquire);
+        let off = order_off(CMD_MARK_OFF);
+        let marked = MARKED_SEQ.load(Ordering::Acquire) > marked_before;
+        let markers = load_all(&MARKED);
+        if wait > 0 {
+            let until = timer::now() + wait;
+            timer::spin_until(until, || false);
+        }
+        let seq = ONLINE_SEQ.load(Ordering::Acquire);
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), ctx]));
+        let online = r == 0 && wait_online(seq + 1);
+        let got = ONLINE_CTX.load(Ordering::Relaxed);
+        let entry = load_all(&ENTRY_STATE);
+        let all_marked = marked && markers.iter().all(|&v| v != 0);
+        check!(
+            h,
+            name,
+            off && all_marked && online && got == ctx && is_fresh(&entry),
+            "off={off} marked={all_marked}, {} us later CPU_ON={r} online={online}; vcpu1 at entry: {}",
+            units::ticks_to_ns(wait, timer::hz()) / 1000,
+            NonZero(&entry)
+        );
+    }
+
+    /// Boot 1 after the suites: the `restart` rounds, then SYSTEM_RESET from both vCPUs.
+    fn boot1_end(mut h: Harness, at_entry: &el1::State) -> ! {
+        check!(
+            h,
+            "restart::vcpu0_fresh_at_boot",
+            is_fresh(at_entry),
+            "vcpu0 at entry: {}",
+            NonZero(at_entry)
+        );
+        // vCPU 1 is on (psci_off_and_on), asleep in WFI.
+        restart_round(&mut h, "restart::cpu_on_at_once_round1", 0, CTX_RESTART + 1);
+        restart_round(&mut h, "restart::cpu_on_at_once_round2", 0, CTX_RESTART + 2);
+        let later = units::ns_to_ticks(20_000_000, timer::hz());
+        restart_round(
+            &mut h,
+            "restart::cpu_on_after_other_vm_ran",
+            later,
+            CTX_RESTART + 3,
+        );
+
+        READY.store(0, Ordering::Relaxed);
+        GO.store(0, Ordering::Release);
+        COMMAND.store(CMD_RESET, Ordering::Release);
+        gic::send_sgi(SGI_TO_VCPU1, 1 << 1);
+        let until = timer::now() + timer::hz();
+        let ready = timer::spin_until(until, || READY.load(Ordering::Acquire) != 0);
+        check!(
+            h,
+            "reset::vcpu1_ready",
+            ready,
+            "vcpu1 {} to call SYSTEM_RESET, markers in its registers",
+            if ready { "waits" } else { "does NOT wait" }
+        );
+        println!("probe: boot 1 ends: SYSTEM_RESET from vcpu0 and vcpu1 at once");
+        el1::mark();
+        Phase {
+            boot: 2,
+            passed: h.passed(),
+            failed: h.failed(),
+            hypercalls: hypercalls(),
+            cpu_on_ok: false,
+        }
+        .store();
+        // Both call at `at`, just before the deadline of vCPU 0's virtual timer, enabled but
+        // masked (CNTV_CTL = ENABLE | IMASK: no interrupt, a marker as good as the others).
+        let at = timer::now() + units::ns_to_ticks(2_000_000, timer::hz());
+        // SAFETY: the timer stays masked (IMASK): setting its deadline raises no interrupt.
+        unsafe {
+            core::arch::asm!(
+                "msr cntv_ctl_el0, {ctl}",
+                "msr cntv_cval_el0, {cval}",
+                "isb",
+                ctl = in(reg) 0b11u64,
+                cval = in(reg) at + RESET_LEAD_TICKS,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+        GO.store(at, Ordering::Release);
+        reset_at(0, at)
+    }
+
+    /// Boot 2: after the concurrent reset; ends with CPU_ON(vCPU 1) racing SYSTEM_RESET.
+    fn boot2(p: Phase, at_entry: &el1::State, hypercalls_at_entry: u32) -> ! {
+        println!("probe: VM probe-shared, boot 2 of 3: after SYSTEM_RESET from both vCPUs at once");
+        let mut h = Harness::resume(p.passed, p.failed);
+        distributor_on();
+        // Since boot 1's count: vcpu0's SYSTEM_RESET, vcpu1's if it reached Tandem before the
+        // reset stopped vcpu1, and this boot's STATS call.
+        let calls = hypercalls_at_entry
+            .wrapping_sub(p.hypercalls)
+            .wrapping_sub(1)
+            & 0xf;
+        println!(
+            "reset-race: SYSTEM_RESET calls that reached Tandem: {calls} ({})",
+            match calls {
+                1 => "vcpu0's; vcpu1 was stopped before its call",
+                2 => "vcpu0's and vcpu1's: Tandem coalesced them",
+                _ => "unexpected",
+            }
+        );
+        check!(
+            h,
+            "restart::vcpu0_fresh_after_reset",
+            is_fresh(at_entry),
+            "vcpu0 at entry: {}",
+            NonZero(at_entry)
+        );
+        // SAFETY: the canaries and the last RAM word hold no Rust object (CANARY; the
+        // `stage2` suite).
+        let canaries = [0, 8].map(|off| unsafe { rt::load64(CANARY + off) });
+        // SAFETY: as above.
+        let last = unsafe { rt::load64(RAM_END - 8) };
+        check!(
+            h,
+            "reset::ram_cleared_after_both_stopped",
+            canaries == [0, 0] && last == 0,
+            "canaries {:#x} {:#x}, last RAM word {last:#x}",
+            canaries[0],
+            canaries[1]
+        );
+        let a = affinity(VCPU1);
+        check!(
+            h,
+            "reset::vcpu1_off_after_reset",
+            a == 1,
+            "AFFINITY_INFO(1)={a}"
+        );
+        vcpu1_life(&mut h, "restart::vcpu1_fresh_after_reset", CTX_AFTER_RESET);
+        let off = order_off(CMD_OFF);
+        check!(
+            h,
+            "race::vcpu1_off_before",
+            off,
+            "AFFINITY_INFO(1)={}",
+            affinity(VCPU1)
+        );
+
+        println!("probe: boot 2 ends: CPU_ON(vcpu1), then at once SYSTEM_RESET");
+        el1::mark();
+        let next = Phase {
+            boot: 3,
+            passed: h.passed(),
+            failed: h.failed(),
+            hypercalls: hypercalls(),
+            cpu_on_ok: false,
+        };
+        next.store();
+        let accepted = Phase {
+            cpu_on_ok: true,
+            ..next
+        }
+        .encode();
+        let r = w0(call(CPU_ON, &[VCPU1, rt::secondary_entry(), CTX_RACE]));
+        if r == 0 {
+            rtc_write(rtc::MR, accepted);
+        }
+        reset_at(0, 0)
+    }
+
+    /// Boot 3: after CPU_ON(vCPU 1) raced SYSTEM_RESET; prints the summary of all boots.
+    fn boot3(p: Phase, at_entry: &el1::State, hypercalls_at_entry: u32) -> ! {
+        println!("probe: VM probe-shared, boot 3 of 3: after CPU_ON(vcpu1) raced SYSTEM_RESET");
+        let mut h = Harness::resume(p.passed, p.failed);
+        distributor_on();
+        // Since boot 2's count: its CPU_ON and SYSTEM_RESET, vcpu1's calls if it started
+        // before the reset took it (VM_INFO, its console line), and this boot's STATS call.
+        let vcpu1_calls = hypercalls_at_entry
+            .wrapping_sub(p.hypercalls)
+            .wrapping_sub(3)
+            & 0xf;
+        println!(
+            "reset-race: vcpu1 made {vcpu1_calls} hypercalls between the racing CPU_ON and the reset ({})",
+            if vcpu1_calls == 0 {
+                "it never started"
+            } else {
+                "it started, and the reset stopped it"
+            }
+        );
+        check!(
+            h,
+            "race::cpu_on_accepted",
+            p.cpu_on_ok,
+            "boot 2's CPU_ON(1) just before SYSTEM_RESET {}",
+            if p.cpu_on_ok { "succeeded" } else { "FAILED" }
+        );
+        check!(
+            h,
+            "restart::vcpu0_fresh_after_race",
+            is_fresh(at_entry),
+            "vcpu0 at entry: {}",
+            NonZero(at_entry)
+        );
+        // Time for a start that survived the reset to show: vcpu1 would report in.
+        let until = timer::now() + units::ns_to_ticks(50_000_000, timer::hz());
+        timer::spin_until(until, || ONLINE_SEQ.load(Ordering::Acquire) > 0);
+        let (a, seq) = (affinity(VCPU1), ONLINE_SEQ.load(Ordering::Acquire));
+        check!(
+            h,
+            "race::cpu_on_undone",
+            a == 1 && seq == 0,
+            "50 ms after the restart: AFFINITY_INFO(1)={a}, vcpu1 reported in {seq} times"
+        );
+        vcpu1_life(&mut h, "restart::vcpu1_fresh_after_race", CTX_AFTER_RACE);
+        rtc_write(rtc::MR, 0);
+        h.summary();
+        rt::power_off()
     }
 }

@@ -1,21 +1,34 @@
 /*
- * test-guests entry points and exception vectors (EL1, AArch64), assembled by rt.rs.
+ * guest-rt: entry points and exception vectors of a bare Tandem guest (EL1, AArch64).
+ * Assembled by the crate (Rust: `global_asm!`) or by a C build (`gcc -c entry.S`), and
+ * linked with guest.ld. The guest provides three functions (C ABI):
  *
- * - `_start`: vCPU 0, entered by Tandem at EL1h, MMU off, DAIF masked, x0 = DTB IPA, SP = 0,
- *   VBAR_EL1 = 0 and CPACR_EL1 = 0 (pv-abi's "Entry state", docs/vm-config.md).
- *   Enables FP/SIMD first (the target uses NEON, and a trapped FP/SIMD instruction with no
- *   vectors installed hangs the guest silently), zeroes .bss, takes its stack, installs the
- *   vectors and calls `guest_main(dtb)` (defined by each binary through `entry!`).
- * - `guest_secondary_entry`: where PSCI CPU_ON starts another vCPU, x0 = context id, in the
- *   same entry state. Same set-up minus .bss (FP/SIMD included: CPACR_EL1 is per vCPU), then
- *   `guest_secondary_main(ctx)` (also from `entry!`).
- * - `guest_vectors`: VBAR_EL1. Every exception saves the interrupted context as a `Frame`
- *   (rt.rs; x0..x30, ELR, SPSR, the counter at entry, q0..q31, FPCR, FPSR) on the current
- *   stack, calls `guest_exception(frame, kind)`, restores the (possibly edited) frame and
- *   returns with `eret`. The counter is read first thing so IRQ latency excludes the save.
+ *   void     guest_main(u64 dtb)               vCPU 0, x0 = the device tree's IPA; no return
+ *   void     guest_secondary_main(u64 context) a vCPU started by PSCI CPU_ON; no return
+ *   Frame   *guest_exception(Frame *frame, u64 kind, u64 ticks)
+ *            every exception: `frame` is the interrupted context (layout below), `kind` the
+ *            vector (0 sync, 1 IRQ, 2 FIQ, 3 SError from EL1h; 0x1k from EL1t, 0x2k/0x3k
+ *            from EL0 AArch64/AArch32), `ticks` CNTVCT_EL0 read at vector entry. Returns the
+ *            frame to resume: `frame` itself (edited or not), or another one (a task switch).
  *
- * Stacks: 16 KiB per vCPU at __stacks_start, indexed by MPIDR_EL1.Aff0 (0 or 1); any other
- * vCPU parks.
+ * - `_start` (vCPU 0): a 64-byte arm64 Image header (text_offset 0x80000, image_size =
+ *   __image_size), then the boot. Tandem's entry state (pv-abi's "Entry state",
+ *   docs/porting.md): EL1h, MMU off, DAIF masked, x0 = DTB, SP = 0, VBAR_EL1 = 0 and
+ *   CPACR_EL1 = 0, so FP/SIMD instructions trap. The boot therefore enables FP/SIMD before
+ *   anything else (compiled code uses NEON, and with no vectors a trap hangs the guest
+ *   silently), zeroes .bss, takes this vCPU's stack, installs the vectors, and calls
+ *   guest_main(dtb).
+ * - `guest_secondary_entry`: the address to give PSCI CPU_ON; x0 = its context id. The same
+ *   set-up minus .bss (FP/SIMD again: CPACR_EL1 is per vCPU), then guest_secondary_main(ctx).
+ * - `guest_vectors` (VBAR_EL1): each entry saves the whole context as a Frame on the current
+ *   stack (x0..x30, ELR, SPSR, the entry counter, q0..q31, FPCR, FPSR; 800 bytes), calls
+ *   guest_exception and restores the frame it returns, then `eret`. The counter is read
+ *   first thing, so interrupt latency excludes the save.
+ * - `guest_rt_resume(frame)`: restores `frame` and `eret`s to it (starting the first task).
+ *
+ * Stacks: STACK_SIZE per vCPU at __stacks_start, indexed by MPIDR_EL1.Aff0 (Tandem gives
+ * vCPU n the Aff0 n); a vCPU with Aff0 >= MAX_CPUS parks. Natively (QEMU virt at EL1 without
+ * a hypervisor) the same code runs: the CPUs have the same MPIDRs.
  */
 
 .equ FRAME_SIZE,   800
@@ -25,21 +38,30 @@
 .equ FRAME_TICKS,  264
 .equ FRAME_Q0,     272
 .equ FRAME_FPCR,   784
-.equ FRAME_FPSR,   792
-.equ STACK_SHIFT,  14          /* 16 KiB per vCPU (link.ld STACK_SIZE) */
-.equ MAX_CPUS,     2
-.equ CPACR_FPEN_ALL, (3 << 20) /* CPACR_EL1.FPEN = 0b11: FP/SIMD untrapped at EL1 */
+.equ STACK_SHIFT,  14          /* 16 KiB per vCPU: guest.ld STACK_SIZE */
+.equ MAX_CPUS,     8           /* guest.ld MAX_CPUS */
+.equ CPACR_FPEN_ALL, (3 << 20) /* CPACR_EL1.FPEN = 0b11: FP/SIMD untrapped at EL1 and EL0 */
 
 .section .text.boot, "ax"
 .global _start
 _start:
+    b       primary_entry           /* code0 */
+    .word   0                       /* code1 */
+    .quad   0x80000                 /* text_offset: loaded at RAM base + 0x80000 */
+    .quad   __image_size            /* image_size: .bss and stacks included */
+    .quad   0x2                     /* flags: little endian, 4 KiB pages, not relocatable */
+    .quad   0, 0, 0                 /* res2..res4 */
+    .word   0x644d5241              /* magic "ARM\x64" */
+    .word   0                       /* res5 */
+
+primary_entry:
     msr     daifset, #0xf
     msr     spsel, #1
     mov     x19, x0                 /* DTB IPA */
-    mov     x1, #CPACR_FPEN_ALL
+    mov     x1, #CPACR_FPEN_ALL     /* FP/SIMD on before any compiled code */
     msr     cpacr_el1, x1
     isb
-    adrp    x1, __bss_start
+    adrp    x1, __bss_start         /* zero .bss (16-byte aligned at both ends: guest.ld) */
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
     add     x2, x2, :lo12:__bss_end
@@ -56,7 +78,7 @@ _start:
 guest_secondary_entry:
     msr     daifset, #0xf
     msr     spsel, #1
-    mov     x19, x0                 /* PSCI context id */
+    mov     x19, x0                 /* PSCI CPU_ON context id */
     mov     x1, #CPACR_FPEN_ALL
     msr     cpacr_el1, x1
     isb
@@ -101,17 +123,17 @@ park:
 .balign 0x800
 .global guest_vectors
 guest_vectors:
-    /* Current EL with SP_EL0 (never used: everything runs on SP_EL1). */
+    /* Current EL with SP_EL0. */
     VENTRY  0x10
     VENTRY  0x11
     VENTRY  0x12
     VENTRY  0x13
-    /* Current EL with SP_ELx: the expected source. */
+    /* Current EL with SP_ELx: where EL1 code runs. */
     VENTRY  0                       /* synchronous */
     VENTRY  1                       /* IRQ */
     VENTRY  2                       /* FIQ */
     VENTRY  3                       /* SError */
-    /* Lower EL (there is no EL0 code). */
+    /* Lower EL, AArch64 and AArch32. */
     VENTRY  0x20
     VENTRY  0x21
     VENTRY  0x22
@@ -161,10 +183,11 @@ exception_common:
     mrs     x4, fpsr
     add     x5, sp, #FRAME_FPCR     /* beyond stp's immediate range from sp */
     stp     x3, x4, [x5]
-
-    mov     x0, sp
-    bl      guest_exception         /* (frame, kind) */
-
+    mov     x2, x0                  /* the entry timestamp */
+    mov     x0, sp                  /* the frame */
+    bl      guest_exception         /* (frame, kind, ticks) -> the frame to resume */
+    mov     sp, x0
+restore_frame:
     add     x5, sp, #FRAME_FPCR
     ldp     x3, x4, [x5]
     msr     fpcr, x3
@@ -187,8 +210,8 @@ exception_common:
     ldp     q28, q29, [x2, #448]
     ldp     q30, q31, [x2, #480]
     ldp     x30, x2, [sp, #FRAME_X30]
-    msr     elr_el1, x2
     ldr     x3, [sp, #FRAME_SPSR]
+    msr     elr_el1, x2
     msr     spsr_el1, x3
     ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
@@ -207,3 +230,9 @@ exception_common:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #FRAME_SIZE
     eret
+
+/* guest_rt_resume(frame): restore `frame` (on top of its stack) and eret to it. */
+.global guest_rt_resume
+guest_rt_resume:
+    mov     sp, x0
+    b       restore_frame

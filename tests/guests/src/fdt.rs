@@ -1,0 +1,116 @@
+//! Just enough of the flattened device tree format (DTSpec 0.4, chapter 5) to read a property
+//! of the root node, such as the `model` Tandem writes into each VM's tree
+//! (`"Tandem VM <name>"`, scripts/xtask/src/guest_dt.rs). Pure code, host-tested.
+
+/// `magic` of an FDT header.
+pub const MAGIC: u32 = 0xd00d_feed;
+const FDT_BEGIN_NODE: u32 = 0x1;
+const FDT_PROP: u32 = 0x3;
+const FDT_NOP: u32 = 0x4;
+/// Bytes of the header fields this reader uses (magic .. off_dt_strings).
+const HEADER_LEN: usize = 16;
+
+fn be32(blob: &[u8], offset: usize) -> Option<u32> {
+    let bytes = blob.get(offset..offset.checked_add(4)?)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+fn align4(n: usize) -> Option<usize> {
+    Some(n.checked_add(3)? & !3)
+}
+
+/// The blob's `totalsize` if `header` (at least its first 8 bytes) starts a device tree.
+pub fn total_size(header: &[u8]) -> Option<usize> {
+    (be32(header, 0)? == MAGIC).then_some(be32(header, 4)? as usize)
+}
+
+/// The value of the root node's property `name`, or `None` if the blob is no device tree, is
+/// malformed where it was read, or the root has no such property. Child nodes are not
+/// searched: a node's properties precede its subnodes, so the walk stops at the first one.
+pub fn root_property<'a>(blob: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let total = total_size(blob)?;
+    let blob = blob.get(..total)?;
+    if total < HEADER_LEN {
+        return None;
+    }
+    let structs = be32(blob, 8)? as usize;
+    let strings = be32(blob, 12)? as usize;
+    let mut p = structs;
+    while be32(blob, p)? == FDT_NOP {
+        p += 4;
+    }
+    if be32(blob, p)? != FDT_BEGIN_NODE {
+        return None;
+    }
+    p += 4;
+    // The root's name is empty: one NUL, padded.
+    let name_len = blob.get(p..)?.iter().position(|&b| b == 0)?;
+    p = align4(p + name_len + 1)?;
+    loop {
+        match be32(blob, p)? {
+            FDT_NOP => p += 4,
+            FDT_PROP => {
+                let len = be32(blob, p + 4)? as usize;
+                let name_off = be32(blob, p + 8)? as usize;
+                let value_at = p + 12;
+                let value = blob.get(value_at..value_at.checked_add(len)?)?;
+                let names = blob.get(strings.checked_add(name_off)?..)?;
+                let end = names.iter().position(|&b| b == 0)?;
+                if &names[..end] == name.as_bytes() {
+                    return Some(value);
+                }
+                p = align4(value_at + len)?;
+            }
+            // A subnode, the root's end or garbage: no such root property.
+            _ => return None,
+        }
+    }
+}
+
+/// A string property's value without its terminating NUL.
+pub fn as_str(value: &[u8]) -> Option<&str> {
+    core::str::from_utf8(value.strip_suffix(&[0])?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU virt's own tree (tests/fixtures/README.md).
+    const QEMU_VIRT: &[u8] = include_bytes!("../../fixtures/qemu-virt-gicv3-smp4.dtb");
+    const CORRUPTED: &[u8] = include_bytes!("../../fixtures/corrupted.dtb");
+
+    #[test]
+    fn reads_root_string_properties() {
+        let model = root_property(QEMU_VIRT, "model").and_then(as_str);
+        assert_eq!(model, Some("linux,dummy-virt"));
+        let cells = root_property(QEMU_VIRT, "#address-cells");
+        assert_eq!(cells, Some(&[0u8, 0, 0, 2][..]));
+        assert_eq!(total_size(QEMU_VIRT), Some(QEMU_VIRT.len()));
+    }
+
+    /// Properties only child nodes have are not the root's.
+    #[test]
+    fn child_properties_are_not_found() {
+        assert_eq!(root_property(QEMU_VIRT, "device_type"), None);
+        assert_eq!(root_property(QEMU_VIRT, "migrate"), None);
+        assert_eq!(root_property(QEMU_VIRT, "no-such-property"), None);
+    }
+
+    /// Anything that is not a whole device tree gives `None`, never a panic.
+    #[test]
+    fn malformed_blobs_give_none() {
+        assert_eq!(root_property(&[], "model"), None);
+        assert_eq!(root_property(&[0u8; 64], "model"), None);
+        let _ = root_property(CORRUPTED, "model");
+        for len in 0..QEMU_VIRT.len().min(512) {
+            assert_eq!(
+                root_property(&QEMU_VIRT[..len], "model"),
+                None,
+                "{len} bytes"
+            );
+        }
+        assert_eq!(as_str(b"no terminator"), None);
+        assert_eq!(as_str(b"Tandem VM probe\0"), Some("Tandem VM probe"));
+    }
+}
