@@ -37,34 +37,73 @@ impl Focus {
 pub enum Command<'a> {
     /// List commands.
     Help,
-    /// List VMs with state and counters.
+    /// List VMs with state, placement and counters, and their vCPUs.
     Vms,
-    /// Restart a VM from its pristine image.
+    /// Restart a VM from its pristine image (`reset` or `restart`).
     Reset(&'a str),
-    /// Stop a VM.
+    /// Stop a VM for good (until `start`).
     Stop(&'a str),
+    /// Start a stopped VM from its pristine image.
+    Start(&'a str),
+    /// Pause a running VM: its vCPUs stop running, its memory stays.
+    Pause(&'a str),
+    /// Resume a paused VM where it stopped.
+    Resume(&'a str),
     /// Nothing typed.
     Empty,
-    /// Not understood.
+    /// Not understood: what to say about it.
+    Error(CommandError<'a>),
+}
+
+/// Why a command line is not understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandError<'a> {
+    /// No such command.
     Unknown(&'a str),
+    /// The command `.0` needs a VM name.
+    MissingVm(&'a str),
+    /// The command `.0` got words it does not take, from `.1` on.
+    TooMany(&'a str, &'a str),
+}
+
+impl core::fmt::Display for CommandError<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unknown(w) => write!(f, "unknown command '{w}'"),
+            Self::MissingVm(c) => write!(f, "'{c}' needs a VM name: {c} <vm>"),
+            Self::TooMany(c, extra) => write!(f, "'{c}' takes no more than it got: '{extra}'"),
+        }
+    }
 }
 
 /// Parses one command line.
 pub fn parse(line: &str) -> Command<'_> {
     let mut words = line.split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (None, _, _) => Command::Empty,
-        (Some("help" | "?"), None, _) => Command::Help,
-        (Some("vms"), None, _) => Command::Vms,
-        (Some("reset"), Some(vm), None) => Command::Reset(vm),
-        (Some("stop"), Some(vm), None) => Command::Stop(vm),
-        _ => Command::Unknown(line.trim()),
+    let Some(cmd) = words.next() else {
+        return Command::Empty;
+    };
+    let arg = words.next();
+    if let Some(extra) = words.next() {
+        return Command::Error(CommandError::TooMany(cmd, extra));
+    }
+    match (cmd, arg) {
+        ("reset" | "restart", Some(vm)) => Command::Reset(vm),
+        ("stop", Some(vm)) => Command::Stop(vm),
+        ("start", Some(vm)) => Command::Start(vm),
+        ("pause", Some(vm)) => Command::Pause(vm),
+        ("resume", Some(vm)) => Command::Resume(vm),
+        ("reset" | "restart" | "stop" | "start" | "pause" | "resume", None) => {
+            Command::Error(CommandError::MissingVm(cmd))
+        }
+        ("help" | "?", None) => Command::Help,
+        ("vms", None) => Command::Vms,
+        ("help" | "?" | "vms", Some(extra)) => Command::Error(CommandError::TooMany(cmd, extra)),
+        _ => Command::Error(CommandError::Unknown(cmd)),
     }
 }
 
 /// The monitor's help text.
-pub const HELP: &str =
-    "commands: vms | reset <vm> | stop <vm> | help   (Ctrl-] switches console input)";
+pub const HELP: &str = "commands: vms | reset|restart <vm> | stop <vm> | start <vm> | pause <vm> | resume <vm> | help   (Ctrl-] switches console input)";
 
 /// What one input byte means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,15 +199,31 @@ mod tests {
         assert_eq!(Focus::Monitor.next(0), Focus::Monitor);
     }
 
-    /// Commands parse with their arguments; anything else is unknown.
+    /// Commands parse with their arguments; mistakes get a specific error.
     #[test]
     fn commands() {
         assert_eq!(parse(" vms "), Command::Vms);
         assert_eq!(parse("reset linux"), Command::Reset("linux"));
+        assert_eq!(parse("restart linux"), Command::Reset("linux"));
         assert_eq!(parse("stop rtos"), Command::Stop("rtos"));
+        assert_eq!(parse("start rtos"), Command::Start("rtos"));
+        assert_eq!(parse("pause linux"), Command::Pause("linux"));
+        assert_eq!(parse("resume linux"), Command::Resume("linux"));
         assert_eq!(parse(""), Command::Empty);
-        assert_eq!(parse("reset"), Command::Unknown("reset"));
-        assert_eq!(parse("format c:"), Command::Unknown("format c:"));
+        assert_eq!(parse("?"), Command::Help);
+    }
+
+    /// Bad input says what is wrong.
+    #[test]
+    fn command_errors() {
+        let err = |line| match parse(line) {
+            Command::Error(e) => std::format!("{e}"),
+            other => panic!("{line:?} parsed as {other:?}"),
+        };
+        assert_eq!(err("reset"), "'reset' needs a VM name: reset <vm>");
+        assert_eq!(err("pause a b"), "'pause' takes no more than it got: 'b'");
+        assert_eq!(err("vms now"), "'vms' takes no more than it got: 'now'");
+        assert_eq!(err("format c:"), "unknown command 'format'");
     }
 
     /// The editor builds a line, handles backspace, and starts afresh after Enter.

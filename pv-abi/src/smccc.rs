@@ -226,6 +226,21 @@ pub const OEN_STANDARD: u8 = 4;
 /// assert_eq!(pv_abi::smccc::FunctionId::new(0x8500_0000).oen(), pv_abi::smccc::OEN_STANDARD_HYP);
 /// ```
 pub const OEN_STANDARD_HYP: u8 = 5;
+/// Arm paravirtualized time (DEN0057), in the standard hypervisor service:
+/// `PV_TIME_FEATURES` (`x1` = a PV time function ID; 0 if it is offered).
+///
+/// ```
+/// assert_eq!(pv_abi::smccc::PV_TIME_FEATURES.raw(), 0xC500_0020);
+/// ```
+pub const PV_TIME_FEATURES: FunctionId = FunctionId::fast(true, OEN_STANDARD_HYP, 0x20);
+/// `PV_TIME_ST`: the IPA of the calling vCPU's stolen-time structure (64 bytes:
+/// `u32` revision 0, `u32` attributes 0, `u64` stolen time in ns, little-endian).
+///
+/// ```
+/// assert_eq!(pv_abi::smccc::PV_TIME_ST.raw(), 0xC500_0021);
+/// ```
+pub const PV_TIME_ST: FunctionId = FunctionId::fast(true, OEN_STANDARD_HYP, 0x21);
+
 /// OEN 6: vendor-specific hypervisor service calls (Tandem's range).
 ///
 /// ```

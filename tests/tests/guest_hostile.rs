@@ -13,7 +13,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const TAG: &str = "hostile | ";
 /// The stop report's fixed part (`VM <id> 'hostile' stopped: …`).
 const STOPPED: &str = "'hostile' stopped:";
-/// The hostile acts whose outcome the guest checks (items 1–6).
+/// The hostile acts whose outcome the guest checks (items 1–8).
 const CHECKS: &[&str] = &[
     "write_past_ram",
     "write_high_ipa",
@@ -40,6 +40,9 @@ const CHECKS: &[&str] = &[
     "udf",
     "id_sve_hidden",
     "pmu_pmcr_undefined",
+    "far_with_mmu_on",
+    "aarch32_cp15_undefined",
+    "aarch32_t32_length",
 ];
 
 /// Waits until `log()` has `marker` somewhere after byte `from`; returns where.
@@ -58,7 +61,7 @@ fn wait_after(q: &Qemu, from: usize, marker: &str, deadline: Instant) -> Result<
     }
 }
 
-/// Items 1–6 each have their outcome, the fatal access stops only the hostile VM with a
+/// Items 1–8 each have their outcome, the fatal access stops only the hostile VM with a
 /// report naming it, the RTOS keeps running afterwards, and Tandem does not fault.
 #[test]
 fn hostile_guest_is_contained() {
@@ -73,7 +76,7 @@ fn hostile_guest_is_contained() {
     let log = q.log();
     let stop_at = log.find(STOPPED).expect("waited for it");
 
-    // Items 1-6, each checked from inside, and the count before the fatal act.
+    // Items 1-8, each checked from inside, and the count before the fatal act.
     let lines: Vec<&str> = log
         .lines()
         .filter_map(|l| l.split_once(TAG).map(|(_, r)| r))

@@ -197,6 +197,19 @@ fn single_core_rtos_preempts_linux() {
             "the RTOS missed deadlines beside a stressed Linux: {stats}"
         ))
     );
+    // Arm PV time: Linux found it and counts the RTOS's runs while it was
+    // busy as steal (the 8th /proc/stat column, in 10 ms ticks; 4 here).
+    assert!(
+        q.log().contains("arm-pv: using stolen time PV"),
+        "{}",
+        q.failure("Linux did not take up Arm PV time")
+    );
+    let steal = proc_stat_steal(&mut q);
+    assert!(
+        steal > 0,
+        "{}",
+        q.failure("no steal time in /proc/stat after a stressed Linux shared its CPU")
+    );
     let lat_max = field(&stats, "lat_max_ns");
     assert!(
         lat_max <= SHARED_LAT_MAX_NS,
@@ -223,6 +236,36 @@ fn single_core_rtos_preempts_linux() {
             "the RTOS missed deadlines while Linux was reloaded: {stats}"
         ))
     );
+}
+
+/// The steal column of `/proc/stat`'s `cpu` line.
+fn proc_stat_steal(q: &mut Qemu) -> u64 {
+    let mark = q.log().len();
+    run(
+        q,
+        "set -- $(head -1 /proc/stat); echo steal=$9.",
+        "linux | steal=",
+    );
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let log = q.log();
+        // The trailing dot tells a complete number from one still arriving.
+        if let Some(value) = log[mark..]
+            .lines()
+            .find_map(|l| l.split("linux | steal=").nth(1))
+            .and_then(|v| v.split_once('.'))
+        {
+            return value.0.parse().unwrap_or_else(|_| {
+                panic!("{}", q.failure(&format!("bad steal value {:?}", value.0)))
+            });
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("no steal value")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The next `rtos-stats:` line printed from now on.

@@ -82,3 +82,62 @@ fn rtos_tandem_selftest_passes() {
         );
     }
 }
+
+/// Twenty restarts of a VM in a row from the monitor leave Tandem's heap
+/// exactly as it was (a reset allocates a fresh vGIC and frees the old one),
+/// and the RTOS comes back after them.
+#[test]
+fn twenty_restarts_leave_the_heap_unchanged() {
+    let image = built_image("qemu-virt", "tandem-rtos.bin").unwrap_or_else(|e| panic!("{e}"));
+    let mut config = MachineConfig::new("qemu-virt", image);
+    config.icount = true;
+    let mut q = Qemu::spawn("twenty_restarts", &config).unwrap();
+    q.wait_for("rtos-stats:", TIMEOUT).unwrap();
+    // The RTOS has the console; Ctrl-] moves input to the monitor.
+    q.send("\x1d").unwrap();
+    q.wait_for("tandem> ", TIMEOUT).unwrap();
+    let heap = |q: &mut Qemu| -> String {
+        let from = q.log().len();
+        q.send("vms\n").unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let log = q.log();
+            if let Some(line) = log[from..].lines().find(|l| l.contains("tandem heap: ")) {
+                return line.trim().to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                q.failure("no heap line from `vms`")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let before = heap(&mut q);
+    for n in 1..=20 {
+        q.send("reset rtos\n").unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while q.log().matches("'rtos' restarted").count() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                q.failure(&format!("restart {n} did not complete"))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // After the last restart the RTOS is up and doing its work again.
+    let mark = q.log().len();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !q.log()[mark..].contains("rtos-stats:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            q.failure("the RTOS did not come back after the restarts")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = heap(&mut q);
+    eprintln!("before: {before}\nafter 20 restarts: {after}");
+    assert_eq!(before, after, "{}", q.failure("the heap changed"));
+}

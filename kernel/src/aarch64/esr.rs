@@ -74,10 +74,24 @@ pub use fields::*;
 pub enum ExceptionClass {
     /// Unknown reason (includes UNDEFINED instructions).
     Unknown,
-    /// WFI or WFE.
+    /// WFI or WFE (WFIT, WFET too).
     WfxTrap,
+    /// AArch32 MCR/MRC to coprocessor 15 trapped.
+    Cp15Trap32,
+    /// AArch32 MCRR/MRRC to coprocessor 15 trapped.
+    Cp15Trap64,
+    /// AArch32 MCR/MRC to coprocessor 14 trapped.
+    Cp14Trap32,
+    /// AArch32 LDC/STC to coprocessor 14 trapped.
+    Cp14LdcStc,
     /// FP/SIMD access trapped by CPTR.
     FpSimdTrap,
+    /// AArch32 VMRS of an FP ID register trapped.
+    VmrsTrap,
+    /// Pointer authentication instruction or key register trapped (HCR_EL2.API/APK).
+    PacTrap,
+    /// AArch32 MRRC to coprocessor 14 trapped.
+    Cp14Trap64,
     /// Illegal execution state.
     IllegalState,
     /// SVC from AArch64.
@@ -90,6 +104,8 @@ pub enum ExceptionClass {
     SysRegTrap,
     /// SVE access trapped.
     SveTrap,
+    /// SME access trapped (CPTR_EL2.TSM).
+    SmeTrap,
     /// Pointer authentication failure.
     PacFail,
     /// Instruction abort from a lower EL.
@@ -120,7 +136,14 @@ impl ExceptionClass {
         match ec {
             0x00 => Self::Unknown,
             0x01 => Self::WfxTrap,
+            0x03 => Self::Cp15Trap32,
+            0x04 => Self::Cp15Trap64,
+            0x05 => Self::Cp14Trap32,
+            0x06 => Self::Cp14LdcStc,
             0x07 => Self::FpSimdTrap,
+            0x08 => Self::VmrsTrap,
+            0x09 => Self::PacTrap,
+            0x0c => Self::Cp14Trap64,
             0x0e => Self::IllegalState,
             0x15 => Self::Svc64,
             0x16 => Self::Hvc64,
@@ -128,6 +151,7 @@ impl ExceptionClass {
             0x18 => Self::SysRegTrap,
             0x19 => Self::SveTrap,
             0x1c => Self::PacFail,
+            0x1d => Self::SmeTrap,
             0x20 => Self::InstrAbortLower,
             0x21 => Self::InstrAbortSame,
             0x22 => Self::PcAlignment,
@@ -146,13 +170,21 @@ impl ExceptionClass {
         match self {
             Self::Unknown => "unknown/undefined instruction",
             Self::WfxTrap => "WFI/WFE",
+            Self::Cp15Trap32 => "AArch32 MCR/MRC (CP15)",
+            Self::Cp15Trap64 => "AArch32 MCRR/MRRC (CP15)",
+            Self::Cp14Trap32 => "AArch32 MCR/MRC (CP14)",
+            Self::Cp14LdcStc => "AArch32 LDC/STC (CP14)",
             Self::FpSimdTrap => "FP/SIMD access",
+            Self::VmrsTrap => "AArch32 VMRS",
+            Self::PacTrap => "pointer authentication",
+            Self::Cp14Trap64 => "AArch32 MRRC (CP14)",
             Self::IllegalState => "illegal execution state",
             Self::Svc64 => "SVC",
             Self::Hvc64 => "HVC",
             Self::Smc64 => "SMC",
             Self::SysRegTrap => "system register access",
             Self::SveTrap => "SVE access",
+            Self::SmeTrap => "SME access",
             Self::PacFail => "pointer authentication failure",
             Self::InstrAbortLower => "instruction abort from lower EL",
             Self::InstrAbortSame => "instruction abort at EL2",
@@ -230,6 +262,15 @@ impl Syndrome {
             rt: iss.read(SYSREG_ISS::RT) as u8,
             is_read: iss.is_set(SYSREG_ISS::DIRECTION),
         }
+    }
+
+    /// The condition a trapped AArch32 instruction was executed under
+    /// (ISS.COND when ISS.CV is set; EC 0x01 to 0x0c), else `None`: then a
+    /// T32 instruction's condition is in PSTATE.IT. From AArch64, CV is
+    /// set and COND is 0b1110 (always).
+    pub fn condition(self) -> Option<u8> {
+        let iss = self.iss();
+        (iss & (1 << 24) != 0).then_some(((iss >> 20) & 0xf) as u8)
     }
 
     /// The 16-bit immediate of HVC/SMC/BRK.
@@ -433,6 +474,21 @@ mod tests {
         assert_eq!(r.encoding(), (3, 0, 0, 4, 0));
         assert_eq!(r.rt, 3);
         assert!(r.is_read);
+    }
+
+    /// A trapped A32 `wfine` carries its condition; AArch64 traps say
+    /// "always"; a T32 one in an IT block has none (CV = 0).
+    #[test]
+    fn trapped_condition() {
+        assert_eq!(Syndrome::new(0x0610_0000 | 1 << 24).condition(), Some(1));
+        assert_eq!(Syndrome::new(0x07e0_0000).condition(), Some(0xe));
+        assert_eq!(Syndrome::new(0x0400_0000).condition(), None);
+        assert_eq!(
+            Syndrome::new(0x03 << 26).class(),
+            ExceptionClass::Cp15Trap32
+        );
+        assert_eq!(Syndrome::new(0x09 << 26).class(), ExceptionClass::PacTrap);
+        assert_eq!(Syndrome::new(0x1d << 26).class(), ExceptionClass::SmeTrap);
     }
 
     /// Every 6-bit class decodes without panicking and has a name.

@@ -290,7 +290,7 @@ impl Cpu for FakeCpu {
 
     fn inject_sync(&mut self, regs: &mut GuestRegs, e: &El1Exception) {
         self.events.push(Event::InjectSync { esr: e.esr });
-        let (elr, spsr) = take_exception(regs, self.context.el1.vbar);
+        let (elr, spsr) = take_exception(regs, self.context.el1.vbar, self.context.el1.sctlr);
         self.context.el1.elr = elr;
         self.context.el1.spsr = spsr;
         self.context.el1.esr = e.esr;

@@ -111,6 +111,10 @@ pub trait Ram {
     fn sync_icache(&mut self, pa: u64, len: u64);
     /// Invalidates every TLB entry of VMID `vttbr >> 48` on every CPU.
     fn flush_vm_tlb(&mut self, vttbr: u64);
+    /// Tandem's own heap: (bytes in use, bytes in all), if it keeps one.
+    fn heap_usage(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Tandem's console UART.

@@ -160,45 +160,128 @@ fn deliver(hv: &Hypervisor, target: Focus, bytes: &[u8], hw: &mut impl Hw) {
 
 /// Runs one monitor command line.
 pub fn run_command(hv: &Hypervisor, line: &str, hw: &mut impl Hw) {
-    match monitor::parse(line) {
-        Command::Help => hw.print(format_args!("{}\n", monitor::HELP)),
-        Command::Vms => {
-            for vm in &hv.vms {
-                let s = &vm.stats;
-                let state = match vm.state() {
-                    VmState::Running => "running",
-                    VmState::Resetting | VmState::Clearing => "resetting",
-                    VmState::Stopped => "stopped",
-                };
-                hw.print(format_args!(
-                    "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  exits={} hypercalls={} virqs={} mmio={} wfi={} resets={} crashes={}\n",
-                    vm.id,
-                    vm.name(),
-                    state,
-                    vm.vcpus.len(),
-                    vm.desc.ram_size >> 20,
-                    s.exits.load(Ordering::Relaxed),
-                    s.hypercalls.load(Ordering::Relaxed),
-                    s.virqs.load(Ordering::Relaxed),
-                    s.mmio.load(Ordering::Relaxed),
-                    s.wfi.load(Ordering::Relaxed),
-                    s.resets.load(Ordering::Relaxed),
-                    s.crashes.load(Ordering::Relaxed),
-                ));
-            }
+    let cmd = match monitor::parse(line) {
+        Command::Help => return hw.print(format_args!("{}\n", monitor::HELP)),
+        Command::Vms => return list_vms(hv, hw),
+        Command::Empty => return,
+        Command::Error(e) => return hw.print(format_args!("{e}; {}\n", monitor::HELP)),
+        cmd => cmd,
+    };
+    let name = vm_name(&cmd);
+    let Some(vm) = hv.vm_by_name(name) else {
+        let mut names = [""; 8];
+        for (slot, vm) in names.iter_mut().zip(&hv.vms) {
+            *slot = vm.name();
         }
-        Command::Reset(name) => match hv.vm_by_name(name) {
-            Some(vm) => hv.request_reset(vm, "monitor command", hw),
-            None => hw.print(format_args!("no VM named '{name}'\n")),
-        },
-        Command::Stop(name) => match hv.vm_by_name(name) {
-            Some(vm) => hv.stop(vm, format_args!("monitor command"), hw),
-            None => hw.print(format_args!("no VM named '{name}'\n")),
-        },
-        Command::Empty => {}
-        Command::Unknown(what) => hw.print(format_args!(
-            "unknown command '{what}'; {}\n",
-            monitor::HELP
-        )),
+        return hw.print(format_args!(
+            "no VM named '{name}' (VMs: {})\n",
+            Names(&names[..hv.vms.len().min(8)])
+        ));
+    };
+    let result = match cmd {
+        Command::Reset(_) => {
+            hv.request_reset(vm, "monitor command", hw);
+            Ok(())
+        }
+        Command::Stop(_) => {
+            hv.stop(vm, format_args!("monitor command"), hw);
+            Ok(())
+        }
+        Command::Start(_) => hv.start(vm, hw),
+        Command::Pause(_) => hv.pause(vm, hw),
+        Command::Resume(_) => hv.resume(vm, hw),
+        _ => Ok(()),
+    };
+    if let Err(why) = result {
+        hw.print(format_args!("VM '{name}' unchanged: {why}\n"));
+    }
+}
+
+/// The VM a VM command names.
+fn vm_name<'a>(cmd: &Command<'a>) -> &'a str {
+    match *cmd {
+        Command::Reset(n)
+        | Command::Stop(n)
+        | Command::Start(n)
+        | Command::Pause(n)
+        | Command::Resume(n) => n,
+        _ => "",
+    }
+}
+
+/// Names joined with ", ".
+struct Names<'a>(&'a [&'a str]);
+
+impl core::fmt::Display for Names<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(n)?;
+        }
+        Ok(())
+    }
+}
+
+/// `vms`: each VM's state, placement and counters, then its vCPUs.
+fn list_vms(hv: &Hypervisor, hw: &mut impl Hw) {
+    let now = hw.now();
+    if let Some((used, total)) = hw.heap_usage() {
+        hw.print(format_args!(
+            "  tandem heap: {used} of {total} bytes in use\n"
+        ));
+    }
+    let us = |ticks: u64| crate::sched::ticks_to_ns(ticks, hv.counter_hz) / 1000;
+    for vm in &hv.vms {
+        let s = &vm.stats;
+        let n = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let state = match vm.state() {
+            VmState::Running => "running",
+            VmState::Resetting | VmState::Clearing => "resetting",
+            VmState::Paused => "paused",
+            VmState::Stopped => "stopped",
+        };
+        hw.print(format_args!(
+            "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  prio {}  exits={} (hvc={} irq={} wfi={} mmio={} sysreg={} aborts={}) virqs={} resets={} crashes={}\n",
+            vm.id,
+            vm.name(),
+            state,
+            vm.vcpus.len(),
+            vm.desc.ram_size >> 20,
+            vm.desc.priority,
+            n(&s.exits),
+            n(&s.hypercalls),
+            n(&s.irq_exits),
+            n(&s.wfi),
+            n(&s.mmio),
+            n(&s.sysreg),
+            n(&s.aborts),
+            n(&s.virqs),
+            n(&s.resets),
+            n(&s.crashes),
+        ));
+        for (i, v) in vm.vcpus.iter().enumerate() {
+            let since = v.running_since.load(Ordering::Relaxed);
+            let cpu = n(&v.cpu_ticks)
+                + if since != 0 {
+                    now.saturating_sub(since)
+                } else {
+                    0
+                };
+            let power = match v.power() {
+                crate::hypercall::PowerState::On if since != 0 => "running",
+                crate::hypercall::PowerState::On => "on",
+                crate::hypercall::PowerState::OnPending => "starting",
+                crate::hypercall::PowerState::Off => "off",
+            };
+            hw.print(format_args!(
+                "      vcpu{i} pCPU {} {:<8} cpu {}.{:03} ms\n",
+                v.pcpu,
+                power,
+                us(cpu) / 1000,
+                us(cpu) % 1000
+            ));
+        }
     }
 }

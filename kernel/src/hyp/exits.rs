@@ -39,14 +39,21 @@ pub enum Outcome {
 pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExit) -> Outcome {
     match e {
         VmExit::Hvc(_) => smccc_call(hv, vm, v, hw),
-        VmExit::Irq => Outcome::Irq,
+        VmExit::Irq => {
+            vm.stats.irq_exits.fetch_add(1, Ordering::Relaxed);
+            Outcome::Irq
+        }
         VmExit::Smc(_) => {
             // Trapped SMC: the PC still points at it. Same service as HVC.
             v.regs.pc += 4;
             smccc_call(hv, vm, v, hw)
         }
-        VmExit::Wfi => {
-            v.regs.pc += 4;
+        VmExit::Wfi(t) => {
+            let passed = v.regs.condition_passed(t.cond);
+            v.regs.skip(t.len);
+            if !passed {
+                return Outcome::Continue;
+            }
             vm.stats.wfi.fetch_add(1, Ordering::Relaxed);
             let mut vgic = vm.vgic.lock();
             v.sync_lrs(&mut vgic, hw);
@@ -56,12 +63,17 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
                 Outcome::Block
             }
         }
-        VmExit::Wfe => {
-            v.regs.pc += 4;
-            Outcome::Yield
+        VmExit::Wfe(t) => {
+            let passed = v.regs.condition_passed(t.cond);
+            v.regs.skip(t.len);
+            if passed {
+                Outcome::Yield
+            } else {
+                Outcome::Continue
+            }
         }
         VmExit::Mmio(a) => mmio(hv, vm, v, hw, &a),
-        VmExit::MmioNoSyndrome { ipa, write } => {
+        VmExit::MmioNoSyndrome { ipa, va, write } => {
             if vm.vgic.lock().decode_ipa(ipa).is_some() {
                 let pc = v.regs.pc;
                 hv.crash(
@@ -75,28 +87,31 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
                 );
                 Outcome::Leave
             } else {
-                inject_abort(hv, vm, v, hw, ipa, write)
+                inject_abort(hv, vm, v, hw, ipa, va, write)
             }
         }
-        VmExit::InstrAbort { ipa } => {
+        VmExit::InstrAbort { ipa, va } => {
             debug!(
                 "VM '{}' vCPU {}: instruction fetch from unmapped IPA {ipa:#x}",
                 vm.name(),
                 v.index
             );
-            let esr = inject::instr_abort_esr(v.regs.pstate);
-            hw.inject_sync(
-                &mut v.regs,
-                &El1Exception {
-                    esr,
-                    far: Some(ipa),
-                },
-            );
+            let esr = inject::instr_abort_esr(v.regs.pstate, va.is_some());
+            hw.inject_sync(&mut v.regs, &El1Exception { esr, far: va });
             Outcome::Continue
         }
         VmExit::SysReg(a) => sysreg_access(hv, vm, v, hw, &a),
-        VmExit::FpTrap => {
+        VmExit::FpTrap | VmExit::Unoffered => {
             undefined(v, hw);
+            Outcome::Continue
+        }
+        VmExit::Aarch32Trap(t) => {
+            // A coprocessor access whose condition failed does nothing.
+            if v.regs.condition_passed(t.cond) {
+                undefined(v, hw);
+            } else {
+                v.regs.skip(t.len);
+            }
             Outcome::Continue
         }
         VmExit::SError => {
@@ -134,7 +149,9 @@ fn undefined(v: &mut Vcpu, hw: &mut impl Hw) {
 }
 
 /// Injects a synchronous external abort for an access to `ipa`, which is
-/// not mapped; a storm of them is handled as a crash.
+/// not mapped, made through virtual address `va` (FAR_EL2, when valid: the
+/// guest's FAR_EL1 gets it, as the guest's own MMU sees the fault); a storm
+/// of them is handled as a crash.
 #[cold]
 #[inline(never)]
 fn inject_abort(
@@ -143,8 +160,10 @@ fn inject_abort(
     v: &mut Vcpu,
     hw: &mut impl Hw,
     ipa: u64,
+    va: Option<u64>,
     write: bool,
 ) -> Outcome {
+    vm.stats.aborts.fetch_add(1, Ordering::Relaxed);
     if vm.note_abort(hw.now(), hv.counter_hz) {
         hv.crash(
             vm,
@@ -162,14 +181,8 @@ fn inject_abort(
         v.index,
         if write { "write" } else { "read" }
     );
-    let esr = inject::data_abort_esr(v.regs.pstate, write);
-    hw.inject_sync(
-        &mut v.regs,
-        &El1Exception {
-            esr,
-            far: Some(ipa),
-        },
-    );
+    let esr = inject::data_abort_esr(v.regs.pstate, write, va.is_some());
+    hw.inject_sync(&mut v.regs, &El1Exception { esr, far: va });
     Outcome::Continue
 }
 
@@ -203,6 +216,14 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     }
     fn console_read(&mut self, out: &mut [u8]) -> usize {
         self.vm.console.lock().read_input(out)
+    }
+    #[inline(never)]
+    fn stolen_time(&mut self) -> Option<u64> {
+        let ipa = self.vm.stolen_time_ipa(self.vcpu)?;
+        let shared = &self.vm.vcpus[self.vcpu];
+        shared.pv_time.store(true, Ordering::Release);
+        super::pcpu::publish_stolen_time(self.vm, self.vcpu, self.hw);
+        Some(ipa)
     }
     // Out of line: inlined, it would cost every hypercall registers.
     #[inline(never)]
@@ -256,12 +277,9 @@ fn call_action(
     if action == CallAction::Crash {
         let reason = hypercall::crash_reason(&v.regs.args);
         let bytes = reason.as_ref().map_or(&[][..], |r| r.as_bytes());
-        let text = core::str::from_utf8(bytes).unwrap_or("(not UTF-8)");
-        hv.crash(
-            vm,
-            format_args!("the guest reported: {}", text.trim_end()),
-            hw,
-        );
+        // The guest's words go into Tandem's log line: sanitised.
+        let text = crate::vm::console::Printable(bytes.trim_ascii_end());
+        hv.crash(vm, format_args!("the guest reported: {text}"), hw);
         return Outcome::Leave;
     }
     match action {
@@ -299,7 +317,7 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
     let mut vgic = vm.vgic.lock();
     let Some((frame, offset)) = vgic.decode_ipa(a.ipa) else {
         drop(vgic);
-        return inject_abort(hv, vm, v, hw, a.ipa, a.write);
+        return inject_abort(hv, vm, v, hw, a.ipa, a.va, a.write);
     };
     vm.stats.mmio.fetch_add(1, Ordering::Relaxed);
     if a.write {
@@ -313,7 +331,7 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
                 hv.notify(vm, kick, hw);
                 super::passthrough::settle(vm, hw);
             }
-            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, true),
+            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, a.va, true),
         }
     } else {
         // Pending and active state of interrupts in this vCPU's LRs is read
@@ -325,10 +343,10 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
         drop(vgic);
         match result {
             Ok(raw) => v.regs.set(a.reg, exit::load_value(raw, a)),
-            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, false),
+            Err(_) => return inject_abort(hv, vm, v, hw, a.ipa, a.va, false),
         }
     }
-    v.regs.pc += 4;
+    v.regs.skip(a.len);
     Outcome::Continue
 }
 
@@ -350,6 +368,7 @@ fn sysreg_access(
     hw: &mut impl Hw,
     a: &SysRegAccess,
 ) -> Outcome {
+    vm.stats.sysreg.fetch_add(1, Ordering::Relaxed);
     match sysreg::classify(a) {
         SysRegAction::IdRead { crm, op2 } => {
             v.regs.set(

@@ -242,6 +242,38 @@ impl Hypervisor {
         self.stop_for_good(vm, why, hw);
     }
 
+    /// Pauses `vm` (monitor `pause`): its vCPUs leave their CPUs and stay
+    /// out, with their state and memory, until [`Hypervisor::resume`].
+    pub fn pause(&self, vm: &Vm, hw: &mut impl Hw) -> Result<(), &'static str> {
+        if !vm.transition(VmState::Running, VmState::Paused) {
+            return Err("it is not running");
+        }
+        info!("VM {} '{}' paused", vm.id, vm.name());
+        self.attention_all(vm, hw);
+        Ok(())
+    }
+
+    /// Resumes a paused `vm` where it stopped (monitor `resume`).
+    pub fn resume(&self, vm: &Vm, hw: &mut impl Hw) -> Result<(), &'static str> {
+        if !vm.transition(VmState::Paused, VmState::Running) {
+            return Err("it is not paused");
+        }
+        info!("VM {} '{}' resumed", vm.id, vm.name());
+        self.attention_all(vm, hw);
+        Ok(())
+    }
+
+    /// Starts a stopped `vm` afresh from its pristine images (monitor `start`).
+    pub fn start(&self, vm: &Vm, hw: &mut impl Hw) -> Result<(), &'static str> {
+        if !vm.transition(VmState::Stopped, VmState::Resetting) {
+            return Err("it is not stopped");
+        }
+        info!("VM {} '{}' starting", vm.id, vm.name());
+        vm.restart_at.store(0, Ordering::Release);
+        self.attention_all(vm, hw);
+        Ok(())
+    }
+
     /// `vm` failed: the guest reported a crash, its watchdog expired, it
     /// stormed stage 2 with faults, or it made an exit Tandem cannot serve. A
     /// VM with `on_crash = "restart"` (or `restart = true`) restarts after a

@@ -51,6 +51,8 @@ pub struct Vcpu {
     need_flush: bool,
     /// Waiting in WFI for an interrupt.
     pub blocked: bool,
+    /// Since when it could run but waits for this CPU (its stolen time).
+    waiting_since: Option<u64>,
 }
 
 impl Vcpu {
@@ -66,6 +68,7 @@ impl Vcpu {
             lr_used: 0,
             need_flush: true,
             blocked: false,
+            waiting_since: None,
         }
     }
 
@@ -268,7 +271,7 @@ impl Pcpu {
                 }
                 Outcome::Block => {
                     self.vcpus[i].blocked = true;
-                    self.current = None;
+                    self.stop_current(hv, hw);
                     return;
                 }
                 Outcome::Yield => {
@@ -277,7 +280,7 @@ impl Pcpu {
                     return;
                 }
                 Outcome::Leave => {
-                    self.current = None;
+                    self.stop_current(hv, hw);
                     return;
                 }
             }
@@ -323,7 +326,7 @@ impl Pcpu {
             }
         }
         let now = hw.now();
-        self.charge(now);
+        self.charge(now, hv);
         let count = self.vcpus.len().min(64);
         let mask = (0..count)
             .filter(|&k| self.runnable(k, hv))
@@ -340,6 +343,15 @@ impl Pcpu {
         if pick != self.current || keep.is_none() {
             self.slice_end = None;
         }
+        if pick != self.current
+            && let Some(old) = self.current
+        {
+            let v = &self.vcpus[old];
+            hv.vms[v.vm].vcpus[v.index]
+                .running_since
+                .store(0, Ordering::Relaxed);
+        }
+        self.account_waiting(pick, mask, now, hv, hw);
         self.current = pick;
         let Some(i) = pick else {
             self.timer_dirty = true;
@@ -463,7 +475,7 @@ impl Pcpu {
             (Some(k) != loaded
                 && v.ctx.timer.armed()
                 && vm.vcpus[v.index].power() == PowerState::On)
-                .then(|| v.ctx.timer.cval.wrapping_add(vm.cntvoff))
+                .then(|| v.ctx.timer.cval.saturating_add(vm.cntvoff))
         });
         let policy = self
             .policy
@@ -483,7 +495,7 @@ impl Pcpu {
             let vm = &hv.vms[v.vm];
             if Some(k) != self.loaded
                 && v.ctx.timer.armed()
-                && v.ctx.timer.cval.wrapping_add(vm.cntvoff) <= now
+                && v.ctx.timer.cval.saturating_add(vm.cntvoff) <= now
             {
                 // Fired while out of the CPU: the guest finds it masked, as if Tandem had
                 // taken the interrupt (see `irq`).
@@ -503,7 +515,7 @@ impl Pcpu {
             .policy
             .next_event(self.current.map(|c| (c, self.charged_at)))
             .is_some_and(|t| t <= now);
-        self.charge(now);
+        self.charge(now, hv);
         if due {
             self.resched = true;
         }
@@ -562,12 +574,57 @@ impl Pcpu {
         }
     }
 
+    /// Stolen time: a vCPU that can run but is not picked starts waiting; the
+    /// picked one stops, and what it waited is added and published.
+    fn account_waiting(
+        &mut self,
+        pick: Option<usize>,
+        runnable: u64,
+        now: u64,
+        hv: &Hypervisor,
+        hw: &mut impl Hw,
+    ) {
+        for k in 0..self.vcpus.len().min(64) {
+            let v = &mut self.vcpus[k];
+            if Some(k) == pick {
+                if let Some(since) = v.waiting_since.take() {
+                    let vm = &hv.vms[v.vm];
+                    let ns = crate::sched::ticks_to_ns(now.saturating_sub(since), hv.counter_hz);
+                    vm.vcpus[v.index].stolen_ns.fetch_add(ns, Ordering::Relaxed);
+                    publish_stolen_time(vm, v.index, hw);
+                }
+            } else if runnable & (1 << k) != 0 {
+                v.waiting_since.get_or_insert(now);
+            } else {
+                v.waiting_since = None;
+            }
+        }
+    }
+
+    /// The running vCPU stops running here (it blocked or left): charge it
+    /// up to now, and the CPU has no current vCPU until the next pick.
+    fn stop_current(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        self.charge(hw.now(), hv);
+        if let Some(c) = self.current.take() {
+            let v = &self.vcpus[c];
+            hv.vms[v.vm].vcpus[v.index]
+                .running_since
+                .store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Charges the running vCPU for the CPU time since the last charge.
-    fn charge(&mut self, now: u64) {
+    fn charge(&mut self, now: u64, hv: &Hypervisor) {
         let ran = now.saturating_sub(self.charged_at);
         self.charged_at = now;
         match self.current {
-            Some(c) => self.policy.charge(c, ran, now),
+            Some(c) => {
+                self.policy.charge(c, ran, now);
+                let v = &self.vcpus[c];
+                let shared = &hv.vms[v.vm].vcpus[v.index];
+                shared.cpu_ticks.fetch_add(ran, Ordering::Relaxed);
+                shared.running_since.store(now, Ordering::Relaxed);
+            }
             None => self.policy.advance(now),
         }
     }
@@ -624,4 +681,19 @@ impl Pcpu {
             self.lr_hw.refill(v, &hv.vms[v.vm], hw);
         }
     }
+}
+
+/// Writes vCPU `vcpu`'s stolen-time structure into `vm`'s memory (revision
+/// 0, attributes 0, stolen time in ns, little-endian), if the guest asked
+/// for it.
+pub(super) fn publish_stolen_time(vm: &Vm, vcpu: usize, hw: &mut impl Hw) {
+    let (Some(shared), Some(ipa)) = (vm.vcpus.get(vcpu), vm.stolen_time_ipa(vcpu)) else {
+        return;
+    };
+    if !shared.pv_time.load(Ordering::Acquire) {
+        return;
+    }
+    let mut record = [0u8; 16];
+    record[8..].copy_from_slice(&shared.stolen_ns.load(Ordering::Relaxed).to_le_bytes());
+    hw.copy_in(vm.ram_pa + (ipa - vm.desc.ram_ipa), &record);
 }

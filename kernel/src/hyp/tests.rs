@@ -18,6 +18,9 @@ use crate::hypercall::PowerState;
 use crate::vcpu::exit::ExitSnapshot;
 use crate::vm::package::{self, Package, VmSpec};
 
+/// The review's findings on guest-reachable code, each with its regression test.
+mod hardening;
+
 const RAM_IPA: u64 = 0x4000_0000;
 const ENTRY: u64 = 0x4008_0000;
 const HZ: u64 = 62_500_000;
@@ -57,13 +60,19 @@ impl Machine {
 
     /// A machine whose CPU 0 runs the emulator tick every `tick` counter ticks.
     fn with_tick(cpus: usize, specs: &[VmSpec], tick: Option<u64>) -> Self {
+        Self::build(cpus, specs, tick, 0)
+    }
+
+    /// A machine as [`Machine::with_tick`] makes, whose VMs have virtual
+    /// counter offset `cntvoff`.
+    fn build(cpus: usize, specs: &[VmSpec], tick: Option<u64>, cntvoff: u64) -> Self {
         let bytes: &'static [u8] = Box::leak(package::encode(specs).into_boxed_slice());
         let pkg = Package::parse(bytes).expect("package");
         let vms: Vec<Vm> = (0..pkg.vm_count())
             .map(|i| {
                 let desc = pkg.vm(i).expect("VM record");
                 let id = i as u64 + 1;
-                Vm::new(i, desc, pkg, id << 32, (id << 48) | (id << 12), 0)
+                Vm::new(i, desc, pkg, id << 32, (id << 48) | (id << 12), cntvoff)
             })
             .collect();
         let mut hv = Hypervisor::new(vms, SpiOwners::default(), HZ);
@@ -712,5 +721,124 @@ fn reload_yields_to_a_higher_priority_vcpu() {
         wakeups.get() > before + 10,
         "the RTOS woke {} times during the reload",
         wakeups.get() - before
+    );
+}
+
+/// The monitor pauses a VM (its vCPU stops entering and keeps its state),
+/// resumes it where it stopped, stops and starts it afresh, and says what is
+/// wrong with a bad command.
+#[test]
+fn monitor_pause_resume_stop_start() {
+    let mut m = Machine::new(1, &[spec("a", &[0]), spec("b", &[0])]);
+    let steps = Rc::new(Cell::new(0u64));
+    let s = steps.clone();
+    m.hws[0].script(1, move |g| {
+        s.set(s.get() + 1);
+        g.regs.pc += 4;
+        g.regs.args.x[0] = YIELD;
+        hvc_exit()
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    let (hv, a) = (m.hv, m.vm("a"));
+    m.run(10);
+    super::console::run_command(hv, "pause a", &mut m.hws[0]);
+    assert_eq!(a.state(), VmState::Paused);
+    m.run(2);
+    let (paused_at, pc) = (steps.get(), m.pcpus[0].vcpus[0].regs.pc);
+    m.run(20);
+    assert_eq!(steps.get(), paused_at, "a paused VM does not run");
+    super::console::run_command(hv, "resume a", &mut m.hws[0]);
+    m.run(10);
+    assert!(steps.get() > paused_at);
+    assert!(
+        m.pcpus[0].vcpus[0].regs.pc > pc,
+        "it went on from where it stopped"
+    );
+
+    m.hws[0].console_out.clear();
+    super::console::run_command(hv, "resume a", &mut m.hws[0]);
+    super::console::run_command(hv, "pause nope", &mut m.hws[0]);
+    super::console::run_command(hv, "start", &mut m.hws[0]);
+    let out = m.hws[0].console_out.clone();
+    assert!(out.contains("VM 'a' unchanged: it is not paused"), "{out}");
+    assert!(out.contains("no VM named 'nope' (VMs: a, b)"), "{out}");
+    assert!(out.contains("'start' needs a VM name: start <vm>"), "{out}");
+
+    let pc_before = m.pcpus[0].vcpus[0].regs.pc;
+    super::console::run_command(hv, "stop a", &mut m.hws[0]);
+    assert_eq!(a.state(), VmState::Stopped);
+    super::console::run_command(hv, "start a", &mut m.hws[0]);
+    for _ in 0..500 {
+        m.run(1);
+        if a.state() == VmState::Running {
+            break;
+        }
+    }
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(a.stats.resets.load(Ordering::Relaxed), 1, "started afresh");
+    m.run(5);
+    let pc_after = m.pcpus[0].vcpus[0].regs.pc;
+    assert!(
+        (ENTRY..pc_before).contains(&pc_after),
+        "it started again from its entry point: {pc_after:#x} (was {pc_before:#x})"
+    );
+
+    m.hws[0].console_out.clear();
+    super::console::run_command(hv, "vms", &mut m.hws[0]);
+    let out = m.hws[0].console_out.clone();
+    assert!(
+        out.contains(" a ") && out.contains("running") && out.contains("resets=1"),
+        "{out}"
+    );
+    assert!(out.contains("vcpu0 pCPU 0"), "{out}");
+}
+
+/// Arm PV stolen time: a Linux vCPU that asked for its structure
+/// (PV_TIME_ST) sees the time the RTOS took from its CPU grow in it.
+#[test]
+fn stolen_time_counts_what_the_rtos_took() {
+    let rtos = VmSpec {
+        priority: 10,
+        budget: Some((200, 1000)), // 20 % of the CPU
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 625; // 10 µs at 62.5 MHz
+    let ipa = Rc::new(Cell::new(None));
+    let got = ipa.clone();
+    let mut asked = false;
+    m.hws[0].script(1, move |g| {
+        if !asked {
+            asked = true;
+            g.regs.args.x[0] = 0xC500_0021; // PV_TIME_ST
+        } else {
+            if got.get().is_none() {
+                got.set(Some(g.regs.args.x[0]));
+            }
+            g.regs.args.x[0] = SMCCC_VERSION;
+        }
+        hvc_exit()
+    });
+    m.hws[0].script(2, calls([SMCCC_VERSION, 0, 0, 0]));
+    m.run(2000);
+    let linux = m.vm("linux");
+    let expected = linux.stolen_time_ipa(0).unwrap();
+    assert_eq!(
+        ipa.get(),
+        Some(expected),
+        "PV_TIME_ST gave the structure's IPA"
+    );
+    // Linux waited while the RTOS used its budget: about a fifth of the time.
+    let stolen = linux.vcpus[0].stolen_ns.load(Ordering::Relaxed);
+    let elapsed = crate::sched::ticks_to_ns(m.hws[0].now, HZ);
+    let share = stolen as f64 / elapsed as f64;
+    assert!(
+        (0.15..0.3).contains(&share),
+        "stolen {stolen} ns of {elapsed} ns"
+    );
+    let pa = linux.ram_pa + (expected - RAM_IPA);
+    assert!(
+        m.hws[0].count(|e| matches!(e, Event::CopyIn { pa: p, len: 16 } if *p == pa)) > 2,
+        "published into the guest's structure"
     );
 }

@@ -38,8 +38,10 @@ pub enum VmState {
     Resetting = 1,
     /// One CPU is clearing and reloading it.
     Clearing = 2,
-    /// Powered off or stopped by Tandem; stays off.
+    /// Powered off or stopped by Tandem; stays off (until a monitor `start`).
     Stopped = 3,
+    /// Paused from the monitor: its vCPUs do not run, its memory and state stay.
+    Paused = 4,
 }
 
 impl VmState {
@@ -48,6 +50,7 @@ impl VmState {
             0 => Self::Running,
             1 => Self::Resetting,
             2 => Self::Clearing,
+            4 => Self::Paused,
             _ => Self::Stopped,
         }
     }
@@ -70,6 +73,12 @@ pub struct VmStats {
     pub resets: AtomicU64,
     /// Crashes (guest-reported, watchdog, fault storms, fatal exits).
     pub crashes: AtomicU64,
+    /// Exits for a physical interrupt.
+    pub irq_exits: AtomicU64,
+    /// Trapped system-register accesses.
+    pub sysreg: AtomicU64,
+    /// Aborts injected for accesses to unmapped IPAs.
+    pub aborts: AtomicU64,
 }
 
 /// What other CPUs can see of a vCPU.
@@ -84,6 +93,15 @@ pub struct VcpuShared {
     /// Its vGIC state changed (injection, MMIO, SGI): its list registers
     /// must be refilled before it next runs.
     pub vgic_dirty: AtomicBool,
+    /// CPU time charged to it, in counter ticks.
+    pub cpu_ticks: AtomicU64,
+    /// When its CPU last charged it while it runs (0: not running).
+    pub running_since: AtomicU64,
+    /// Time it could run but waited for its CPU, in ns (Arm PV stolen time).
+    pub stolen_ns: AtomicU64,
+    /// The guest asked for its stolen-time structure (`PV_TIME_ST`): Tandem
+    /// keeps it up to date in guest memory.
+    pub pv_time: AtomicBool,
 }
 
 impl VcpuShared {
@@ -95,6 +113,10 @@ impl VcpuShared {
             power: AtomicU8::new(0),
             start: Lock::new(None),
             vgic_dirty: AtomicBool::new(false),
+            cpu_ticks: AtomicU64::new(0),
+            running_since: AtomicU64::new(0),
+            stolen_ns: AtomicU64::new(0),
+            pv_time: AtomicBool::new(false),
         }
     }
 
@@ -232,6 +254,10 @@ impl CrashHistory {
     }
 }
 
+/// Bytes at the top of a VM's RAM that hold its vCPUs' stolen-time
+/// structures (Arm PV time); xtask reserves them in the guest's device tree.
+pub const PV_TIME_REGION: u64 = 4096;
+
 /// Aborts on unmapped IPAs within one second that make a fault storm.
 pub const FAULT_STORM: u32 = 10_000;
 
@@ -354,6 +380,14 @@ impl Vm {
         self.desc.has(FLAG_RESTART_ON_RESET) || self.desc.has(FLAG_RESTART_ON_CRASH)
     }
 
+    /// The IPA of vCPU `vcpu`'s Arm PV stolen-time structure: 64 bytes each
+    /// in the last [`PV_TIME_REGION`] bytes of RAM, which the guest's device
+    /// tree reserves (`no-map`). `None` for a vCPU the VM does not have.
+    pub fn stolen_time_ipa(&self, vcpu: usize) -> Option<u64> {
+        (vcpu < self.vcpus.len() && self.desc.ram_size >= 2 * PV_TIME_REGION)
+            .then(|| self.desc.ram_ipa + self.desc.ram_size - PV_TIME_REGION + 64 * vcpu as u64)
+    }
+
     /// Counts an abort injected for an unmapped IPA at `now`; true when it
     /// completes a fault storm ([`FAULT_STORM`] within one second).
     pub fn note_abort(&self, now: u64, hz: u64) -> bool {
@@ -372,6 +406,8 @@ impl Vm {
             v.set_power(PowerState::Off);
             *v.start.lock() = None;
             v.vgic_dirty.store(false, Ordering::Relaxed);
+            v.pv_time.store(false, Ordering::Relaxed);
+            v.stolen_ns.store(0, Ordering::Relaxed);
         }
         let mpidrs: Vec<u64> = self.vcpus.iter().map(|v| v.mpidr).collect();
         *self.vgic.lock() = Self::fresh_vgic(&mpidrs);

@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use pv_abi::psci::{self, AffinityState, Error as PsciError};
-use pv_abi::smccc::{self, FunctionId, OEN_ARCH, OEN_STANDARD, OEN_VENDOR_HYP};
+use pv_abi::smccc::{self, FunctionId, OEN_ARCH, OEN_STANDARD, OEN_STANDARD_HYP, OEN_VENDOR_HYP};
 use pv_abi::{HvcArgs, HvcRet, HypercallId, StatId, Status, TANDEM_UUID, VmInfo, console};
 
 /// A vCPU's power state, as PSCI sees it.
@@ -40,6 +40,9 @@ pub trait CallEnv {
     fn stat(&self, id: StatId) -> u64;
     /// Arms the VM's paravirtual watchdog for `timeout_ms` from now (0 disarms).
     fn watchdog(&mut self, timeout_ms: u32);
+    /// The IPA of the calling vCPU's stolen-time structure (Arm PV time),
+    /// which Tandem keeps up to date from now on; `None` if the VM has none.
+    fn stolen_time(&mut self) -> Option<u64>;
 }
 
 /// What the caller's vCPU must do after the reply is written.
@@ -99,6 +102,7 @@ pub fn dispatch_in_place(regs: &mut HvcArgs, env: &mut impl CallEnv) -> CallActi
             let ret = arch_call(fid, regs);
             put(regs, ret)
         }
+        OEN_STANDARD_HYP if fid.is_fast() => apply(regs, pv_time_call(fid, regs, env)),
         OEN_VENDOR_HYP => tandem_call(fid, regs, env),
         OEN_STANDARD if fid.is_fast() => apply(regs, psci_call(fid, regs, env)),
         _ => put(regs, HvcRet::error(Status::NotSupported)),
@@ -131,9 +135,13 @@ fn arch_call(fid: FunctionId, args: &HvcArgs) -> HvcRet {
     if fid == smccc::SMCCC_VERSION {
         reg(u64::from(smccc::SMCCC_VERSION_1_1))
     } else if fid == smccc::SMCCC_ARCH_FEATURES {
-        // Only the discovery calls themselves; no firmware workarounds are offered.
+        // The discovery calls themselves and Arm PV time; no firmware
+        // workarounds are offered.
         let queried = FunctionId::from_reg(args.x[1]);
-        if queried == smccc::SMCCC_VERSION || queried == smccc::SMCCC_ARCH_FEATURES {
+        if queried == smccc::SMCCC_VERSION
+            || queried == smccc::SMCCC_ARCH_FEATURES
+            || queried == smccc::PV_TIME_FEATURES
+        {
             reg(0)
         } else {
             HvcRet::error(Status::NotSupported)
@@ -141,6 +149,26 @@ fn arch_call(fid: FunctionId, args: &HvcArgs) -> HvcRet {
     } else {
         HvcRet::error(Status::NotSupported)
     }
+}
+
+/// Arm paravirtualized time (DEN0057): stolen time only.
+#[inline(never)]
+fn pv_time_call(fid: FunctionId, args: &HvcArgs, env: &mut impl CallEnv) -> (HvcRet, CallAction) {
+    // DEN0057 returns SMCCC codes: 0 success, -1 NOT_SUPPORTED.
+    let not_supported = reg(Status::NotSupported.to_reg());
+    let ret = if fid == smccc::PV_TIME_FEATURES {
+        let queried = FunctionId::from_reg(args.x[1]);
+        if queried == smccc::PV_TIME_FEATURES || queried == smccc::PV_TIME_ST {
+            reg(0)
+        } else {
+            not_supported
+        }
+    } else if fid == smccc::PV_TIME_ST {
+        env.stolen_time().map_or(not_supported, reg)
+    } else {
+        not_supported
+    };
+    (ret, CallAction::Resume)
 }
 
 const PSCI_SUPPORTED: [FunctionId; 8] = [
@@ -379,6 +407,9 @@ mod tests {
         }
         fn watchdog(&mut self, timeout_ms: u32) {
             self.watchdog = Some(timeout_ms);
+        }
+        fn stolen_time(&mut self) -> Option<u64> {
+            Some(0x4fff_0000)
         }
     }
 
@@ -642,5 +673,38 @@ mod tests {
             -3
         );
         assert_eq!(f.watchdog, Some(2000));
+    }
+
+    /// Arm PV time: discovered through ARCH_FEATURES and PV_TIME_FEATURES,
+    /// and PV_TIME_ST gives the structure's IPA.
+    #[test]
+    fn pv_time() {
+        let mut f = fake();
+        assert_eq!(
+            call(&mut f, [0x8000_0001, 0xC500_0020, 0, 0, 0, 0, 0, 0])
+                .0
+                .x[0],
+            0
+        );
+        assert_eq!(
+            call(&mut f, [0xC500_0020, 0xC500_0021, 0, 0, 0, 0, 0, 0])
+                .0
+                .x[0],
+            0
+        );
+        assert_eq!(
+            call(&mut f, [0xC500_0020, 0xC500_0022, 0, 0, 0, 0, 0, 0])
+                .0
+                .x[0] as i64,
+            -1
+        );
+        assert_eq!(
+            call(&mut f, [0xC500_0021, 0, 0, 0, 0, 0, 0, 0]).0.x[0],
+            0x4fff_0000
+        );
+        assert_eq!(
+            call(&mut f, [0xC500_0030, 0, 0, 0, 0, 0, 0, 0]).0.x[0] as i64,
+            -1
+        );
     }
 }

@@ -29,11 +29,35 @@ pub struct ExitSnapshot {
     pub hpfar: u64,
 }
 
+/// A trapped instruction Tandem completes or skips: what the PC moves by,
+/// and the condition an AArch32 one was executed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trapped {
+    /// Its length in bytes: 2 for a 16-bit T32 instruction (ESR.IL = 0), else 4.
+    pub len: u8,
+    /// Its condition (ESR.CV/COND), if the syndrome gives one; see
+    /// [`Syndrome::condition`].
+    pub cond: Option<u8>,
+}
+
+impl Trapped {
+    fn of(syn: Syndrome) -> Self {
+        Self {
+            len: if syn.is_32bit_instruction() { 4 } else { 2 },
+            cond: syn.condition(),
+        }
+    }
+}
+
 /// A decoded data abort on guest memory that is not plain RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioAccess {
     /// The faulting intermediate physical address.
     pub ipa: u64,
+    /// The faulting virtual address (FAR_EL2), if the syndrome says it is valid.
+    pub va: Option<u64>,
+    /// The length of the load or store instruction (2 for a 16-bit T32 one).
+    pub len: u8,
     /// Store (else load).
     pub write: bool,
     /// Access size in bytes.
@@ -57,15 +81,19 @@ pub enum VmExit {
     /// SMC with its immediate (the PC still points at it).
     Smc(u16),
     /// WFI.
-    Wfi,
-    /// WFE.
-    Wfe,
+    Wfi(Trapped),
+    /// WFE, and WFIT/WFET, which Tandem does not offer (ID_AA64ISAR2_EL1.WFxT
+    /// reads 0): like WFE they end in a yield, a wake-up the architecture
+    /// allows at any time, so they never wait past their timeout.
+    Wfe(Trapped),
     /// A load or store the hypervisor can emulate.
     Mmio(MmioAccess),
     /// A data abort without instruction syndrome (cannot be emulated).
     MmioNoSyndrome {
         /// The faulting IPA.
         ipa: u64,
+        /// The faulting virtual address, if valid.
+        va: Option<u64>,
         /// Store (else load).
         write: bool,
     },
@@ -73,11 +101,18 @@ pub enum VmExit {
     InstrAbort {
         /// The faulting IPA.
         ipa: u64,
+        /// The faulting virtual address, if valid.
+        va: Option<u64>,
     },
     /// A trapped MSR/MRS.
     SysReg(SysRegAccess),
     /// FP/SIMD or SVE access trapped.
     FpTrap,
+    /// An AArch64 instruction of a feature Tandem does not offer trapped:
+    /// pointer authentication, SME.
+    Unoffered,
+    /// A trapped AArch32 (EL0) coprocessor or VMRS access: none is offered.
+    Aarch32Trap(Trapped),
     /// An SError from the guest.
     SError,
     /// Anything else: the raw exception class.
@@ -101,19 +136,22 @@ pub fn decode(s: &ExitSnapshot) -> VmExit {
         ExceptionClass::Hvc64 => VmExit::Hvc(syn.imm16()),
         ExceptionClass::Smc64 => VmExit::Smc(syn.imm16()),
         ExceptionClass::WfxTrap => {
-            // ISS.TI[1:0]: 0 = WFI, 1 = WFE (2/3: WFIT/WFET).
-            if syn.iss() & 0b11 == 0b01 {
-                VmExit::Wfe
+            // ISS.TI[1:0]: 0 = WFI, 1 = WFE, 2 = WFIT, 3 = WFET.
+            if syn.iss() & 0b11 == 0b00 {
+                VmExit::Wfi(Trapped::of(syn))
             } else {
-                VmExit::Wfi
+                VmExit::Wfe(Trapped::of(syn))
             }
         }
         ExceptionClass::DataAbortLower => {
             let d = syn.data_abort();
             let ipa = fault_ipa(s.hpfar, s.far);
+            let va = (!d.far_not_valid()).then_some(s.far);
             if d.is_valid() && !d.is_cache_maintenance() && !d.on_stage1_walk() {
                 VmExit::Mmio(MmioAccess {
                     ipa,
+                    va,
+                    len: if syn.is_32bit_instruction() { 4 } else { 2 },
                     write: d.is_write(),
                     size: d.access_size(),
                     reg: d.register(),
@@ -123,15 +161,25 @@ pub fn decode(s: &ExitSnapshot) -> VmExit {
             } else {
                 VmExit::MmioNoSyndrome {
                     ipa,
+                    va,
                     write: d.is_write(),
                 }
             }
         }
         ExceptionClass::InstrAbortLower => VmExit::InstrAbort {
             ipa: fault_ipa(s.hpfar, s.far),
+            // The instruction-abort ISS has FnV at the same place.
+            va: (!syn.data_abort().far_not_valid()).then_some(s.far),
         },
         ExceptionClass::SysRegTrap => VmExit::SysReg(syn.sysreg()),
         ExceptionClass::FpSimdTrap | ExceptionClass::SveTrap => VmExit::FpTrap,
+        ExceptionClass::PacTrap | ExceptionClass::SmeTrap => VmExit::Unoffered,
+        ExceptionClass::Cp15Trap32
+        | ExceptionClass::Cp15Trap64
+        | ExceptionClass::Cp14Trap32
+        | ExceptionClass::Cp14LdcStc
+        | ExceptionClass::Cp14Trap64
+        | ExceptionClass::VmrsTrap => VmExit::Aarch32Trap(Trapped::of(syn)),
         ExceptionClass::SError => VmExit::SError,
         _ => VmExit::Other((s.esr >> 26) as u8 & 0x3f),
     }
@@ -188,6 +236,8 @@ mod tests {
             load,
             MmioAccess {
                 ipa: 0x5000_0008,
+                va: Some(0x5000_0008),
+                len: 4,
                 write: false,
                 size: 8,
                 reg: 2,
@@ -201,13 +251,102 @@ mod tests {
         assert!(store.write);
     }
 
+    const A64: Trapped = Trapped {
+        len: 4,
+        cond: Some(0xe),
+    };
+
     /// HVC, SMC, WFI and WFE are told apart.
     #[test]
     fn traps() {
         assert_eq!(decode(&sync(0x5a00_0000)), VmExit::Hvc(0));
         assert_eq!(decode(&sync(0x5e00_0000)), VmExit::Smc(0));
-        assert_eq!(decode(&sync(0x0600_0000)), VmExit::Wfi);
-        assert_eq!(decode(&sync(0x0600_0001)), VmExit::Wfe);
+        // From AArch64: IL, CV and COND = always.
+        assert_eq!(decode(&sync(0x07e0_0000)), VmExit::Wfi(A64));
+        assert_eq!(decode(&sync(0x07e0_0001)), VmExit::Wfe(A64));
+    }
+
+    /// WFIT and WFET (ISS.TI 2 and 3, RV, Rt) are not waits for an
+    /// interrupt with no end: they get WFE's yield.
+    #[test]
+    fn wfit_and_wfet_never_block() {
+        let wfit = 0x07e0_0000 | (5 << 5) | (1 << 2) | 0b10;
+        assert_eq!(decode(&sync(wfit)), VmExit::Wfe(A64));
+        assert_eq!(decode(&sync(wfit | 1)), VmExit::Wfe(A64));
+    }
+
+    /// Trapped AArch32 instructions keep their length (a 16-bit T32 `wfi`
+    /// or `ldr` has IL = 0) and condition.
+    #[test]
+    fn aarch32_lengths_and_conditions() {
+        // T32 `wfi` (16-bit) in an IT block: CV = 0.
+        assert_eq!(
+            decode(&sync(0x0400_0000)),
+            VmExit::Wfi(Trapped { len: 2, cond: None })
+        );
+        // A32 `wfine`: CV, COND = NE.
+        assert_eq!(
+            decode(&sync(0x0600_0000 | (1 << 24) | (1 << 20))),
+            VmExit::Wfi(Trapped {
+                len: 4,
+                cond: Some(1)
+            })
+        );
+        // T32 `ldr r0, [r1]` (16-bit) from the vGIC.
+        let esr = (0x24u64 << 26) | (1 << 24) | (2 << 22) | 0x06;
+        let VmExit::Mmio(a) = decode(&sync(esr)) else {
+            panic!()
+        };
+        assert_eq!((a.len, a.reg, a.size), (2, 0, 4));
+    }
+
+    /// AArch32 coprocessor and VMRS traps, pointer authentication and SME are
+    /// told from the exits Tandem cannot serve.
+    #[test]
+    fn unoffered_instructions() {
+        for ec in [0x03u64, 0x04, 0x05, 0x06, 0x08, 0x0c] {
+            let esr = (ec << 26) | (1 << 25) | (1 << 24) | (0xe << 20);
+            assert_eq!(decode(&sync(esr)), VmExit::Aarch32Trap(A64), "EC {ec:#x}");
+        }
+        assert_eq!(decode(&sync(0x09 << 26 | 1 << 25)), VmExit::Unoffered);
+        assert_eq!(decode(&sync(0x1d << 26 | 1 << 25)), VmExit::Unoffered);
+        assert_eq!(decode(&sync(0x3f << 26)), VmExit::Other(0x3f));
+    }
+
+    /// The faulting virtual address is FAR_EL2 unless ISS.FnV says it is not valid.
+    #[test]
+    fn fault_va() {
+        let s = ExitSnapshot {
+            far: 0xffff_0000_1234_5678,
+            ..sync(0x9200_0046)
+        };
+        assert_eq!(
+            decode(&s),
+            VmExit::MmioNoSyndrome {
+                ipa: 0x5000_0678,
+                va: Some(0xffff_0000_1234_5678),
+                write: true
+            }
+        );
+        let fnv = ExitSnapshot {
+            esr: 0x9200_0046 | 1 << 10,
+            ..s
+        };
+        assert!(matches!(
+            decode(&fnv),
+            VmExit::MmioNoSyndrome { va: None, .. }
+        ));
+        let fetch = ExitSnapshot {
+            esr: 0x8200_0006,
+            ..s
+        };
+        assert_eq!(
+            decode(&fetch),
+            VmExit::InstrAbort {
+                ipa: 0x5000_0678,
+                va: Some(0xffff_0000_1234_5678)
+            }
+        );
     }
 
     /// An abort without ISV cannot be emulated and says so.
@@ -218,6 +357,7 @@ mod tests {
             decode(&sync(esr)),
             VmExit::MmioNoSyndrome {
                 ipa: 0x5000_0008,
+                va: Some(0x5000_0008),
                 write: true
             }
         );
@@ -228,6 +368,8 @@ mod tests {
     fn load_extension() {
         let a = MmioAccess {
             ipa: 0,
+            va: None,
+            len: 4,
             write: false,
             size: 1,
             reg: 0,

@@ -2,7 +2,7 @@
 //!
 //! Tandem traps the ID registers (HCR_EL2.TID3) to hide what it does not
 //! virtualize (SVE, SME, MTE, pointer authentication, PMU, SPE, trace, AMU,
-//! MPAM), the PMU (MDCR_EL2.TPM: UNDEFINED), debug registers (MDCR_EL2.TDA:
+//! MPAM, WFIT/WFET), the PMU (MDCR_EL2.TPM: UNDEFINED), debug registers (MDCR_EL2.TDA:
 //! RAZ/WI), the EL1 physical timer (CNTHCTL_EL2.EL1PCEN = 0: RAZ/WI, guests
 //! use the virtual timer), set/way cache maintenance (HCR_EL2.TSW: no-op,
 //! guest memory is coherent) and GIC SGI generation (HCR_EL2.IMO).
@@ -80,8 +80,9 @@ pub fn sanitize_id(crm: u8, op2: u8, hw: u64) -> u64 {
         }
         // ID_AA64ISAR1_EL1: APA[7:4], API[11:8], GPA[27:24], GPI[31:28] (pointer auth).
         (6, 1) => clear(clear(clear(clear(hw, 4, 4), 8, 4), 24, 4), 28, 4),
-        // ID_AA64ISAR2_EL1: GPA3[11:8], APA3[15:12].
-        (6, 2) => clear(clear(hw, 8, 4), 12, 4),
+        // ID_AA64ISAR2_EL1: WFxT[3:0] (WFIT/WFET: Tandem gives them WFE's yield, see
+        // `vcpu::exit::VmExit::Wfe`), GPA3[11:8], APA3[15:12].
+        (6, 2) => clear(clear(clear(hw, 0, 4), 8, 4), 12, 4),
         _ => hw,
     }
 }
@@ -132,6 +133,15 @@ mod tests {
         assert_eq!((v >> 32) & 0xf, 0, "SVE");
         assert_eq!((v >> 44) & 0xf, 0, "AMU");
         assert_eq!((v >> 24) & 0xf, (max_pfr0 >> 24) & 0xf, "GIC");
+    }
+
+    /// FEAT_WFxT reads as absent: a trapped WFIT never waits past its
+    /// timeout, but no guest should count on more. ISAR2's other fields (but
+    /// pointer authentication's) pass unchanged.
+    #[test]
+    fn hide_wfxt() {
+        let isar2 = 0x0000_0000_0011_0012u64; // WFxT = 2, RPRES = 1, MOPS = 1, BC = 1
+        assert_eq!(sanitize_id(6, 2, isar2), 0x0000_0000_0011_0010);
     }
 
     /// The PMU version reads as absent, so Linux never touches PMU registers.

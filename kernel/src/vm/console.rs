@@ -1,17 +1,130 @@
 //! A VM's console: output gathered into lines (so VMs' output never
 //! interleaves mid-line on the shared UART), and an input queue.
+//!
+//! A line gathered here is sanitised ([`Sanitizer`]) on the way in: nothing
+//! but the focused VM's interactive stream reaches the terminal with control
+//! bytes, so no VM can forge another VM's tag or a Tandem log line, move the
+//! cursor or restyle the terminal.
 #![forbid(unsafe_code)]
+
+use core::fmt;
 
 /// Longest output line kept before it is flushed anyway.
 pub const LINE_MAX: usize = 200;
 /// Input bytes buffered for the guest.
 pub const INPUT_MAX: usize = 256;
 
+/// Makes guest text safe for the shared terminal (docs/design.md,
+/// "Console"). What passes: printable ASCII, tab, and well-formed UTF-8
+/// of any character but a C1 control. C0 controls (ESC among them) and DEL
+/// become caret notation (ESC is `^[`, DEL `^?`); C1 controls (U+0080 to
+/// U+009F, which some terminals obey like ESC sequences) and malformed
+/// UTF-8 become `?`. Newlines and carriage returns are the line gatherer's
+/// business ([`VmConsole::write`]) and never get here.
+///
+/// A UTF-8 sequence may span calls (guests write a few bytes at a time):
+/// its first bytes wait here until it is complete or proves malformed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sanitizer {
+    /// The unfinished UTF-8 sequence.
+    seq: [u8; 4],
+    /// Its bytes so far.
+    len: u8,
+    /// Its length when complete.
+    need: u8,
+}
+
+impl Sanitizer {
+    /// Takes byte `b`; gives `out` what may be shown for it (nothing while a
+    /// UTF-8 sequence is unfinished; at most 4 bytes at a time).
+    pub fn feed(&mut self, b: u8, out: &mut impl FnMut(&[u8])) {
+        if self.need > 0 {
+            let (lo, hi) = match (self.len, self.seq[0]) {
+                // The second byte's range excludes overlong forms, surrogates
+                // and code points past U+10FFFF (Unicode, table 3-7).
+                (1, 0xe0) => (0xa0, 0xbf),
+                (1, 0xed) => (0x80, 0x9f),
+                (1, 0xf0) => (0x90, 0xbf),
+                (1, 0xf4) => (0x80, 0x8f),
+                _ => (0x80, 0xbf),
+            };
+            if !(lo..=hi).contains(&b) {
+                // Malformed: one `?` for the sequence so far, then `b` afresh.
+                self.need = 0;
+                out(b"?");
+                return self.feed(b, out);
+            }
+            self.seq[usize::from(self.len)] = b;
+            self.len += 1;
+            if self.len == self.need {
+                self.need = 0;
+                let n = usize::from(self.len);
+                if self.seq[0] == 0xc2 && self.seq[1] < 0xa0 {
+                    out(b"?"); // a C1 control
+                } else {
+                    out(&self.seq[..n]);
+                }
+            }
+            return;
+        }
+        match b {
+            b'\t' | 0x20..=0x7e => out(&[b]),
+            0x00..=0x1f => out(&[b'^', b + 0x40]),
+            0x7f => out(b"^?"),
+            0xc2..=0xf4 => {
+                self.seq[0] = b;
+                self.len = 1;
+                self.need = match b {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    _ => 4,
+                };
+            }
+            _ => out(b"?"), // a stray continuation byte, or never valid
+        }
+    }
+
+    /// Ends the text: an unfinished sequence is shown as `?`.
+    pub fn finish(&mut self, out: &mut impl FnMut(&[u8])) {
+        if self.need > 0 {
+            self.need = 0;
+            out(b"?");
+        }
+    }
+}
+
+/// Guest text shown inside one of Tandem's own lines (a crash reason the
+/// guest gave): sanitised as [`Sanitizer`] does, with line breaks and tabs
+/// as spaces, so it cannot end Tandem's line and start a forged one.
+pub struct Printable<'a>(pub &'a [u8]);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = Sanitizer::default();
+        let mut result = Ok(());
+        let mut out = |piece: &[u8]| {
+            if result.is_ok() {
+                result = f.write_str(core::str::from_utf8(piece).unwrap_or("?"));
+            }
+        };
+        for &b in self.0 {
+            match b {
+                b'\n' | b'\r' | b'\t' => s.feed(b' ', &mut out),
+                _ => s.feed(b, &mut out),
+            }
+        }
+        s.finish(&mut out);
+        result
+    }
+}
+
 /// Console state of one VM.
 #[derive(Debug)]
 pub struct VmConsole {
     line: [u8; LINE_MAX],
     line_len: usize,
+    /// The line's text so far is sanitised; this holds what is still open.
+    sanitizer: Sanitizer,
     input: [u8; INPUT_MAX],
     in_head: usize,
     in_len: usize,
@@ -22,6 +135,7 @@ impl Default for VmConsole {
         Self {
             line: [0; LINE_MAX],
             line_len: 0,
+            sanitizer: Sanitizer::default(),
             input: [0; INPUT_MAX],
             in_head: 0,
             in_len: 0,
@@ -30,24 +144,34 @@ impl Default for VmConsole {
 }
 
 impl VmConsole {
-    /// Takes guest output; `emit` is called with each complete line (without the newline).
-    /// Carriage returns are dropped. Returns the bytes accepted (always all of them).
+    /// Takes guest output; `emit` is called with each complete line (without
+    /// the newline), sanitised ([`Sanitizer`]). Carriage returns are dropped.
+    /// Returns the bytes accepted (always all of them).
     pub fn write(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) -> usize {
+        let Self {
+            line,
+            line_len,
+            sanitizer,
+            ..
+        } = self;
+        // Appends a sanitised piece, flushing a full line first (a line is
+        // split between characters, never inside one); `end` ends the line.
+        let mut put = |piece: &[u8], end: bool| {
+            if end || *line_len + piece.len() > LINE_MAX {
+                emit(&line[..*line_len]);
+                *line_len = 0;
+            }
+            line[*line_len..*line_len + piece.len()].copy_from_slice(piece);
+            *line_len += piece.len();
+        };
         for &b in bytes {
             match b {
                 b'\n' => {
-                    emit(&self.line[..self.line_len]);
-                    self.line_len = 0;
+                    sanitizer.finish(&mut |p| put(p, false));
+                    put(&[], true);
                 }
                 b'\r' => {}
-                _ => {
-                    if self.line_len == LINE_MAX {
-                        emit(&self.line[..self.line_len]);
-                        self.line_len = 0;
-                    }
-                    self.line[self.line_len] = b;
-                    self.line_len += 1;
-                }
+                _ => sanitizer.feed(b, &mut |p| put(p, false)),
             }
         }
         bytes.len()
@@ -215,6 +339,57 @@ mod tests {
         let a = run(&mut t, |t, o| t.stream(2, b"x | ", b"ab", &mut |b| o(b)));
         let b = run(&mut t, |t, o| t.stream(2, b"x | ", b"c\n", &mut |b| o(b)));
         assert_eq!(a + &b, "x | abc\n");
+    }
+
+    fn sanitised(chunks: &[&[u8]]) -> std::string::String {
+        let mut c = VmConsole::default();
+        let mut got = Vec::new();
+        for chunk in chunks {
+            c.write(chunk, |l| got.extend_from_slice(l));
+        }
+        c.write(b"\n", |l| got.extend_from_slice(l));
+        std::string::String::from_utf8(got).expect("sanitised lines are UTF-8")
+    }
+
+    /// Control bytes become visible text: C0 and DEL in caret notation, C1
+    /// controls and malformed UTF-8 as `?`; tabs and well-formed UTF-8 pass.
+    #[test]
+    fn controls_are_shown_not_obeyed() {
+        assert_eq!(
+            sanitised(&[b"\x1b[31mred\x1b[0m\x07\x08\x00\x7f\tok"]),
+            "^[[31mred^[[0m^G^H^@^?\tok"
+        );
+        assert_eq!(sanitised(&["é € 😀".as_bytes()]), "é € 😀");
+        // C1 CSI raw and as UTF-8; the next printable character survives.
+        assert_eq!(sanitised(&[b"a\x9bb\xc2\x9bc\xc2\xa0d"]), "a?b?c\u{a0}d");
+        // Overlong, surrogate, past U+10FFFF, never-valid bytes.
+        assert_eq!(
+            sanitised(&[b"\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xff"]),
+            "??|???|????|?"
+        );
+        // A sequence cut short by another character, or by the line's end.
+        assert_eq!(sanitised(&[b"\xe2\x82x\xe2\x82"]), "?x?");
+    }
+
+    /// A character split across writes (guests write a few bytes at a time)
+    /// is whole; a long line is split between characters, never inside one.
+    #[test]
+    fn utf8_across_writes_and_splits() {
+        assert_eq!(sanitised(&[b"\xe2", b"\x82", b"\xac!"]), "€!");
+        let mut c = VmConsole::default();
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut text = vec![b'x'; LINE_MAX - 1];
+        text.extend_from_slice("€".as_bytes());
+        c.write(&text, |l| lines.push(l.to_vec()));
+        assert_eq!(lines, vec![vec![b'x'; LINE_MAX - 1]]);
+        assert_eq!(c.partial_line(), "€".as_bytes());
+    }
+
+    /// Guest text inside a Tandem line cannot break it.
+    #[test]
+    fn printable() {
+        let text = std::format!("{}", Printable(b"oops\n[ 1.0] cpu0 INFO  x\x1b[2J\xff"));
+        assert_eq!(text, "oops [ 1.0] cpu0 INFO  x^[[2J?");
     }
 
     /// Input is FIFO and bounded.

@@ -32,6 +32,9 @@ pub const GICR_IPA: u64 = 0x080a_0000;
 pub const GICR_STRIDE: u64 = 0x2_0000;
 /// The console-input interrupt: SPI 0.
 pub const CONSOLE_INTID: u32 = 32;
+/// The top page of RAM, reserved for the Arm PV time structures (the
+/// kernel's `hyp::vm::PV_TIME_REGION`).
+pub const PV_TIME_REGION: u64 = 4096;
 
 /// What a VM's device tree says.
 #[derive(Clone, Debug)]
@@ -156,6 +159,22 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
     let _ = writeln!(w, "\t\tdevice_type = \"memory\";");
     let _ = writeln!(w, "\t\treg = <{} {}>;", cells(RAM_IPA), cells(dt.ram_size));
     let _ = writeln!(w, "\t}};\n");
+
+    // Arm PV time: the vCPUs' stolen-time structures live in the top page of
+    // RAM (the kernel's `Vm::stolen_time_ipa`), kept out of the guest's hands.
+    let pv_time = RAM_IPA + dt.ram_size - PV_TIME_REGION;
+    let _ = writeln!(
+        w,
+        "\treserved-memory {{\n\t\t#address-cells = <2>;\n\t\t#size-cells = <2>;\n\t\tranges;\n"
+    );
+    let _ = writeln!(w, "\t\tpv-time@{pv_time:x} {{");
+    let _ = writeln!(
+        w,
+        "\t\t\treg = <{} {}>;",
+        cells(pv_time),
+        cells(PV_TIME_REGION)
+    );
+    let _ = writeln!(w, "\t\t\tno-map;\n\t\t}};\n\t}};\n");
 
     let _ = writeln!(
         w,
@@ -333,6 +352,12 @@ mod tests {
         assert!(s.contains("linux,initrd-end = <0x0 0x41d23456>;"));
         assert!(s.contains("reg = <0x0 0x40000000 0x0 0x10000000>;"));
         assert!(s.contains("cpu@1 {") && !s.contains("cpu@2"));
+        assert!(
+            s.contains(
+                "pv-time@4ffff000 {\n\t\t\treg = <0x0 0x4ffff000 0x0 0x1000>;\n\t\t\tno-map;"
+            ),
+            "the top page is the PV time region: {s}"
+        );
         assert!(
             s.contains("<0x0 0x80a0000 0x0 0x40000>"),
             "two redistributors"

@@ -351,11 +351,12 @@ pub fn build(
 /// default set (`tandem-guest-hello-rust.bin`).
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
-    const SETS: [&[&str]; 4] = [
+    const SETS: [&[&str]; 5] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
         &["probe-shared", "rtos-shared"],
+        &["rtos"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

@@ -1106,7 +1106,8 @@ fn size(bytes: u64) -> String {
 
 /// Places a built image (and initramfs) in `vm`'s RAM, checking that it fits.
 pub fn plan(file: &str, vm: &Vm, image: &[u8], initrd_len: Option<u64>) -> Result<Layout, String> {
-    let ram_end = RAM_IPA + vm.ram_size();
+    // The top page holds the PV time structures (guest_dt::PV_TIME_REGION).
+    let ram_end = RAM_IPA + vm.ram_size() - crate::guest_dt::PV_TIME_REGION;
     let mut problem = String::new();
     let layout = match vm.kind {
         Kind::Bare => {

@@ -9,6 +9,8 @@
 //!   an abort or an UNDEFINED instruction and check its syndrome. Any other synchronous
 //!   exception is counted ([`unexpected_exceptions`]), printed, and skipped too when it is a
 //!   data abort or UNDEFINED (so one bad test does not end the run); else the VM powers off.
+//! - [`run_at_el0`] runs code at EL0 (AArch64 or AArch32) until its first exception, which
+//!   comes back to the caller as an [`El0Exit`] (which vector took it, ESR, ELR, SPSR).
 //! - An IRQ is acknowledged (ICC_IAR1_EL1), recorded with the counter value at vector entry,
 //!   and ended (ICC_EOIR1_EL1, EOImode 0). The virtual timer's PPI also disables the timer:
 //!   Tandem masks it (CNTV_CTL.IMASK) when it injects, so a handler must reprogram or disable
@@ -70,6 +72,14 @@ impl PerCpu {
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Per vCPU, while [`run_at_el0`] runs: where EL1 resumes (0: no excursion) and with which
+/// PSTATE. The assembly of `run_at_el0` writes both (offsets 0 and 8).
+static EL0_RETURN: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_CPUS];
+/// Per vCPU: the last excursion's end, as `[kind, ESR, ELR, SPSR]`.
+static EL0_EXIT: [[AtomicU64; 4]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 4] }; MAX_CPUS];
 
 /// The device interrupt [`set_device_ack`] registered, and what its handler saw.
 struct DeviceAck {
@@ -234,6 +244,103 @@ pub fn expect_fault(f: impl FnOnce()) -> Option<Fault> {
     })
 }
 
+/// `kind` of a synchronous exception from EL0 in AArch64 state (VBAR_EL1 + 0x400).
+pub const KIND_EL0_AARCH64_SYNC: u64 = 0x20;
+/// `kind` of a synchronous exception from EL0 in AArch32 state (VBAR_EL1 + 0x600).
+pub const KIND_EL0_AARCH32_SYNC: u64 = 0x30;
+
+/// How a [`run_at_el0`] excursion ended: the first exception taken from EL0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct El0Exit {
+    /// The vector that took it (guest-rt's `kind`, e.g. [`KIND_EL0_AARCH32_SYNC`]).
+    pub kind: u64,
+    /// ESR_EL1.
+    pub esr: Syndrome,
+    /// ELR_EL1: where EL0 was.
+    pub elr: u64,
+    /// SPSR_EL1: EL0's PSTATE.
+    pub spsr: u64,
+}
+
+/// Runs the code at `entry` at EL0 in PSTATE `spsr` (an EL0 mode: AArch64 `0x3c0`, AArch32
+/// User A32 `0x1d0` or T32 `0x1f0`, interrupts masked) with `x1` (AArch32: `r1`), until it
+/// takes an exception to EL1; returns which one, back at EL1 with this call's PSTATE.
+///
+/// # Safety
+///
+/// `entry` must be code that may run at EL0 (the MMU is off: any RAM) and that ends in an
+/// exception taken to EL1 (an UNDEFINED instruction, a trap Tandem turns into one, an
+/// abort), changing no memory a Rust object lives in.
+pub unsafe fn run_at_el0(entry: u64, spsr: u64, x1: u64) -> El0Exit {
+    let cpu = cpu_index();
+    let slot = EL0_RETURN[cpu].as_ptr();
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: the caller vouches for the EL0 code. The excursion's exception comes back to
+    // the label `2:` through `guest_exception` (which restores the EL1 PSTATE saved here),
+    // on this stack: SP_EL1 is the same throughout. x18..x30 are kept on the stack here,
+    // because AArch32 code leaves the upper halves and the banked registers UNKNOWN; the
+    // rest are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "stp x18, x19, [sp, #-112]!",
+            "stp x20, x21, [sp, #16]",
+            "stp x22, x23, [sp, #32]",
+            "stp x24, x25, [sp, #48]",
+            "stp x26, x27, [sp, #64]",
+            "stp x28, x29, [sp, #80]",
+            "str x30, [sp, #96]",
+            "adr x9, 2f",
+            "str x9, [x10]",
+            "mrs x9, daif",
+            "orr x9, x9, #0x4",         // EL1h (M = 0b0101), with this call's DAIF
+            "orr x9, x9, #0x1",
+            "str x9, [x10, #8]",
+            "msr elr_el1, x11",
+            "msr spsr_el1, x12",
+            "eret",
+            "2:",
+            "ldr x30, [sp, #96]",
+            "ldp x28, x29, [sp, #80]",
+            "ldp x26, x27, [sp, #64]",
+            "ldp x24, x25, [sp, #48]",
+            "ldp x22, x23, [sp, #32]",
+            "ldp x20, x21, [sp, #16]",
+            "ldp x18, x19, [sp], #112",
+            in("x10") slot,
+            in("x11") entry,
+            in("x12") spsr,
+            in("x1") x1,
+            out("x9") _,
+            clobber_abi("C"),
+        );
+    }
+    compiler_fence(Ordering::SeqCst);
+    let e = &EL0_EXIT[cpu];
+    El0Exit {
+        kind: e[0].load(Ordering::Relaxed),
+        esr: Syndrome(e[1].load(Ordering::Relaxed)),
+        elr: e[2].load(Ordering::Relaxed),
+        spsr: e[3].load(Ordering::Relaxed),
+    }
+}
+
+/// An exception from EL0 during [`run_at_el0`]: record it and resume EL1 after the `eret`.
+fn el0_return(frame: &mut Frame, kind: u64) -> bool {
+    let cpu = cpu_index();
+    let resume = EL0_RETURN[cpu][0].swap(0, Ordering::Relaxed);
+    if resume == 0 {
+        return false;
+    }
+    let e = &EL0_EXIT[cpu];
+    e[0].store(kind, Ordering::Relaxed);
+    e[1].store(ESR_EL1.get(), Ordering::Relaxed);
+    e[2].store(frame.elr, Ordering::Relaxed);
+    e[3].store(frame.spsr, Ordering::Relaxed);
+    frame.elr = resume;
+    frame.spsr = EL0_RETURN[cpu][1].load(Ordering::Relaxed);
+    true
+}
+
 /// Synchronous exceptions nobody expected, on any vCPU, since boot.
 pub fn unexpected_exceptions() -> u64 {
     UNEXPECTED.load(Ordering::Relaxed)
@@ -346,6 +453,7 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64, _ticks: u64) -> &mut
     match kind {
         guest_rt::KIND_SYNC => synchronous(frame),
         guest_rt::KIND_IRQ => irq(frame),
+        KIND_EL0_AARCH64_SYNC | KIND_EL0_AARCH32_SYNC if el0_return(frame, kind) => {}
         _ => {
             UNEXPECTED.fetch_add(1, Ordering::Relaxed);
             println!(

@@ -185,6 +185,11 @@ impl Ram for Aarch64 {
         vcpu::sync_icache(pa, len);
     }
 
+    fn heap_usage(&self) -> Option<(usize, usize)> {
+        let (total, used) = crate::mm::heap::usage();
+        Some((used, total))
+    }
+
     fn flush_vm_tlb(&mut self, vttbr: u64) {
         vcpu::load_vm(vttbr, 0);
         vcpu::flush_vm_tlb();

@@ -255,7 +255,11 @@ pub fn inject_sync(regs: &mut GuestRegs, e: &El1Exception) {
     if let Some(far) = e.far {
         write_sysreg!("far_el1", far);
     }
-    let (elr, spsr) = crate::vcpu::inject::take_exception(regs, read_sysreg!("vbar_el1"));
+    let (elr, spsr) = crate::vcpu::inject::take_exception(
+        regs,
+        read_sysreg!("vbar_el1"),
+        read_sysreg!("sctlr_el1"),
+    );
     write_sysreg!("elr_el1", elr);
     write_sysreg!("spsr_el1", spsr);
 }

@@ -12,6 +12,11 @@
 //! 4. `hostile::smc_*`: `smc #0` is answered like `hvc #0` and execution continues after it.
 //! 5. `hostile::udf`: `udf #0` → the guest's own UNDEFINED handler (EC 0x00).
 //! 6. `hostile::id_*`/`hostile::pmu_*`: ID_AA64PFR0_EL1.SVE reads 0; PMCR_EL0 → UNDEFINED.
+//! 7. `hostile::far_with_mmu_on`: with its own stage 1 on, a store through a virtual address
+//!    whose IPA is nothing → the injected abort's FAR_EL1 is that virtual address.
+//! 8. `hostile::aarch32_*`: AArch32 code at EL0 (where the CPU has AArch32 EL0): a CP15
+//!    access Tandem traps (CNTP_CTL) → UNDEFINED at VBAR_EL1 + 0x600, not a stopped VM; a
+//!    16-bit T32 load from the vGIC is emulated and the PC moves by 2.
 //!
 //! Then `N passed, N failed`, and finally `hostile::fatal`: a load pair from the vGIC
 //! distributor, which has no instruction syndrome, so Tandem cannot emulate it and stops
@@ -49,6 +54,8 @@ mod guest {
         smc_calls(&mut h);
         undefined(&mut h);
         id_registers(&mut h);
+        far_with_mmu_on(&mut h);
+        aarch32_el0(&mut h);
         h.summary();
         fatal()
     }
@@ -259,6 +266,160 @@ mod guest {
             core::arch::asm!("mrs {}, pmcr_el0", out(reg) _, options(nomem, nostack));
         });
         expect_undefined(h, "hostile::pmu_pmcr_undefined", "mrs PMCR_EL0", f);
+    }
+
+    /// A stage-1 level-1 table (4 KiB granule, 39-bit VAs, 1 GiB blocks).
+    #[repr(C, align(4096))]
+    struct Table([u64; 512]);
+
+    static mut STAGE1: Table = Table([0; 512]);
+
+    /// Where the guest's stage 1 puts IPA 0x8000_0000, which is nothing at stage 2.
+    const FAR_TEST_VA: u64 = 0xc000_0040;
+
+    /// Turns the guest's MMU on for one store through a virtual address that is not its
+    /// IPA, and checks that the injected abort reports the virtual address in FAR_EL1.
+    fn far_with_mmu_on(h: &mut Harness) {
+        // Block descriptors: valid, AF, AttrIndx (0: Device-nGnRnE, 1: Normal
+        // non-cacheable, so nothing is cached that the MMU-off code would not see).
+        const DEVICE: u64 = (1 << 10) | 0b01;
+        const NORMAL: u64 = (1 << 10) | (0b11 << 8) | (1 << 2) | 0b01;
+        let table = &raw mut STAGE1;
+        let entries = [
+            (0, DEVICE),               // 0..1 GiB: GIC, UART (identity)
+            (1, 0x4000_0000 | NORMAL), // RAM (identity)
+            (3, 0x8000_0000 | DEVICE), // VA 0xc000_0000 → IPA 0x8000_0000
+        ];
+        for (i, entry) in entries {
+            // SAFETY: entry `i` < 512 of the table, which only this code (vCPU 0, MMU off)
+            // touches, before the MMU reads it; the other entries stay 0 (invalid).
+            unsafe { table.cast::<u64>().wrapping_add(i).write_volatile(entry) };
+        }
+        let mair: u64 = 0x44 << 8;
+        // T0SZ = 25, TG0 = 4 KiB, walks non-cacheable; EPD1 (no TTBR1 walks), TG1 = 4 KiB;
+        // IPS = 32 bits.
+        let tcr: u64 = 25 | (1 << 23) | (0b10 << 30);
+        // SAFETY: the tables map this code, its stack, its data and the vectors where they
+        // are; the MMU is on only for the one store, which faults (Tandem injects an abort
+        // that the armed handler skips), and off again before anything else.
+        let fault = rt::expect_fault(|| unsafe {
+            core::arch::asm!(
+                "msr mair_el1, {mair}",
+                "msr tcr_el1, {tcr}",
+                "msr ttbr0_el1, {ttbr}",
+                "dsb sy",
+                "tlbi vmalle1",
+                "dsb nsh",
+                "isb",
+                "mrs {old}, sctlr_el1",
+                "orr {on}, {old}, #1",
+                "msr sctlr_el1, {on}",
+                "isb",
+                "str {val}, [{va}]",
+                "msr sctlr_el1, {old}",
+                "isb",
+                mair = in(reg) mair,
+                tcr = in(reg) tcr,
+                ttbr = in(reg) table as u64,
+                va = in(reg) FAR_TEST_VA,
+                val = in(reg) 0xdead_beef_u64,
+                old = out(reg) _,
+                on = out(reg) _,
+                options(nostack),
+            );
+        });
+        let ok = fault.is_some_and(|f| f.esr.is_external_abort(true) && f.far == FAR_TEST_VA);
+        check!(
+            h,
+            "hostile::far_with_mmu_on",
+            ok,
+            "store to VA {FAR_TEST_VA:#x} (IPA 0x80000040): {} (want FAR = the VA)",
+            describe(fault)
+        );
+    }
+
+    core::arch::global_asm!(
+        ".section .text.hostile_el0, \"ax\"",
+        ".balign 4",
+        // A32: CNTP_CTL, which EL0 may use (CNTKCTL_EL1.EL0PTEN) but Tandem traps (EL2).
+        "hostile_a32_cntp_ctl:",
+        ".word 0xee1e0f32", // mrc p15, 0, r0, c14, c2, 1
+        ".word 0xe7f000f0", // udf #0
+        // T32: a 16-bit load from the vGIC, then where the PC must go next, then where it
+        // would go if Tandem counted 4 bytes.
+        "hostile_t32_vgic_load:",
+        ".hword 0x6808", // ldr r0, [r1]
+        ".hword 0xde00", // udf #0
+        ".hword 0xde01", // udf #1
+        ".hword 0xde02", // udf #2
+        ".text",
+    );
+
+    unsafe extern "C" {
+        static hostile_a32_cntp_ctl: u8;
+        static hostile_t32_vgic_load: u8;
+    }
+
+    /// EL0 in AArch32 User mode, interrupts masked: A32 or T32.
+    const USER_A32: u64 = 0x1d0;
+    const USER_T32: u64 = 0x1f0;
+
+    fn aarch32_el0(h: &mut Harness) {
+        let el0 = ID_AA64PFR0_EL1.get() & 0xf;
+        if el0 != 2 {
+            // This CPU runs EL0 in AArch64 state only: nothing to check.
+            for name in [
+                "hostile::aarch32_cp15_undefined",
+                "hostile::aarch32_t32_length",
+            ] {
+                check!(h, name, true, "skipped: ID_AA64PFR0_EL1.EL0 = {el0}");
+            }
+            return;
+        }
+        let a32 = (&raw const hostile_a32_cntp_ctl) as u64;
+        let t32 = (&raw const hostile_t32_vgic_load) as u64;
+        let cntkctl: u64;
+        // SAFETY: reads this vCPU's CNTKCTL_EL1.
+        unsafe {
+            core::arch::asm!("mrs {}, cntkctl_el1", out(reg) cntkctl, options(nomem, nostack))
+        };
+        // SAFETY: EL0PTEN only opens the physical timer to EL0 (for the one access below).
+        unsafe {
+            core::arch::asm!("msr cntkctl_el1, {}", "isb", in(reg) cntkctl | (1 << 9), options(nomem, nostack));
+        }
+        // SAFETY: two A32 instructions that end in an exception; they write only r0.
+        let e = unsafe { rt::run_at_el0(a32, USER_A32, 0) };
+        // SAFETY: as above: the old value back.
+        unsafe {
+            core::arch::asm!("msr cntkctl_el1, {}", "isb", in(reg) cntkctl, options(nomem, nostack));
+        }
+        check!(
+            h,
+            "hostile::aarch32_cp15_undefined",
+            e.kind == rt::KIND_EL0_AARCH32_SYNC
+                && e.esr.is_undefined()
+                && e.elr == a32
+                && e.spsr & 0x3f == USER_A32 & 0x3f,
+            "A32 mrc CNTP_CTL at EL0: vector kind {:#x} (want 0x30: VBAR + 0x600), ESR={:#x}, \
+             ELR={:#x} (want {a32:#x}), SPSR={:#x}",
+            e.kind,
+            e.esr.0,
+            e.elr,
+            e.spsr
+        );
+        // SAFETY: a 16-bit T32 load from the emulated distributor (GICD_CTLR: no Rust object)
+        // into r0, then UNDEFINED instructions.
+        let e = unsafe { rt::run_at_el0(t32, USER_T32, GICD_BASE) };
+        check!(
+            h,
+            "hostile::aarch32_t32_length",
+            e.kind == rt::KIND_EL0_AARCH32_SYNC && e.esr.ec() == EC_UNKNOWN && e.elr == t32 + 2,
+            "T32 ldr r0, [r1] from GICD_CTLR at EL0: the next instruction at ELR={:#x} \
+             (want {:#x}), vector kind {:#x}",
+            e.elr,
+            t32 + 2,
+            e.kind
+        );
     }
 
     /// The act Tandem cannot emulate: `ldp` from the vGIC distributor has no instruction

@@ -1,0 +1,335 @@
+//! Regression tests of the review's findings on guest-reachable code (issue
+//! 13) that show in the run loop: each drives hostile exits through
+//! [`Pcpu::step`](super::Pcpu::step) on a fake CPU and checks what the guest
+//! and the shared console get.
+
+use alloc::rc::Rc;
+use core::cell::Cell;
+
+use super::{ENTRY, Machine, YIELD, calls, enable_vtimer, spec};
+use crate::arch::fake::{Event, GuestView, hvc_exit, load32_exit};
+use crate::hyp::vm::VmState;
+use crate::vcpu::exit::{ExitSnapshot, ExitVector};
+
+const VBAR: u64 = 0x4000_1000;
+const ESR_UNDEFINED: u64 = 1 << 25;
+
+fn sync(esr: u64) -> ExitSnapshot {
+    ExitSnapshot {
+        vector: ExitVector::Sync,
+        esr,
+        far: 0,
+        hpfar: 0,
+    }
+}
+
+/// A CONSOLE_WRITE of `bytes` (at most 48) into `g`'s registers.
+fn console_write(g: &mut GuestView<'_>, bytes: &[u8]) -> ExitSnapshot {
+    let (regs, n) = pv_abi::pack_bytes(bytes);
+    g.regs.args.x[0] = pv_abi::HypercallId::ConsoleWrite.fid().to_reg();
+    g.regs.args.x[1] = n as u64;
+    g.regs.args.x[2..].copy_from_slice(&regs);
+    hvc_exit()
+}
+
+/// Finding 2: a VM without the console focus cannot forge another VM's
+/// line or a Tandem log line, nor drive the terminal: its ESC, bell,
+/// backspace and C1 controls arrive as visible text. The focused VM's
+/// interactive stream (a shell's line editing and colours) passes as it is.
+#[test]
+fn console_output_of_other_vms_is_sanitised() {
+    let mut m = Machine::new(1, &[spec("shell", &[0]), spec("spoof", &[0])]);
+    let forged: &[&[u8]] = &[
+        b"\x1b[2K\x1b[1G linux | root# \x07\x08\x08",
+        b"[    0.1] cpu0 WARN  fake\x9b31m\xc2\x9b31m\n",
+    ];
+    let mut n = 0;
+    m.hws[0].script(2, move |g| match forged.get(n) {
+        Some(chunk) => {
+            n += 1;
+            console_write(g, chunk)
+        }
+        None => {
+            g.regs.args.x[0] = YIELD;
+            hvc_exit()
+        }
+    });
+    let mut said = false;
+    m.hws[0].script(1, move |g| {
+        if said {
+            g.regs.args.x[0] = YIELD;
+            return hvc_exit();
+        }
+        said = true;
+        console_write(g, b"\x1b[1mprompt\x1b[0m$ ")
+    });
+    m.run(20);
+    let out = m.hws[0].console_out.clone();
+    let spoof = out
+        .lines()
+        .find(|l| l.starts_with(" spoof | "))
+        .expect("the spoof VM's line");
+    assert_eq!(
+        spoof,
+        " spoof | ^[[2K^[[1G linux | root# ^G^H^H[    0.1] cpu0 WARN  fake?31m?31m"
+    );
+    assert!(
+        out.contains(" shell | \x1b[1mprompt\x1b[0m$ "),
+        "the focused VM's stream is untouched: {out:?}"
+    );
+    assert_eq!(
+        out.matches('\x1b').count(),
+        2,
+        "no ESC but the focused VM's: {out:?}"
+    );
+}
+
+/// A WFIT exit (ESR_EL2 EC 0x01, TI = 2, RV, Rt = x5) with timeout `deadline`.
+fn wfit(g: &mut GuestView<'_>, deadline: u64) -> ExitSnapshot {
+    g.regs.set(5, deadline);
+    sync((0x01 << 26) | (1 << 25) | (1 << 24) | (0xe << 20) | (5 << 5) | (1 << 2) | 0b10)
+}
+
+/// Finding 4: a trapped WFIT, whose timeout Tandem does not keep, never
+/// blocks its vCPU for good: with no interrupt to wait for, the guest runs
+/// on after it (an early wake-up, which the architecture allows).
+#[test]
+fn wfit_never_blocks_for_good() {
+    let mut m = Machine::new(1, &[spec("a", &[0])]);
+    let pcs = Rc::new(Cell::new((0u64, 0u64)));
+    let seen = pcs.clone();
+    m.hws[0].script(1, move |g| {
+        let (n, _) = seen.get();
+        seen.set((n + 1, g.regs.pc));
+        let deadline = g.now + 1_000_000;
+        wfit(g, deadline)
+    });
+    m.run(50);
+    let (entries, pc) = pcs.get();
+    assert!(entries >= 40, "the vCPU ran {entries} times in 50 steps");
+    assert_eq!(pc, ENTRY + 4 * (entries - 1), "each WFIT is skipped");
+    assert_eq!(m.vm("a").state(), VmState::Running);
+}
+
+/// What a guest found after Tandem handled its exit: PC, PSTATE and the
+/// EL1 exception registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Landed {
+    pc: u64,
+    pstate: u64,
+    elr: u64,
+    spsr: u64,
+    esr: u64,
+    far: u64,
+}
+
+/// A guest that sets itself up with `setup` at its first entry, makes the
+/// exit `exit` returns once, and then records where it landed.
+fn one_exit(
+    m: &mut Machine,
+    setup: impl Fn(&mut GuestView<'_>) + 'static,
+    exit: impl Fn(&mut GuestView<'_>) -> ExitSnapshot + 'static,
+) -> Rc<Cell<Option<Landed>>> {
+    let landed = Rc::new(Cell::new(None));
+    let record = landed.clone();
+    let mut done = false;
+    m.hws[0].script(1, move |g| {
+        if !done {
+            done = true;
+            g.context.el1.vbar = VBAR;
+            setup(g);
+            return exit(g);
+        }
+        if record.get().is_none() {
+            let el1 = &g.context.el1;
+            record.set(Some(Landed {
+                pc: g.regs.pc,
+                pstate: g.regs.pstate,
+                elr: el1.elr,
+                spsr: el1.spsr,
+                esr: el1.esr,
+                far: el1.far,
+            }));
+        }
+        g.regs.args.x[0] = YIELD;
+        hvc_exit()
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    landed
+}
+
+/// Runs a one-exit guest (VM "guest", beside an idle one) to where it landed.
+fn land(
+    setup: impl Fn(&mut GuestView<'_>) + 'static,
+    exit: impl Fn(&mut GuestView<'_>) -> ExitSnapshot + 'static,
+) -> (Landed, Machine) {
+    let mut m = Machine::new(1, &[spec("guest", &[0]), spec("other", &[0])]);
+    let landed = one_exit(&mut m, setup, exit);
+    m.run(20);
+    assert_eq!(
+        m.vm("guest").state(),
+        VmState::Running,
+        "the VM was not stopped"
+    );
+    let l = landed.get().expect("the guest ran after its exit");
+    (l, m)
+}
+
+/// Finding 5: pointer-authentication and SME traps are UNDEFINED at EL1,
+/// not a reason to stop the VM.
+#[test]
+fn pauth_and_sme_traps_are_undefined() {
+    for ec in [0x09u64, 0x1d] {
+        let (l, _) = land(|_| {}, move |_| sync((ec << 26) | (1 << 25)));
+        assert_eq!(
+            (l.pc, l.elr, l.esr),
+            (VBAR + 0x200, ENTRY, ESR_UNDEFINED),
+            "EC {ec:#x}"
+        );
+    }
+}
+
+/// AArch32 User mode, A32 or T32 (PSTATE.T), with flags `nzcv` and IT state `it`.
+fn aarch32(t32: bool, nzcv: u64, it: u8) -> u64 {
+    let it = u64::from(it);
+    0x1d0 | (u64::from(t32) << 5) | (nzcv << 28) | ((it & 0xfc) << 8) | ((it & 3) << 25)
+}
+
+/// Finding 5: a trapped AArch32 EL0 instruction (here a CP15 access) is
+/// UNDEFINED, taken at VBAR_EL1 + 0x600 (lower EL, AArch32) with the
+/// AArch32 state saved; one whose condition failed is skipped instead.
+#[test]
+fn aarch32_el0_traps_are_undefined_at_the_aarch32_vector() {
+    let mcr = |cond: u64| sync((0x03 << 26) | (1 << 25) | (1 << 24) | (cond << 20));
+    let (l, _) = land(
+        |g| {
+            g.regs.pc = 0x8000;
+            g.regs.pstate = aarch32(false, 0, 0);
+        },
+        move |_| mcr(0xe),
+    );
+    assert_eq!(l.pc, VBAR + 0x600, "the lower-EL AArch32 vector");
+    assert_eq!((l.elr, l.spsr, l.esr), (0x8000, 0x1d0, ESR_UNDEFINED));
+    assert_eq!(l.pstate & 0x1f, 0b00101, "AArch64 EL1h");
+
+    // `mrceq` with Z clear: not executed, so skipped.
+    let (l, m) = land(
+        |g| {
+            g.regs.pc = 0x8000;
+            g.regs.pstate = aarch32(false, 0, 0);
+        },
+        move |_| mcr(0x0),
+    );
+    assert_eq!((l.pc, l.pstate), (0x8004, aarch32(false, 0, 0)));
+    assert_eq!(m.hws[0].count(|e| matches!(e, Event::InjectSync { .. })), 0);
+}
+
+/// Finding 5: a trapped 16-bit T32 instruction is 2 bytes long. A `wfi` in
+/// an IT block whose condition fails is skipped (not waited on) and ends the
+/// block; an emulated `ldr r0, [r1]` from the vGIC moves the PC by 2.
+#[test]
+fn t32_traps_move_the_pc_by_their_length() {
+    // `it eq; wfieq` with Z clear: IT = 0x08 (EQ, one instruction), ESR.CV = 0.
+    let (l, _) = land(
+        |g| {
+            g.regs.pc = 0x8002;
+            g.regs.pstate = aarch32(true, 0, 0x08);
+        },
+        |_| sync(0x01 << 26),
+    );
+    assert_eq!((l.pc, l.pstate), (0x8004, aarch32(true, 0, 0)));
+
+    let (l, m) = land(
+        |g| {
+            g.regs.pc = 0x8002;
+            g.regs.pstate = aarch32(true, 0, 0);
+            g.regs.args.x[0] = 0xdead;
+        },
+        |_| {
+            let mut e = load32_exit(0x0800_0000); // GICD_CTLR
+            e.esr &= !((1 << 25) | (0x1f << 16)); // IL = 0, SRT = 0
+            e
+        },
+    );
+    assert_eq!(l.pc, 0x8004);
+    assert_eq!(
+        m.vm("guest")
+            .stats
+            .mmio
+            .load(core::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// A data abort on an IPA nothing is mapped at, through virtual address
+/// `va`: with syndrome (ISV, an `ldr w2`) or without.
+fn abort_at(va: u64, ipa: u64, isv: bool) -> ExitSnapshot {
+    let mut e = load32_exit(ipa);
+    e.far = va;
+    if !isv {
+        e.esr &= !(1 << 24);
+    }
+    e
+}
+
+/// Finding 6: an injected abort reports the faulting virtual address
+/// (FAR_EL2) in FAR_EL1, not the IPA, as the guest's own MMU would; and the
+/// PSTATE it is taken with follows SCTLR_EL1: PAN set (SPAN = 0), SSBS from
+/// DSSBS.
+#[test]
+fn injected_aborts_report_the_va_and_entry_pstate() {
+    const VA: u64 = 0xffff_8000_0012_3454;
+    const IPA: u64 = 0x9000_0454;
+    let mmu_on = |g: &mut GuestView<'_>| {
+        // SCTLR_EL1: M and DSSBS set, SPAN clear. From EL1h with Z and C
+        // set, PAN and SSBS clear.
+        g.context.el1.sctlr = (0x30d0_0801 | (1 << 44)) & !(1 << 23);
+        g.regs.pstate = 0x6000_03c5;
+    };
+    for isv in [true, false] {
+        let (l, _) = land(mmu_on, move |_| abort_at(VA, IPA, isv));
+        assert_eq!(l.far, VA, "FAR_EL1 (ISV {isv})");
+        assert_eq!(l.esr, 0x9600_0010, "EC 0x25, external abort");
+        assert_eq!(l.pc, VBAR + 0x200);
+        assert_eq!(l.spsr, 0x6000_03c5);
+        assert_eq!(
+            l.pstate, 0x6040_13c5,
+            "PAN (SPAN = 0), SSBS (DSSBS = 1), NZCV kept"
+        );
+    }
+    // An instruction fetch from nothing: FAR_EL1 = the PC's virtual address.
+    let (l, _) = land(mmu_on, |_| {
+        let mut e = abort_at(VA, IPA, false);
+        e.esr = (0x20 << 26) | (1 << 25) | 0x06;
+        e
+    });
+    assert_eq!((l.far, l.esr), (VA, 0x8600_0010));
+}
+
+/// Finding 7: a virtual-timer compare value near 2^64 is a deadline that
+/// never comes. With a counter offset, `cval + cntvoff` wrapped to the
+/// past and the EL2 timer woke the sleeping vCPU with an interrupt it never
+/// asked for.
+#[test]
+fn timer_compare_near_the_end_of_time_never_fires() {
+    let mut m = Machine::build(1, &[spec("sleeper", &[0]), spec("busy", &[0])], None, 100);
+    let woken = Rc::new(Cell::new(false));
+    let w = woken.clone();
+    let mut armed = false;
+    m.hws[0].script(1, move |g| {
+        if !armed {
+            armed = true;
+            g.context.timer.cval = u64::MAX - 10;
+            g.context.timer.ctl = 1;
+        } else if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(true);
+        }
+        sync((0x01 << 26) | (1 << 25)) // wfi
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    enable_vtimer(m.vm("sleeper"));
+    m.run(200);
+    assert!(!woken.get(), "the sleeper got a timer interrupt");
+    assert_eq!(m.entries(0, 1), 1, "the sleeper slept on");
+    assert!(m.entries(0, 2) > 100);
+}
