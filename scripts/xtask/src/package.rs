@@ -378,10 +378,12 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
             selections.push(selection);
         }
     }
-    // The default set (Linux beside the RTOS) and the single-core layout for
+    // The default set (Linux beside the RTOS) and the shared-CPU layouts for
     // the Linux system tests.
     selections.push(config.select(None, machine)?);
-    selections.push(config.select_layout("single-core", machine)?);
+    for layout in ["single-core", "shared", "consolidated"] {
+        selections.push(config.select_layout(layout, machine)?);
+    }
     // The pv-abi examples, booted as `run --guest` boots them (tests/tests/examples.rs):
     // each beside the RTOS, and hello-rust beside Linux and the RTOS.
     for path in crate::examples::build_all(root)? {
