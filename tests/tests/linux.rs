@@ -177,26 +177,9 @@ fn linux_beside_rtos_lifecycle() {
 #[test]
 fn single_core_rtos_preempts_linux() {
     const SHARED_LAT_MAX_NS: u64 = 4_000;
-    let image =
-        built_image("qemu-virt", "tandem-layout-single-core.bin").unwrap_or_else(|e| panic!("{e}"));
-    let mut m = MachineConfig::new("qemu-virt", image);
-    m.icount = true;
-    let mut q =
-        Qemu::spawn("single_core_rtos_preempts_linux", &m).unwrap_or_else(|e| panic!("{e}"));
-    q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
-    run(&mut q, "nproc", "linux | 1\n");
+    let mut q = boot_layout("single-core", "single_core_rtos_preempts_linux", 1);
     let baseline = rtos_stats_after(&q.log(), 0).map_or(0, |l| field(&l, "misses"));
-    run(&mut q, "tandem-stress 2", "linux | stress-done\n");
-    let stats = next_rtos_stats(&mut q);
-    eprintln!("after the stress: {stats}");
-    assert_eq!(
-        field(&stats, "misses"),
-        baseline,
-        "{}",
-        q.failure(&format!(
-            "the RTOS missed deadlines beside a stressed Linux: {stats}"
-        ))
-    );
+    let stats = stress_without_misses(&mut q, 2, baseline);
     // Arm PV time: Linux found it and counts the RTOS's runs while it was
     // busy as steal (the 8th /proc/stat column, in 10 ms ticks; 4 here).
     assert!(
@@ -236,6 +219,39 @@ fn single_core_rtos_preempts_linux() {
             "the RTOS missed deadlines while Linux was reloaded: {stats}"
         ))
     );
+}
+
+/// Boots `layout` under -icount to a Linux shell with `cpus` CPUs.
+fn boot_layout(layout: &str, test: &str, cpus: u32) -> Qemu {
+    let image = built_image("qemu-virt", &format!("tandem-layout-{layout}.bin"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut m = MachineConfig::new("qemu-virt", image);
+    m.icount = true;
+    let mut q = Qemu::spawn(test, &m).unwrap_or_else(|e| panic!("{e}"));
+    q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
+    run(&mut q, "nproc", &format!("linux | {cpus}\n"));
+    q
+}
+
+/// Runs `tandem-stress rounds` and returns the next `rtos-stats:` line,
+/// checking that the RTOS's misses are still `baseline`.
+fn stress_without_misses(q: &mut Qemu, rounds: u32, baseline: u64) -> String {
+    run(
+        q,
+        &format!("tandem-stress {rounds}"),
+        "linux | stress-done\n",
+    );
+    let stats = next_rtos_stats(q);
+    eprintln!("after the stress: {stats}");
+    assert_eq!(
+        field(&stats, "misses"),
+        baseline,
+        "{}",
+        q.failure(&format!(
+            "the RTOS missed deadlines beside a stressed Linux: {stats}"
+        ))
+    );
+    stats
 }
 
 /// The steal column of `/proc/stat`'s line for `cpu`
@@ -280,26 +296,9 @@ fn proc_stat_steal(q: &mut Qemu, cpu: &str) -> u64 {
 /// consolidated layout). The single-core test holds the latency bound.
 #[test]
 fn shared_layout_steal_only_where_shared() {
-    let image =
-        built_image("qemu-virt", "tandem-layout-shared.bin").unwrap_or_else(|e| panic!("{e}"));
-    let mut m = MachineConfig::new("qemu-virt", image);
-    m.icount = true;
-    let mut q =
-        Qemu::spawn("shared_layout_steal_only_where_shared", &m).unwrap_or_else(|e| panic!("{e}"));
-    q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
-    run(&mut q, "nproc", "linux | 2\n");
+    let mut q = boot_layout("shared", "shared_layout_steal_only_where_shared", 2);
     let baseline = rtos_stats_after(&q.log(), 0).map_or(0, |l| field(&l, "misses"));
-    run(&mut q, "tandem-stress 4", "linux | stress-done\n");
-    let stats = next_rtos_stats(&mut q);
-    eprintln!("after the stress: {stats}");
-    assert_eq!(
-        field(&stats, "misses"),
-        baseline,
-        "{}",
-        q.failure(&format!(
-            "the RTOS missed deadlines beside a stressed Linux: {stats}"
-        ))
-    );
+    stress_without_misses(&mut q, 4, baseline);
     let (cpu0, cpu1) = (
         proc_stat_steal(&mut q, "cpu0"),
         proc_stat_steal(&mut q, "cpu1"),
@@ -318,14 +317,11 @@ fn shared_layout_steal_only_where_shared() {
 /// own pCPU, beside an SMP Linux. Under Linux stress both keep every deadline.
 #[test]
 fn consolidated_layout_two_rtos_instances_keep_deadlines() {
-    let image = built_image("qemu-virt", "tandem-layout-consolidated.bin")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut m = MachineConfig::new("qemu-virt", image);
-    m.icount = true;
-    let mut q = Qemu::spawn("consolidated_layout_two_rtos_instances_keep_deadlines", &m)
-        .unwrap_or_else(|e| panic!("{e}"));
-    q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
-    run(&mut q, "nproc", "linux | 2\n");
+    let mut q = boot_layout(
+        "consolidated",
+        "consolidated_layout_two_rtos_instances_keep_deadlines",
+        2,
+    );
     run(&mut q, "tandem-stress 2", "linux | stress-done\n");
     // A fresh report from each instance, printed after the stress.
     let done = q.log().len();
