@@ -6,6 +6,7 @@
 //! `build` and `run` pack the VMs of `platforms/<board>/vms.toml` (the
 //! `default = true` ones, or those named by `--vms`) into the boot image.
 
+mod bench;
 mod examples;
 mod guest_dt;
 mod image;
@@ -59,6 +60,14 @@ enum Cmd {
         /// hello-rust (pv-abi/examples/hello-rust) or hello-c (pv-abi/examples/hello-c).
         #[arg(value_parser = examples::parse)]
         name: String,
+    },
+    /// Measure and print a table. `latency`: the RTOS's release latency natively, alone
+    /// on Tandem, and in each layout beside an idle and a stressed Linux, under -icount
+    /// (written to target/tandem/bench/latency.md too).
+    Bench {
+        /// What to measure: latency.
+        #[arg(value_parser = ["latency"])]
+        what: String,
     },
 }
 
@@ -177,6 +186,9 @@ fn main() -> ExitCode {
             ));
             Ok(())
         }),
+        Cmd::Bench { .. } => {
+            prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]).and_then(|_| bench::latency(&root))
+        }
         Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {
             linux::build(&root).map(|a| {
                 say(&format!("kernel: {}", a.image.display()));
