@@ -61,13 +61,16 @@ enum Cmd {
         #[arg(value_parser = examples::parse)]
         name: String,
     },
-    /// Measure and print a table. `latency`: the RTOS's release latency natively, alone
-    /// on Tandem, and in each layout beside an idle and a stressed Linux, under -icount
-    /// (written to target/tandem/bench/latency.md too).
+    /// Measure Tandem and write the report (deterministic, under -icount). Today's one
+    /// benchmark, `latency`: the RTOS's release latency natively, alone on Tandem, and
+    /// in each layout beside an idle and a stressed Linux, as one table.
     Bench {
-        /// What to measure: latency.
+        /// Run only this benchmark (default: all of them).
         #[arg(value_parser = ["latency"])]
-        what: String,
+        what: Option<String>,
+        /// Where the report goes (relative to the workspace root).
+        #[arg(long, value_name = "DIR", default_value = "target/tandem/bench")]
+        out: PathBuf,
     },
 }
 
@@ -186,9 +189,8 @@ fn main() -> ExitCode {
             ));
             Ok(())
         }),
-        Cmd::Bench { .. } => {
-            prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]).and_then(|_| bench::latency(&root))
-        }
+        Cmd::Bench { what: _, out } => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild])
+            .and_then(|_| bench::latency(&root, &root.join(out))),
         Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {
             linux::build(&root).map(|a| {
                 say(&format!("kernel: {}", a.image.display()));
