@@ -45,7 +45,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
         }
         VmExit::Smc(_) => {
             // Trapped SMC: the PC still points at it. Same service as HVC.
-            v.regs.pc += 4;
+            v.regs.skip(4);
             smccc_call(hv, vm, v, hw)
         }
         VmExit::Wfi(t) => {
@@ -400,6 +400,6 @@ fn sysreg_access(
             return Outcome::Continue;
         }
     }
-    v.regs.pc += 4;
+    v.regs.skip(4);
     Outcome::Continue
 }

@@ -333,3 +333,24 @@ fn timer_compare_near_the_end_of_time_never_fires() {
     assert_eq!(m.entries(0, 1), 1, "the sleeper slept on");
     assert!(m.entries(0, 2) > 100);
 }
+
+/// Finding 8 (PC arithmetic): a trapped SMC or system-register access in
+/// the last instruction slot of the address space moves the PC on by
+/// wrapping, as the CPU would, instead of overflowing.
+#[test]
+fn pc_at_the_end_of_the_address_space_wraps() {
+    const LAST: u64 = u64::MAX - 3;
+    // EC 0x17: SMC from AArch64 (answered as an HVC); EC 0x18: MRS x0,
+    // ID_AA64PFR0_EL1 (Op0 3, Op1 0, CRn 0, CRm 4, Op2 0, read).
+    let mrs = (0x18 << 26) | (1 << 25) | (3 << 20) | (4 << 1) | 1;
+    for esr in [(0x17 << 26) | (1 << 25), mrs] {
+        let (l, _) = land(
+            |g| {
+                g.regs.pc = LAST;
+                g.regs.args.x[0] = 0x8000_0000; // SMCCC_VERSION, for the SMC
+            },
+            move |_| sync(esr),
+        );
+        assert_eq!(l.pc, 0, "ESR {esr:#x}: the PC wrapped past the end");
+    }
+}
