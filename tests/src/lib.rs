@@ -9,5 +9,6 @@
 //! holds the probe's `exit-cost:` lines to them.
 
 pub mod figures;
+pub mod log;
 pub mod paths;
 pub mod qemu;

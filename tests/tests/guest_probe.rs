@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use system_tests::figures;
+use system_tests::log::{fail, vm_lines};
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
 const IMAGE: &str = "tandem-probe.bin";
@@ -54,14 +55,9 @@ fn log() -> &'static str {
     boot().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn fail(what: &str, log: &str) -> ! {
-    panic!("{what}\n----- console log -----\n{log}\n----- end of log -----")
-}
-
 /// The probe's own lines, without Tandem's tag.
 fn guest_lines(log: &str) -> impl Iterator<Item = &str> {
-    log.lines()
-        .filter_map(|l| l.split_once(TAG).map(|(_, rest)| rest))
+    vm_lines(log, TAG)
 }
 
 /// Every `[T] <suite>::` line passes, and each of `required` is one of them.

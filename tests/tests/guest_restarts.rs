@@ -38,6 +38,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use system_tests::log::{fail, vm_lines};
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
 const IMAGE: &str = "tandem-probe-shared-rtos-shared.bin";
@@ -94,14 +95,9 @@ fn log() -> &'static str {
     boot().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn fail(what: &str, log: &str) -> ! {
-    panic!("{what}\n----- console log -----\n{log}\n----- end of log -----")
-}
-
 /// The probe's own lines, without Tandem's tag.
 fn guest_lines(log: &str) -> impl Iterator<Item = &str> {
-    log.lines()
-        .filter_map(|l| l.split_once(TAG).map(|(_, rest)| rest.trim_end()))
+    vm_lines(log, TAG)
 }
 
 /// The steps of the run, from the probe's lines and Tandem's log, in log order.
