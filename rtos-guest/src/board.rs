@@ -12,8 +12,14 @@
 //! 0x4000_0000 ├──────────────────────────┤
 //!             │ RAM (≥ 16 MiB under Tandem) │ normal write-back (one 1 GiB block)
 //! 0x4008_0000 │   the image (load address) │
-//! 0x8000_0000 └──────────────────────────┘ unmapped above
+//! 0x8000_0000 ├──────────────────────────┤ unmapped
+//! 0xC000_0000 ├──────────────────────────┤
+//!             │ channel window: shared pools │ normal write-back, execute-never (one 1 GiB block)
+//! 0x1_0000_0000 └────────────────────────┘ unmapped above
 //! ```
+//!
+//! Tandem maps each inter-VM channel's shared pool somewhere in the channel window, at the same
+//! IPA in both VMs; the device tree says where (`tandem,virtio-backend` nodes).
 //!
 //! Addresses are [`PhysAddr`] (the guest's physical = Tandem's IPA); the MMU maps them 1:1.
 #![forbid(unsafe_code)]
@@ -54,6 +60,12 @@ pub const LOAD_ADDR: PhysAddr = PhysAddr(0x4008_0000);
 pub const DEVICE_END: PhysAddr = PhysAddr(0x4000_0000);
 /// The 1 GiB identity-mapped as normal memory: `[RAM_BASE, RAM_MAP_END)`.
 pub const RAM_MAP_END: PhysAddr = PhysAddr(0x8000_0000);
+
+/// The 1 GiB identity-mapped as normal, never-executable memory for channel pools:
+/// `[CHANNEL_WINDOW_BASE, CHANNEL_WINDOW_END)`.
+pub const CHANNEL_WINDOW_BASE: PhysAddr = PhysAddr(0xC000_0000);
+/// End of the channel window.
+pub const CHANNEL_WINDOW_END: PhysAddr = PhysAddr(0x1_0000_0000);
 
 /// The EL1 virtual timer's PPI.
 pub const TIMER_VIRT_INTID: u32 = 27;

@@ -1,20 +1,21 @@
-//! The EL1 stage-1 identity map: one level-1 table of two 1 GiB blocks.
+//! The EL1 stage-1 identity map: one level-1 table of three 1 GiB blocks.
 //!
 //! The MMU is needed for speed (caches) and correctness (exclusives and unaligned accesses
 //! need normal memory), not for protection, so the map is as simple as the architecture
-//! allows: 4 KiB granule, 39-bit VA (`T0SZ = 25`, so the walk starts at level 1), and two
+//! allows: 4 KiB granule, 39-bit VA (`T0SZ = 25`, so the walk starts at level 1), and three
 //! block descriptors:
 //!
 //! | VA = PA                      | Attributes                                   |
 //! |------------------------------|----------------------------------------------|
 //! | `0x0000_0000..0x4000_0000`   | Device-nGnRnE, execute-never (GIC, UART)     |
 //! | `0x4000_0000..0x8000_0000`   | Normal write-back, inner shareable (RAM)     |
+//! | `0xC000_0000..0x1_0000_0000` | Normal write-back, inner shareable, execute-never (channel pools shared with another VM) |
 //!
 //! The table is a `const`, placed in `.rodata` by the arch layer; this module only computes
 //! its bits, so they are host-tested. Spec: Arm ARM D8.3 (VMSAv8-64 descriptor formats).
 #![forbid(unsafe_code)]
 
-use crate::board::{DEVICE_END, RAM_BASE, RAM_MAP_END};
+use crate::board::{CHANNEL_WINDOW_BASE, CHANNEL_WINDOW_END, DEVICE_END, RAM_BASE, RAM_MAP_END};
 use tock_registers::register_bitfields;
 
 register_bitfields! {u64,
@@ -85,26 +86,35 @@ pub const NORMAL_ATTRS: u64 = BLOCK::ATTR_INDX.val(MAIR_IDX_NORMAL).value
     | BLOCK::SH::InnerShareable.value
     | BLOCK::UXN.val(1).value;
 
+/// Attributes of the channel window: normal cacheable like RAM (the peer VM maps it the same
+/// way, so both see coherent data), but never executable: another VM writes it.
+pub const SHARED_ATTRS: u64 = BLOCK::ATTR_INDX.val(MAIR_IDX_NORMAL).value
+    | BLOCK::SH::InnerShareable.value
+    | BLOCK::PXN.val(1).value
+    | BLOCK::UXN.val(1).value;
+
 /// The level-1 table of the identity map.
 pub const fn identity_l1() -> [u64; ENTRIES] {
     let mut t = [0u64; ENTRIES];
     t[0] = block(0, DEVICE_ATTRS);
     t[(RAM_BASE.0 / BLOCK_SIZE) as usize] = block(RAM_BASE.0, NORMAL_ATTRS);
+    t[(CHANNEL_WINDOW_BASE.0 / BLOCK_SIZE) as usize] = block(CHANNEL_WINDOW_BASE.0, SHARED_ATTRS);
     t
 }
 
 const _: () = assert!(DEVICE_END.0 == BLOCK_SIZE && RAM_MAP_END.0 == RAM_BASE.0 + BLOCK_SIZE);
+const _: () = assert!(CHANNEL_WINDOW_END.0 == CHANNEL_WINDOW_BASE.0 + BLOCK_SIZE);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Exactly two entries are valid: the device block and the RAM block.
+    /// Exactly three entries are valid: the device, RAM and channel-window blocks.
     #[test]
-    fn two_valid_blocks() {
+    fn three_valid_blocks() {
         let t = identity_l1();
         let valid: Vec<usize> = (0..ENTRIES).filter(|&i| t[i] & 1 == 1).collect();
-        assert_eq!(valid, [0, 1]);
+        assert_eq!(valid, [0, 1, 3]);
     }
 
     /// The descriptors have the bits Arm ARM D8.3 gives for these mappings.
@@ -118,12 +128,17 @@ mod tests {
             t[1],
             (1 << 54) | 0x4000_0000 | (1 << 10) | (0b11 << 8) | (1 << 2) | 1
         );
+        // Channel window: as RAM, plus PXN (never executable), output 0xC000_0000.
+        assert_eq!(
+            t[3],
+            (1 << 54) | (1 << 53) | 0xC000_0000 | (1 << 10) | (0b11 << 8) | (1 << 2) | 1
+        );
     }
 
-    /// A 39-bit VA space walked from level 1 covers the two gigabytes.
+    /// A 39-bit VA space walked from level 1 covers the three gigabytes.
     #[test]
     fn va_space_covers_map() {
-        const { assert!(RAM_MAP_END.0 <= 1 << (64 - T0SZ)) };
+        const { assert!(CHANNEL_WINDOW_END.0 <= 1 << (64 - T0SZ)) };
         assert_eq!(64 - T0SZ, 39);
     }
 }

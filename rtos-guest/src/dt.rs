@@ -1,0 +1,480 @@
+//! The device tree Tandem gives the RTOS: which virtio back-ends it serves.
+//!
+//! A flattened device tree (devicetree spec v0.4 ch. 5) is walked token by token, keeping only
+//! what a `tandem,virtio-backend` node says:
+//!
+//! ```text
+//! channel@c0000000 {
+//!     compatible = "tandem,virtio-backend";
+//!     reg = <0x0 0xc0000000 0x0 0x100000>;  // the shared pool (parent's address/size cells)
+//!     interrupts = <0 N 1>;                 // GIC SPI N: a notify or an access is waiting
+//!     tandem,channel = <0>;                 // id for the channel calls
+//!     tandem,virtio-device = <1>;           // virtio device ID
+//!     label = "modem-net";
+//! };
+//! ```
+//!
+//! The walk is written for hostile input (the blob is only as good as whoever built it): every
+//! offset and length is checked, the depth is bounded, and a malformed blob is an error or an
+//! incomplete node that is skipped, never a panic. The `fdt` crate is not used because it
+//! panics on `FDT_NOP` and cannot read 3-cell GIC interrupt specifiers (STYLE.md).
+#![forbid(unsafe_code)]
+
+/// `magic` of a flattened device tree header.
+pub const FDT_MAGIC: u32 = 0xD00D_FEED;
+/// Size of the header fields read here (magic .. size_dt_struct).
+pub const HEADER_LEN: usize = 40;
+/// Most back-ends kept.
+pub const MAX_BACKENDS: usize = 4;
+/// The `compatible` of a channel whose far end is a virtio front-end this VM serves.
+pub const VIRTIO_BACKEND_COMPATIBLE: &[u8] = b"tandem,virtio-backend";
+/// Deepest node nesting followed (the tree Tandem builds is three levels deep).
+const MAX_DEPTH: usize = 16;
+
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+
+/// Why a blob is not a usable device tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtError {
+    /// No `0xd00dfeed` magic.
+    BadMagic,
+    /// A header offset or size points outside the blob, or a token runs past the structure
+    /// block.
+    Truncated,
+    /// An unknown token, or nodes nested deeper than followed.
+    Malformed,
+}
+
+/// A virtio device this VM serves as the back-end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioBackend {
+    /// The channel id for `CHANNEL_NOTIFY` and the virtio calls.
+    pub channel: u32,
+    /// The virtio device ID (1 net, 3 console).
+    pub device_id: u32,
+    /// The shared pool's IPA.
+    pub pool_base: u64,
+    /// The shared pool's size in bytes.
+    pub pool_size: u64,
+    /// The doorbell's INTID (32 + the SPI number).
+    pub intid: u32,
+}
+
+/// The back-ends found in a device tree (at most [`MAX_BACKENDS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backends {
+    found: [Option<VirtioBackend>; MAX_BACKENDS],
+}
+
+impl Backends {
+    /// The back-ends, in tree order.
+    pub fn iter(&self) -> impl Iterator<Item = &VirtioBackend> {
+        self.found.iter().flatten()
+    }
+
+    /// The first back-end for virtio device `device_id`.
+    pub fn device(&self, device_id: u32) -> Option<VirtioBackend> {
+        self.iter().find(|b| b.device_id == device_id).copied()
+    }
+
+    fn push(&mut self, b: VirtioBackend) {
+        if let Some(slot) = self.found.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(b);
+        }
+    }
+}
+
+fn be32(blob: &[u8], at: usize) -> Option<u32> {
+    let b = blob.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The total size a header at the start of `blob` claims (to size the slice to read), or
+/// `None` if `blob` does not start with a device tree header.
+pub fn total_size(header: &[u8]) -> Option<usize> {
+    if be32(header, 0)? != FDT_MAGIC {
+        return None;
+    }
+    usize::try_from(be32(header, 4)?).ok()
+}
+
+/// A cell list value: `cells` big-endian 32-bit cells starting at cell `first`.
+fn cells(value: &[u8], first: usize, cells: u32) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..cells as usize {
+        v = v.checked_shl(32)? | u64::from(be32(value, (first + i) * 4)?);
+    }
+    Some(v)
+}
+
+/// What one node said so far.
+#[derive(Clone, Copy, Default)]
+struct NodeProps {
+    backend: bool,
+    address_cells: Option<u32>,
+    size_cells: Option<u32>,
+    /// `reg`'s first entry, read with the parent's cells.
+    reg: Option<(u64, u64)>,
+    spi: Option<u32>,
+    channel: Option<u32>,
+    device_id: Option<u32>,
+}
+
+impl NodeProps {
+    fn backend(&self) -> Option<VirtioBackend> {
+        if !self.backend {
+            return None;
+        }
+        let (pool_base, pool_size) = self.reg?;
+        Some(VirtioBackend {
+            channel: self.channel?,
+            device_id: self.device_id?,
+            pool_base,
+            pool_size,
+            intid: self.spi?.checked_add(32)?,
+        })
+    }
+}
+
+/// Whether a `compatible` string list names `want`.
+fn compatible_with(list: &[u8], want: &[u8]) -> bool {
+    list.split(|&b| b == 0).any(|s| s == want)
+}
+
+/// Finds every complete `tandem,virtio-backend` node in `blob`. Nodes missing a property, or
+/// with a GIC interrupt that is not an SPI, are skipped.
+pub fn virtio_backends(blob: &[u8]) -> Result<Backends, DtError> {
+    if be32(blob, 0) != Some(FDT_MAGIC) {
+        return Err(DtError::BadMagic);
+    }
+    let header = |i: usize| {
+        be32(blob, i * 4)
+            .map(|v| v as usize)
+            .ok_or(DtError::Truncated)
+    };
+    let (total, off_struct, off_strings) = (header(1)?, header(2)?, header(3)?);
+    let (size_strings, size_struct) = (header(8)?, header(9)?);
+    let blob = blob.get(..total).ok_or(DtError::Truncated)?;
+    let end_struct = off_struct
+        .checked_add(size_struct)
+        .ok_or(DtError::Truncated)?;
+    let structure = blob.get(off_struct..end_struct).ok_or(DtError::Truncated)?;
+    let end_strings = off_strings
+        .checked_add(size_strings)
+        .ok_or(DtError::Truncated)?;
+    let strings = blob
+        .get(off_strings..end_strings)
+        .ok_or(DtError::Truncated)?;
+
+    let mut found = Backends::default();
+    // stack[d] = the node at depth d; its parent's cells apply to its `reg`.
+    let mut stack = [NodeProps::default(); MAX_DEPTH];
+    let mut depth = 0usize;
+    let mut at = 0usize;
+    loop {
+        let token = be32(structure, at).ok_or(DtError::Truncated)?;
+        at += 4;
+        match token {
+            FDT_BEGIN_NODE => {
+                // The unit name, NUL-terminated, padded to 4 bytes.
+                let rest = structure.get(at..).ok_or(DtError::Truncated)?;
+                let name_len = rest
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or(DtError::Truncated)?;
+                at = align4(at + name_len + 1);
+                if depth == MAX_DEPTH {
+                    return Err(DtError::Malformed);
+                }
+                stack[depth] = NodeProps::default();
+                depth += 1;
+            }
+            FDT_END_NODE => {
+                if depth == 0 {
+                    return Err(DtError::Malformed);
+                }
+                depth -= 1;
+                if let Some(b) = stack[depth].backend() {
+                    found.push(b);
+                }
+            }
+            FDT_PROP => {
+                let len = be32(structure, at).ok_or(DtError::Truncated)? as usize;
+                let name_off = be32(structure, at + 4).ok_or(DtError::Truncated)? as usize;
+                let start = at + 8;
+                let value = structure
+                    .get(start..start.checked_add(len).ok_or(DtError::Truncated)?)
+                    .ok_or(DtError::Truncated)?;
+                at = align4(start + len);
+                if depth == 0 {
+                    return Err(DtError::Malformed);
+                }
+                let name = prop_name(strings, name_off).ok_or(DtError::Truncated)?;
+                // The parent's cells (devicetree spec defaults: 2 address, 1 size).
+                let parent = (depth >= 2).then(|| stack[depth - 2]);
+                let address_cells = parent.and_then(|p| p.address_cells).unwrap_or(2);
+                let size_cells = parent.and_then(|p| p.size_cells).unwrap_or(1);
+                let node = &mut stack[depth - 1];
+                match name {
+                    b"compatible" => {
+                        node.backend = compatible_with(value, VIRTIO_BACKEND_COMPATIBLE)
+                    }
+                    b"#address-cells" => node.address_cells = be32(value, 0),
+                    b"#size-cells" => node.size_cells = be32(value, 0),
+                    b"reg" if address_cells <= 2 && size_cells <= 2 => {
+                        node.reg = cells(value, 0, address_cells).zip(cells(
+                            value,
+                            address_cells as usize,
+                            size_cells,
+                        ));
+                    }
+                    // GIC: <type number flags>, type 0 = SPI.
+                    b"interrupts" if value.len() == 12 && be32(value, 0) == Some(0) => {
+                        node.spi = be32(value, 4)
+                    }
+                    b"tandem,channel" => node.channel = be32(value, 0),
+                    b"tandem,virtio-device" => node.device_id = be32(value, 0),
+                    _ => {}
+                }
+            }
+            FDT_NOP => {}
+            FDT_END => return Ok(found),
+            _ => return Err(DtError::Malformed),
+        }
+    }
+}
+
+fn align4(n: usize) -> usize {
+    n.saturating_add(3) & !3
+}
+
+fn prop_name(strings: &[u8], off: usize) -> Option<&[u8]> {
+    let rest = strings.get(off..)?;
+    Some(&rest[..rest.iter().position(|&b| b == 0)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal FDT builder (what `dtc` emits, for the structures used here).
+    #[derive(Default)]
+    struct Builder {
+        structure: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Builder {
+        fn token(&mut self, t: u32) -> &mut Self {
+            self.structure.extend(t.to_be_bytes());
+            self
+        }
+        fn begin(&mut self, name: &str) -> &mut Self {
+            self.token(FDT_BEGIN_NODE);
+            self.structure.extend(name.as_bytes());
+            self.structure.push(0);
+            while self.structure.len() % 4 != 0 {
+                self.structure.push(0);
+            }
+            self
+        }
+        fn end(&mut self) -> &mut Self {
+            self.token(FDT_END_NODE)
+        }
+        fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let off = self.strings.len() as u32;
+            self.strings.extend(name.as_bytes());
+            self.strings.push(0);
+            self.token(FDT_PROP);
+            self.structure.extend((value.len() as u32).to_be_bytes());
+            self.structure.extend(off.to_be_bytes());
+            self.structure.extend(value);
+            while self.structure.len() % 4 != 0 {
+                self.structure.push(0);
+            }
+            self
+        }
+        fn cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
+            let v: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+            self.prop(name, &v)
+        }
+        fn blob(&mut self) -> Vec<u8> {
+            self.token(FDT_END);
+            let off_struct = HEADER_LEN as u32;
+            let off_strings = off_struct + self.structure.len() as u32;
+            let total = off_strings + self.strings.len() as u32;
+            let mut b = Vec::new();
+            for v in [
+                FDT_MAGIC,
+                total,
+                off_struct,
+                off_strings,
+                0, // off_mem_rsvmap (unused here)
+                17,
+                16,
+                0,
+                self.strings.len() as u32,
+                self.structure.len() as u32,
+            ] {
+                b.extend(v.to_be_bytes());
+            }
+            b.extend(&self.structure);
+            b.extend(&self.strings);
+            b
+        }
+    }
+
+    fn channel(b: &mut Builder, name: &str, compatible: &str, base: u32, spi: u32, id: u32) {
+        b.begin(name)
+            .prop("compatible", format!("{compatible}\0").as_bytes())
+            .cells("reg", &[0, base, 0, 0x10_0000])
+            .cells("interrupts", &[0, spi, 1])
+            .cells("tandem,channel", &[id]);
+        if compatible == "tandem,virtio-backend" {
+            b.cells("tandem,virtio-device", &[id + 1]);
+        }
+        b.prop("tandem,peer", b"linux\0").end();
+    }
+
+    fn tandem_tree() -> Vec<u8> {
+        let mut b = Builder::default();
+        b.begin("")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2])
+            .begin("memory@40000000")
+            .cells("reg", &[0, 0x4000_0000, 0, 0x100_0000])
+            .end()
+            .token(FDT_NOP);
+        channel(
+            &mut b,
+            "channel@c0000000",
+            "tandem,virtio-backend",
+            0xC000_0000,
+            5,
+            0,
+        );
+        channel(
+            &mut b,
+            "channel@c0100000",
+            "tandem,channel",
+            0xC010_0000,
+            6,
+            1,
+        );
+        channel(
+            &mut b,
+            "channel@c0200000",
+            "tandem,virtio-backend",
+            0xC020_0000,
+            7,
+            2,
+        );
+        b.end().blob()
+    }
+
+    /// The back-end nodes are found with their pool, SPI, channel and device; a plain channel
+    /// is not a back-end.
+    #[test]
+    fn finds_the_backends() {
+        let blob = tandem_tree();
+        assert_eq!(total_size(&blob), Some(blob.len()));
+        let found = virtio_backends(&blob).unwrap();
+        let all: Vec<_> = found.iter().copied().collect();
+        assert_eq!(
+            all,
+            [
+                VirtioBackend {
+                    channel: 0,
+                    device_id: 1,
+                    pool_base: 0xC000_0000,
+                    pool_size: 0x10_0000,
+                    intid: 37
+                },
+                VirtioBackend {
+                    channel: 2,
+                    device_id: 3,
+                    pool_base: 0xC020_0000,
+                    pool_size: 0x10_0000,
+                    intid: 39
+                }
+            ]
+        );
+        assert_eq!(found.device(3).map(|b| b.channel), Some(2));
+        assert_eq!(found.device(2), None);
+    }
+
+    /// A tree without back-ends yields none.
+    #[test]
+    fn no_backends() {
+        let mut b = Builder::default();
+        let blob = b.begin("").cells("#address-cells", &[2]).end().blob();
+        assert_eq!(virtio_backends(&blob).unwrap().iter().count(), 0);
+    }
+
+    /// A back-end missing its channel id is skipped.
+    #[test]
+    fn incomplete_node_skipped() {
+        let mut b = Builder::default();
+        let blob = b
+            .begin("")
+            .begin("channel@c0000000")
+            .prop("compatible", b"tandem,virtio-backend\0")
+            .cells("reg", &[0, 0xC000_0000, 0, 0x1000])
+            .cells("interrupts", &[0, 3, 1])
+            .cells("tandem,virtio-device", &[1])
+            .end()
+            .end()
+            .blob();
+        assert_eq!(virtio_backends(&blob).unwrap().iter().count(), 0);
+    }
+
+    /// Not a device tree, or a header pointing outside the blob: errors.
+    #[test]
+    fn bad_headers() {
+        assert_eq!(virtio_backends(&[0; 64]), Err(DtError::BadMagic));
+        assert_eq!(virtio_backends(&[]), Err(DtError::BadMagic));
+        let mut blob = tandem_tree();
+        let too_long = blob.len() as u32 + 1;
+        blob[4..8].copy_from_slice(&too_long.to_be_bytes());
+        assert_eq!(virtio_backends(&blob), Err(DtError::Truncated));
+        let mut blob = tandem_tree();
+        blob[36..40].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(virtio_backends(&blob), Err(DtError::Truncated));
+    }
+
+    /// Every truncation and every corrupted byte of a valid tree gives a result, never a panic
+    /// or a hang (the walk only moves forward).
+    #[test]
+    fn hostile_blobs_never_panic() {
+        let blob = tandem_tree();
+        for len in 0..blob.len() {
+            let _ = virtio_backends(&blob[..len]);
+        }
+        let mut seed = 0x1234_5678u32;
+        for i in 0..blob.len() {
+            for _ in 0..8 {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let mut bad = blob.clone();
+                bad[i] = (seed >> 24) as u8;
+                let _ = virtio_backends(&bad);
+            }
+        }
+    }
+
+    /// Nesting deeper than followed is an error, not an overflow.
+    #[test]
+    fn deep_nesting() {
+        let mut b = Builder::default();
+        for _ in 0..=MAX_DEPTH {
+            b.begin("n");
+        }
+        for _ in 0..=MAX_DEPTH {
+            b.end();
+        }
+        assert_eq!(virtio_backends(&b.blob()), Err(DtError::Malformed));
+    }
+}
