@@ -24,6 +24,7 @@ pub mod at;
 pub mod board;
 pub mod dsp;
 pub mod dt;
+pub mod virtio;
 pub mod fmt;
 pub mod gic;
 pub mod mmu;
