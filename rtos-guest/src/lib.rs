@@ -24,7 +24,6 @@ pub mod at;
 pub mod board;
 pub mod dsp;
 pub mod dt;
-pub mod virtio;
 pub mod fmt;
 pub mod gic;
 pub mod mmu;
@@ -32,6 +31,7 @@ pub mod pl011;
 pub mod sched;
 pub mod stats;
 pub mod time;
+pub mod virtio;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;

@@ -225,7 +225,12 @@ impl<D: Device, B: Backing> Transport<D, B> {
     }
 
     fn queue_ready(&mut self, v: u32) -> u32 {
-        let Self { pool, queues, queue_sel, .. } = self;
+        let Self {
+            pool,
+            queues,
+            queue_sel,
+            ..
+        } = self;
         let Some(q) = queues.get_mut(*queue_sel as usize) else {
             return 0;
         };
@@ -252,8 +257,8 @@ impl<D: Device, B: Backing> Transport<D, B> {
         let mut new = (v & !status::DEVICE_NEEDS_RESET) | (was & status::DEVICE_NEEDS_RESET);
         if new & status::FEATURES_OK != 0 && was & status::FEATURES_OK == 0 {
             let offered = self.device.features();
-            let acceptable = self.driver_features & !offered == 0
-                && self.driver_features & F_VERSION_1 != 0;
+            let acceptable =
+                self.driver_features & !offered == 0 && self.driver_features & F_VERSION_1 != 0;
             if !acceptable {
                 // The driver reads FEATURES_OK back and gives up.
                 new &= !status::FEATURES_OK;
@@ -359,15 +364,23 @@ pub mod fake {
         assert_eq!(t.read(reg::VERSION, 4), 2);
         t.write(reg::STATUS, 4, 0);
         t.write(reg::STATUS, 4, u64::from(status::ACKNOWLEDGE));
-        t.write(reg::STATUS, 4, u64::from(status::ACKNOWLEDGE | status::DRIVER));
+        t.write(
+            reg::STATUS,
+            4,
+            u64::from(status::ACKNOWLEDGE | status::DRIVER),
+        );
         for sel in 0..2u64 {
             t.write(reg::DRIVER_FEATURES_SEL, 4, sel);
-            t.write(reg::DRIVER_FEATURES, 4, (features >> (32 * sel)) & 0xFFFF_FFFF);
+            t.write(
+                reg::DRIVER_FEATURES,
+                4,
+                (features >> (32 * sel)) & 0xFFFF_FFFF,
+            );
         }
         let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
         t.write(reg::STATUS, 4, u64::from(s));
         assert_eq!(t.read(reg::STATUS, 4), u64::from(s), "features accepted");
-        let drivers = [0u64, 1].map(|i| {
+        [0u64, 1].map(|i| {
             // The layout the queue tests use, programmed through the registers.
             let d = setup(&crate::virtio::queue::fake::new_pool(), i, num);
             // Fresh rings are zeroed, as the DMA API hands them out.
@@ -510,8 +523,16 @@ mod tests {
             t.write(reg::DRIVER_FEATURES, 4, bad & 0xFFFF_FFFF);
             t.write(reg::DRIVER_FEATURES_SEL, 4, 1);
             t.write(reg::DRIVER_FEATURES, 4, bad >> 32);
-            t.write(reg::STATUS, 4, u64::from(status::DRIVER | status::FEATURES_OK));
-            assert_eq!(t.read(reg::STATUS, 4), u64::from(status::DRIVER), "{bad:#x}");
+            t.write(
+                reg::STATUS,
+                4,
+                u64::from(status::DRIVER | status::FEATURES_OK),
+            );
+            assert_eq!(
+                t.read(reg::STATUS, 4),
+                u64::from(status::DRIVER),
+                "{bad:#x}"
+            );
         }
     }
 
@@ -549,7 +570,10 @@ mod tests {
         tx.publish(p, 0);
         assert_eq!(t.serve(0b10), INT_CONFIG_CHANGE);
         let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
-        assert_eq!(t.read(reg::STATUS, 4), u64::from(s | status::DEVICE_NEEDS_RESET));
+        assert_eq!(
+            t.read(reg::STATUS, 4),
+            u64::from(s | status::DEVICE_NEEDS_RESET)
+        );
         // The driver cannot clear the bit, and further notifies are ignored.
         t.write(reg::STATUS, 4, u64::from(s));
         assert_ne!(t.status() & status::DEVICE_NEEDS_RESET, 0);

@@ -125,7 +125,11 @@ impl Chain {
     /// Walks the whole chain, writing the concatenation of `parts` into its writable buffers
     /// (readable ones are skipped). Returns the bytes written (fewer than offered if the
     /// buffers are too small).
-    pub fn write_all<B: Backing>(&mut self, pool: &Pool<B>, parts: &[&[u8]]) -> Result<usize, Fault> {
+    pub fn write_all<B: Backing>(
+        &mut self,
+        pool: &Pool<B>,
+        parts: &[&[u8]],
+    ) -> Result<usize, Fault> {
         let (mut part, mut at, mut written) = (0usize, 0usize, 0usize);
         while let Some(seg) = self.next_segment(pool)? {
             if !seg.writable {
@@ -237,7 +241,12 @@ impl Virtqueue {
     }
 
     /// Returns a chain on the used ring with `written` bytes written into it.
-    pub fn push<B: Backing>(&mut self, pool: &Pool<B>, chain: &Chain, written: u32) -> Result<(), Fault> {
+    pub fn push<B: Backing>(
+        &mut self,
+        pool: &Pool<B>,
+        chain: &Chain,
+        written: u32,
+    ) -> Result<(), Fault> {
         let slot = u64::from(self.next_used % self.num);
         let entry = self.device + 4 + 8 * slot;
         pool.write_u32(entry, u32::from(chain.head))?;
@@ -432,9 +441,24 @@ mod tests {
             ("outside", [(BASE - 16, 16, 0, 0); 2], Fault::OutsidePool),
             ("huge", [(inside, u32::MAX, 0, 0); 2], Fault::OutsidePool),
             ("wraps", [(u64::MAX - 4, 16, 0, 0); 2], Fault::OutsidePool),
-            ("loop", [(inside, 4, DESC_F_NEXT, 1), (inside, 4, DESC_F_NEXT, 0)], Fault::BadChain),
-            ("next out of range", [(inside, 4, DESC_F_NEXT, 8), (inside, 4, 0, 0)], Fault::BadIndex),
-            ("read after write", [(inside, 4, DESC_F_WRITE | DESC_F_NEXT, 1), (inside, 4, 0, 0)], Fault::BadChain),
+            (
+                "loop",
+                [(inside, 4, DESC_F_NEXT, 1), (inside, 4, DESC_F_NEXT, 0)],
+                Fault::BadChain,
+            ),
+            (
+                "next out of range",
+                [(inside, 4, DESC_F_NEXT, 8), (inside, 4, 0, 0)],
+                Fault::BadIndex,
+            ),
+            (
+                "read after write",
+                [
+                    (inside, 4, DESC_F_WRITE | DESC_F_NEXT, 1),
+                    (inside, 4, 0, 0),
+                ],
+                Fault::BadChain,
+            ),
         ];
         for (name, descs, fault) in cases {
             let p = new_pool();
@@ -503,11 +527,26 @@ mod tests {
         let bad = [
             Virtqueue { num: 0, ..good },
             Virtqueue { num: 6, ..good },
-            Virtqueue { num: QUEUE_NUM_MAX * 2, ..good },
-            Virtqueue { desc: BASE + 8, ..good },
-            Virtqueue { driver: BASE + 1, ..good },
-            Virtqueue { device: BASE + 2, ..good },
-            Virtqueue { device: BASE + SIZE as u64 - 8, ..good },
+            Virtqueue {
+                num: QUEUE_NUM_MAX * 2,
+                ..good
+            },
+            Virtqueue {
+                desc: BASE + 8,
+                ..good
+            },
+            Virtqueue {
+                driver: BASE + 1,
+                ..good
+            },
+            Virtqueue {
+                device: BASE + 2,
+                ..good
+            },
+            Virtqueue {
+                device: BASE + SIZE as u64 - 8,
+                ..good
+            },
             Virtqueue { desc: 0, ..good },
         ];
         for mut q in bad {
@@ -544,7 +583,8 @@ mod tests {
                 d.desc(&p, i, addr, len, (rand() % 8) as u16, (rand() % 12) as u16);
             }
             for s in 0..8 {
-                p.write_u16(d.q.driver + 4 + 2 * s, (rand() % 10) as u16).unwrap();
+                p.write_u16(d.q.driver + 4 + 2 * s, (rand() % 10) as u16)
+                    .unwrap();
             }
             d.avail_idx(&p, (rand() % 12) as u16);
             for _ in 0..10 {
