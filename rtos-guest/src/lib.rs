@@ -26,6 +26,7 @@ pub mod dsp;
 pub mod dt;
 pub mod fmt;
 pub mod gic;
+pub mod inet;
 pub mod mmu;
 pub mod pl011;
 pub mod sched;
