@@ -16,9 +16,9 @@
 //! ignores its queues until the driver resets it.
 #![forbid(unsafe_code)]
 
-// pub mod console;
+pub mod console;
 pub mod mmio;
-// pub mod net;
+pub mod net;
 pub mod pool;
 pub mod queue;
 

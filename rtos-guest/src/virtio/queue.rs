@@ -122,6 +122,30 @@ impl Chain {
         Ok(total)
     }
 
+    /// Walks the whole chain, passing its readable bytes to `f` in pieces of at most
+    /// `chunk.len()` bytes (writable buffers are skipped). Returns how many there were.
+    pub fn read_each<B: Backing>(
+        &mut self,
+        pool: &Pool<B>,
+        chunk: &mut [u8],
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, Fault> {
+        let mut total = 0usize;
+        while let Some(seg) = self.next_segment(pool)? {
+            if seg.writable || chunk.is_empty() {
+                continue;
+            }
+            let (mut addr, mut left) = (seg.addr, seg.len as usize);
+            while left > 0 {
+                let n = left.min(chunk.len());
+                pool.read(addr, &mut chunk[..n])?;
+                f(&chunk[..n]);
+                (addr, left, total) = (addr + n as u64, left - n, total + n);
+            }
+        }
+        Ok(total)
+    }
+
     /// Walks the whole chain, writing the concatenation of `parts` into its writable buffers
     /// (readable ones are skipped). Returns the bytes written (fewer than offered if the
     /// buffers are too small).
