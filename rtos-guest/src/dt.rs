@@ -277,7 +277,7 @@ mod tests {
             self.token(FDT_BEGIN_NODE);
             self.structure.extend(name.as_bytes());
             self.structure.push(0);
-            while self.structure.len() % 4 != 0 {
+            while !self.structure.len().is_multiple_of(4) {
                 self.structure.push(0);
             }
             self
@@ -293,7 +293,7 @@ mod tests {
             self.structure.extend((value.len() as u32).to_be_bytes());
             self.structure.extend(off.to_be_bytes());
             self.structure.extend(value);
-            while self.structure.len() % 4 != 0 {
+            while !self.structure.len().is_multiple_of(4) {
                 self.structure.push(0);
             }
             self

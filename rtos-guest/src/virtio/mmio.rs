@@ -147,7 +147,7 @@ impl<D: Device, B: Backing> Transport<D, B> {
         if offset >= reg::CONFIG {
             return self.config_read(offset - reg::CONFIG, size);
         }
-        if size != 4 || offset % 4 != 0 {
+        if size != 4 || !offset.is_multiple_of(4) {
             return 0;
         }
         let features = self.device.features();
@@ -185,7 +185,7 @@ impl<D: Device, B: Backing> Transport<D, B> {
     /// Carries out a write of `size` bytes at `offset`; returns the `InterruptStatus` bits to
     /// raise.
     pub fn write(&mut self, offset: u16, size: u8, value: u64) -> u32 {
-        if size != 4 || offset % 4 != 0 || offset >= reg::CONFIG {
+        if size != 4 || !offset.is_multiple_of(4) || offset >= reg::CONFIG {
             // Registers are 32-bit; no configuration field here is writable.
             return 0;
         }

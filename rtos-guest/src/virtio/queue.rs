@@ -461,7 +461,8 @@ mod tests {
     #[test]
     fn hostile_descriptors() {
         let inside = BASE + 0x2000;
-        let cases: [(&str, [(u64, u32, u16, u16); 2], Fault); 6] = [
+        type Desc = (u64, u32, u16, u16);
+        let cases: [(&str, [Desc; 2], Fault); 6] = [
             ("outside", [(BASE - 16, 16, 0, 0); 2], Fault::OutsidePool),
             ("huge", [(inside, u32::MAX, 0, 0); 2], Fault::OutsidePool),
             ("wraps", [(u64::MAX - 4, 16, 0, 0); 2], Fault::OutsidePool),
