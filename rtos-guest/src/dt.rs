@@ -71,6 +71,11 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// No back-ends.
+    pub const EMPTY: Self = Self {
+        found: [None; MAX_BACKENDS],
+    };
+
     /// The back-ends, in tree order.
     pub fn iter(&self) -> impl Iterator<Item = &VirtioBackend> {
         self.found.iter().flatten()

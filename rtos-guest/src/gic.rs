@@ -103,6 +103,9 @@ register_structs! {
         /// Priority, one byte per INTID.
         (0x0400 => pub(crate) ipriorityr: [ReadWrite<u8>; 1024]),
         (0x0800 => _reserved2),
+        /// Trigger mode, two bits per INTID (bit 1 of each pair: edge).
+        (0x0C00 => pub(crate) icfgr: [ReadWrite<u32>; 64]),
+        (0x0D00 => _reserved3),
         /// Routing of SPI n (n ≥ 32) at index n: MPIDR affinity or "any".
         (0x6000 => pub(crate) irouter: [ReadWrite<u64>; 1020]),
         (0x7FE0 => @END),
@@ -193,6 +196,16 @@ pub fn acknowledged(iar: u64) -> Option<u32> {
     (!(INTID_SPURIOUS_FIRST..=1023).contains(&intid)).then_some(intid)
 }
 
+/// `GICD_IROUTER` value that routes an SPI to the PE `target` (IRM = 0).
+pub const fn irouter(target: Mpidr) -> u64 {
+    target.0 & 0xFF_00FF_FFFF
+}
+
+/// `GICD_ICFGR<intid / 16>` with `intid` made edge-triggered.
+pub const fn icfgr_edge(icfgr: u32, intid: u32) -> u32 {
+    icfgr | 0b10 << ((intid % 16) * 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,11 +216,25 @@ mod tests {
     fn register_offsets_match_spec() {
         assert_eq!(offset_of!(GicdRegs, isenabler), 0x100);
         assert_eq!(offset_of!(GicdRegs, irouter), 0x6000);
+        assert_eq!(offset_of!(GicdRegs, icfgr), 0x0C00);
         assert_eq!(offset_of!(GicrRegs, waker), 0x14);
         assert_eq!(offset_of!(GicrRegs, igroupr0), 0x1_0080);
         assert_eq!(offset_of!(GicrRegs, ipriorityr), 0x1_0400);
         assert_eq!(offset_of!(GicrRegs, icfgr1), 0x1_0C04);
         assert_eq!(size_of::<GicrRegs>(), 0x2_0000);
+    }
+
+    /// An SPI routed to a PE keeps only the affinity fields; edge is bit 1 of its pair.
+    #[test]
+    fn spi_routing_and_trigger() {
+        assert_eq!(
+            irouter(Mpidr(0x8000_0001)),
+            1,
+            "MPIDR bit 31 (RES1) dropped"
+        );
+        assert_eq!(irouter(Mpidr(0xAB_0001_0203)), 0xAB_0001_0203);
+        assert_eq!(icfgr_edge(0, 37), 0b10 << 10);
+        assert_eq!(icfgr_edge(0b01, 32), 0b11);
     }
 
     /// SGI 1 to the PE with MPIDR 1 sets TargetList bit 1 and INTID 1.

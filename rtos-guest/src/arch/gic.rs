@@ -17,7 +17,7 @@ use super::cpu::{self, icc};
 use crate::board::{GICD_BASE, GICR_BASE, GICR_MAX_FRAMES, GICR_STRIDE, PhysAddr};
 use crate::gic::{
     GICD_CTLR, GICR_CTLR, GICR_TYPER, GICR_WAKER, GicdRegs, GicrRegs, ICC_IGRPEN1_EL1, ICC_SRE_EL1,
-    Mpidr, PMR_ALLOW_ALL, acknowledged, sgi1r,
+    Mpidr, PMR_ALLOW_ALL, acknowledged, icfgr_edge, irouter, sgi1r,
 };
 
 /// Why the GIC could not be set up.
@@ -109,6 +109,21 @@ pub fn init_cpu(intids: &[(u32, u8)]) -> Result<(), GicError> {
     icc::set_igrpen1(ICC_IGRPEN1_EL1::Enable::SET.value);
     barrier::isb(barrier::SY);
     Ok(())
+}
+
+/// Enables SPI `intid` (32..1020) as an edge-triggered group 1 interrupt of priority `prio`,
+/// routed to `target`. Out-of-range INTIDs are ignored.
+pub fn enable_spi(intid: u32, prio: u8, target: Mpidr) {
+    if !(32..1020).contains(&intid) {
+        return;
+    }
+    let (d, n) = (gicd(), intid as usize);
+    let bit = 1u32 << (intid % 32);
+    d.igroupr[n / 32].set(d.igroupr[n / 32].get() | bit);
+    d.ipriorityr[n].set(prio);
+    d.icfgr[n / 16].set(icfgr_edge(d.icfgr[n / 16].get(), intid));
+    d.irouter[n].set(irouter(target));
+    d.isenabler[n / 32].set(bit);
 }
 
 /// Acknowledges the next pending interrupt: `Some((intid, iar))`, or `None` if none.

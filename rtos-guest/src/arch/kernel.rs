@@ -19,7 +19,7 @@ use aarch64_cpu::registers::{ESR_EL1, Readable};
 
 use super::cpu::{self, IrqLock};
 use super::frame::{Frame, new_task};
-use super::{fault, gic, smp, timer};
+use super::{channel, fault, gic, smp, timer};
 use crate::board::{SGI_PING, SGI_PONG, TIMER_VIRT_INTID};
 use crate::sched::sync::{MutexId, QueueId, SemId};
 use crate::sched::{Error, JobEnd, Kernel, MAX_TASKS, Priority, SavedFrame, TaskId};
@@ -352,7 +352,9 @@ fn handle_irqs(entry: Ticks) {
             TIMER_VIRT_INTID => timer::on_irq(entry),
             SGI_PING => smp::on_ping(),
             SGI_PONG => smp::on_pong(entry),
-            _ => {}
+            _ => {
+                channel::on_irq(intid);
+            }
         }
         gic::eoi(iar);
     }

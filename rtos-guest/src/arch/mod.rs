@@ -11,9 +11,13 @@
 //! - [`kernel`]: the exception handler, context switch, and the task-facing RTOS API.
 //! - [`smp`]: PSCI CPU_ON of CPU 1 and the SGI ping-pong between the CPUs.
 //! - [`fault`]: fault reports and the panic handler.
+//! - [`dtb`]: the boot device tree, bounds-checked.
+//! - [`channel`]: shared pools and doorbells of inter-VM channels.
 
+pub mod channel;
 pub mod console;
 pub mod cpu;
+pub mod dtb;
 pub mod fault;
 pub mod frame;
 pub mod gic;

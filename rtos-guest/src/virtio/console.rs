@@ -37,6 +37,18 @@ pub struct ConsoleCounters {
     pub dropped: u64,
 }
 
+impl ConsoleCounters {
+    /// Writes `rtos-at: in=… out=… cmds=… dropped=… faults=…` (`faults`: the front-end's
+    /// rule breaks).
+    pub fn write_line(&self, faults: u64, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        write!(
+            w,
+            "rtos-at: in={} out={} cmds={} dropped={} faults={}",
+            self.bytes_in, self.bytes_out, self.commands, self.dropped, faults
+        )
+    }
+}
+
 /// A FIFO of output bytes.
 struct Output {
     buf: [u8; OUT_MAX],
@@ -241,6 +253,23 @@ mod tests {
         assert_eq!(received(&t, &mut rx, &mut bufs), "ERROR\r\nOK\r\n");
         let c = t.device().counters();
         assert_eq!((c.bytes_in, c.commands), (19, 3));
+    }
+
+    /// The statistics line.
+    #[test]
+    fn report_line() {
+        let c = ConsoleCounters {
+            bytes_in: 7,
+            bytes_out: 17,
+            commands: 1,
+            dropped: 0,
+        };
+        let mut line = crate::fmt::LineBuf::<128>::new();
+        c.write_line(2, &mut line).unwrap();
+        assert_eq!(
+            line.as_str(),
+            "rtos-at: in=7 out=17 cmds=1 dropped=0 faults=2"
+        );
     }
 
     /// A command split over several transmit buffers is one line.

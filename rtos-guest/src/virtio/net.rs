@@ -73,6 +73,38 @@ impl Net {
     }
 }
 
+/// What the `rtos-net:` statistics line reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetReport {
+    /// The IP counters.
+    pub ip: Counters,
+    /// Replies dropped for want of a receive buffer.
+    pub no_rx_buffer: u64,
+    /// Rule breaks by the front-end (each a `DEVICE_NEEDS_RESET`).
+    pub faults: u64,
+}
+
+impl NetReport {
+    /// Writes `rtos-net: rx=… tx=… malformed=… ignored=… arp=… icmp=… udp=… nobuf=… faults=…`
+    /// (within the console's 200-byte line while every counter is below 10^10).
+    pub fn write_line(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let c = &self.ip;
+        write!(
+            w,
+            "rtos-net: rx={} tx={} malformed={} ignored={} arp={} icmp={} udp={} nobuf={} faults={}",
+            c.rx,
+            c.tx,
+            c.malformed,
+            c.ignored,
+            c.arp,
+            c.icmp,
+            c.udp,
+            self.no_rx_buffer,
+            self.faults
+        )
+    }
+}
+
 impl Device for Net {
     fn device_id(&self) -> u32 {
         DEVICE_ID
@@ -135,6 +167,38 @@ mod tests {
         f.extend([0; 6]);
         f.extend(IP);
         f
+    }
+
+    /// The statistics line has every counter, and fits the console line.
+    #[test]
+    fn report_line() {
+        let mut r = NetReport::default();
+        r.ip.icmp = 3;
+        r.faults = 1;
+        let mut line = crate::fmt::LineBuf::<256>::new();
+        r.write_line(&mut line).unwrap();
+        assert_eq!(
+            line.as_str(),
+            "rtos-net: rx=0 tx=0 malformed=0 ignored=0 arp=0 icmp=3 udp=0 nobuf=0 faults=1"
+        );
+        let m = 9_999_999_999;
+        let ip = Counters {
+            rx: m,
+            tx: m,
+            malformed: m,
+            ignored: m,
+            arp: m,
+            icmp: m,
+            udp: m,
+        };
+        let big = NetReport {
+            ip,
+            no_rx_buffer: m,
+            faults: m,
+        };
+        let mut line = crate::fmt::LineBuf::<256>::new();
+        big.write_line(&mut line).unwrap();
+        assert!(line.as_str().len() <= crate::stats::LINE_MAX);
     }
 
     /// The MAC is in the configuration space; the features are the ones promised.
