@@ -10,6 +10,7 @@
 //! - [`mmio`]: the virtio-mmio register file (version 2) and device status, around a
 //!   [`Device`].
 //! - [`net`]: virtio-net over [`crate::inet`]; [`console`]: virtio-console carrying AT commands.
+//! - [`service`]: one doorbell round (poll, reply, serve, interrupt) over the channel calls.
 //!
 //! A front-end that breaks the rules (descriptor outside the pool, loop, chain too long, bad
 //! ring index) gets `DEVICE_NEEDS_RESET` and a configuration-change interrupt; the device then
@@ -21,6 +22,7 @@ pub mod mmio;
 pub mod net;
 pub mod pool;
 pub mod queue;
+pub mod service;
 
 use pool::{Backing, Pool};
 use queue::Virtqueue;
