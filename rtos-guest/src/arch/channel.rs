@@ -45,10 +45,24 @@ impl Backing for SharedPool {
             return;
         }
         let src = (self.base + offset) as *const u8;
-        for (i, b) in buf.iter_mut().enumerate() {
+        // Bytes up to 8-byte alignment of the pool address, then whole words, then bytes.
+        let head = src.align_offset(8).min(buf.len());
+        let words = (buf.len() - head) / 8;
+        for (i, b) in buf[..head].iter_mut().enumerate() {
             // SAFETY: `src + i` is inside the pool (checked above), which is inside the channel
             // window (checked by `new`): identity-mapped normal memory that Tandem maps for
             // this VM. Volatile, because the peer VM writes it concurrently.
+            *b = unsafe { src.wrapping_add(i).read_volatile() };
+        }
+        for w in 0..words {
+            let at = head + 8 * w;
+            let p = src.wrapping_add(at) as *const u64;
+            // SAFETY: as above, and `p` is 8-aligned with its 8 bytes inside the pool.
+            let v = unsafe { p.read_volatile() };
+            buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        for (i, b) in buf.iter_mut().enumerate().skip(head + 8 * words) {
+            // SAFETY: as for the head bytes.
             *b = unsafe { src.wrapping_add(i).read_volatile() };
         }
     }
@@ -58,9 +72,23 @@ impl Backing for SharedPool {
             return;
         }
         let dst = (self.base + offset) as *mut u8;
-        for (i, &b) in data.iter().enumerate() {
+        let head = dst.align_offset(8).min(data.len());
+        let words = (data.len() - head) / 8;
+        for (i, &b) in data[..head].iter().enumerate() {
             // SAFETY: as in `load`; the pool is never executable and holds no Rust object of
             // this VM, so writing it cannot break one.
+            unsafe { dst.wrapping_add(i).write_volatile(b) };
+        }
+        for w in 0..words {
+            let at = head + 8 * w;
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&data[at..at + 8]);
+            let p = dst.wrapping_add(at) as *mut u64;
+            // SAFETY: as above, and `p` is 8-aligned with its 8 bytes inside the pool.
+            unsafe { p.write_volatile(u64::from_ne_bytes(v)) };
+        }
+        for (i, &b) in data.iter().enumerate().skip(head + 8 * words) {
+            // SAFETY: as for the head bytes.
             unsafe { dst.wrapping_add(i).write_volatile(b) };
         }
     }
