@@ -233,6 +233,115 @@ mod tests {
         assert_ne!(t.status() & status::DEVICE_NEEDS_RESET, 0);
     }
 
+    /// Linux's path end to end: the device probed through forwarded accesses only, then an
+    /// ICMP echo request transmitted and its reply received, with interrupts.
+    #[test]
+    fn ping_through_forwarded_accesses() {
+        use crate::inet::Checksum;
+        use crate::virtio::net::{HDR_LEN, Net, TX};
+        use crate::virtio::queue::fake::setup;
+
+        const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x77, 0x00, 0x01];
+        let mut t = crate::virtio::mmio::Transport::new(Net::new(MAC, [10, 0, 0, 1]), new_pool());
+        let mut tandem = FakeTandem::default();
+        let mut token = 0;
+        let mut access = |tandem: &mut FakeTandem, write: bool, offset: u16, value: u64| {
+            token += 1;
+            tandem.polls.push_back(access(token, write, offset, value));
+        };
+        let features = F_VERSION_1 | F_ACCESS_PLATFORM | crate::virtio::net::F_MAC;
+        let ok = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        access(&mut tandem, true, reg::STATUS, 0);
+        access(&mut tandem, true, reg::DRIVER_FEATURES_SEL, 1);
+        access(&mut tandem, true, reg::DRIVER_FEATURES, features >> 32);
+        access(&mut tandem, true, reg::DRIVER_FEATURES_SEL, 0);
+        access(
+            &mut tandem,
+            true,
+            reg::DRIVER_FEATURES,
+            features & 0xFFFF_FFFF,
+        );
+        access(&mut tandem, true, reg::STATUS, u64::from(ok));
+        let drivers = [0u64, 1].map(|q| {
+            let d = setup(&new_pool(), q, 8);
+            access(&mut tandem, true, reg::QUEUE_SEL, q);
+            access(&mut tandem, true, reg::QUEUE_NUM, 8);
+            access(
+                &mut tandem,
+                true,
+                reg::QUEUE_DESC_LOW,
+                d.q.desc & 0xFFFF_FFFF,
+            );
+            access(&mut tandem, true, reg::QUEUE_DESC_LOW + 4, d.q.desc >> 32);
+            access(
+                &mut tandem,
+                true,
+                reg::QUEUE_DRIVER_LOW,
+                d.q.driver & 0xFFFF_FFFF,
+            );
+            access(
+                &mut tandem,
+                true,
+                reg::QUEUE_DRIVER_LOW + 4,
+                d.q.driver >> 32,
+            );
+            access(
+                &mut tandem,
+                true,
+                reg::QUEUE_DEVICE_LOW,
+                d.q.device & 0xFFFF_FFFF,
+            );
+            access(
+                &mut tandem,
+                true,
+                reg::QUEUE_DEVICE_LOW + 4,
+                d.q.device >> 32,
+            );
+            access(&mut tandem, true, reg::QUEUE_READY, 1);
+            d
+        });
+        access(
+            &mut tandem,
+            true,
+            reg::STATUS,
+            u64::from(ok | status::DRIVER_OK),
+        );
+        access(&mut tandem, false, reg::STATUS, 0);
+        assert_eq!(round(&mut t, &mut tandem), Round::default());
+        let last = tandem.replies.last().copied();
+        assert_eq!(last, Some((token, u64::from(ok | status::DRIVER_OK))));
+
+        let [mut rx, mut tx] = drivers;
+        let buf = rx.add(pool(&t), &[], (HDR_LEN + 1514) as u32, true);
+        let mut icmp = vec![8, 0, 0, 0, 0, 1, 0, 1, b'h', b'i'];
+        let sum = Checksum::default().add(&icmp).finish();
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut ip = vec![
+            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
+        ];
+        let sum = Checksum::default().add(&ip).finish();
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![0u8; HDR_LEN];
+        frame.extend(MAC);
+        frame.extend([2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+        frame.extend(ip);
+        frame.extend(icmp);
+        tx.add(pool(&t), &frame, frame.len() as u32, false);
+        tandem.polls.push_back(Ok(Poll {
+            queues: 1 << TX,
+            access: None,
+        }));
+        assert_eq!(round(&mut t, &mut tandem), Round::default());
+        assert_eq!(tandem.interrupts, [INT_USED_BUFFER]);
+        let used = rx.used(pool(&t));
+        assert_eq!(used, [(0, (HDR_LEN + 14 + 30) as u32)]);
+        let mut reply = vec![0u8; used[0].1 as usize];
+        pool(&t).read(buf, &mut reply).unwrap();
+        assert_eq!(reply[HDR_LEN + 14 + 20], 0, "echo reply");
+        assert_eq!(&reply[HDR_LEN + 14 + 28..], b"hi");
+        assert_eq!(t.device().counters().icmp, 1);
+    }
+
     /// A storm of accesses is cut into rounds of at most ACCESSES_PER_ROUND.
     #[test]
     fn access_storm_is_bounded() {
