@@ -79,6 +79,14 @@ impl LineEditor {
         }
     }
 
+    /// Whether the line collected so far starts with the `AT` prefix (case-insensitive, after
+    /// blanks). V.250 §5.2.1: a modem ignores what does not, which is also what keeps a
+    /// port whose far end echoes (a tty with `echo` on) from answering its own answers.
+    pub fn has_at_prefix(&self) -> bool {
+        let line = self.buf[..self.len].trim_ascii_start();
+        line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT")
+    }
+
     /// Parses the collected line and starts a new one.
     pub fn take(&mut self) -> Command {
         let cmd = if self.overflow {
@@ -266,6 +274,24 @@ mod tests {
         e.feed(b'\n');
         assert_eq!(e.take(), Command::Info);
         assert_eq!(e.feed(0x08), Feed::Nothing);
+    }
+
+    /// Only lines starting with `AT` have the command prefix.
+    #[test]
+    fn editor_at_prefix() {
+        let mut e = LineEditor::new();
+        for (line, prefixed) in [
+            ("  at+csq", true),
+            ("AT", true),
+            ("OK", false),
+            ("A", false),
+        ] {
+            for &b in line.as_bytes() {
+                e.feed(b);
+            }
+            assert_eq!(e.has_at_prefix(), prefixed, "{line:?}");
+            e.take();
+        }
     }
 
     /// A line longer than the buffer is an error, not a truncated command.

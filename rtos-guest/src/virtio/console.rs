@@ -5,7 +5,8 @@
 //! transmitq 1 (bytes from Linux). Bytes from Linux feed an [`at::LineEditor`]; each complete
 //! line is answered by [`at::respond`] (CR LF line ends, `OK`/`ERROR` last). The port does
 //! not echo (V.250 `ATE0`): Linux's tty echoes for a terminal, and a program talking to the
-//! modem reads only answers. Answers wait in an output buffer until Linux gives receive
+//! modem reads only answers. Lines without the `AT` prefix are ignored (V.250 §5.2.1), so a
+//! tty left with `echo` on cannot make the modem answer its own answers forever. Answers wait in an output buffer until Linux gives receive
 //! buffers for them.
 #![forbid(unsafe_code)]
 
@@ -124,8 +125,14 @@ impl<M: Modem> Console<M> {
         self.counters.bytes_in += bytes.len() as u64;
         for &b in bytes {
             if self.editor.feed(b) == Feed::Line {
+                // Lines without the AT prefix (Linux's tty echoing our answers) get none.
+                let prefixed = self.editor.has_at_prefix();
+                let cmd = self.editor.take();
+                if !prefixed {
+                    continue;
+                }
                 let mut answer = LineBuf::<640>::new();
-                let _ = at::respond(self.editor.take(), &self.modem, &mut answer);
+                let _ = at::respond(cmd, &self.modem, &mut answer);
                 self.counters.commands += u64::from(!answer.as_bytes().is_empty());
                 self.counters.dropped += self.out.push(answer.as_bytes()) as u64;
             }
@@ -270,6 +277,17 @@ mod tests {
             line.as_str(),
             "rtos-at: in=7 out=17 cmds=1 dropped=0 faults=2"
         );
+    }
+
+    /// Our own answers echoed back by a tty are not commands: no answer, no loop.
+    #[test]
+    fn echoed_answers_are_ignored() {
+        let (mut t, mut rx, mut tx) = port();
+        let mut bufs = give(&t, &mut rx, 4, 64);
+        tx.add(pool(&t), b"OK\r\nERROR\r\n+CSQ: 31,99\r\n", 24, false);
+        t.serve(1 << TX);
+        assert_eq!(received(&t, &mut rx, &mut bufs), "");
+        assert_eq!(t.device().counters().commands, 0);
     }
 
     /// A command split over several transmit buffers is one line.
