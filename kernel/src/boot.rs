@@ -7,7 +7,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 
-use crate::arch::aarch64::{console, cpu, crash, mmu, psci};
+use crate::arch::aarch64::{console, cpu, crash, gic, mmu, psci};
+use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
 use crate::fault::{TrapFrame, VectorKind, write_report};
 use crate::hyp;
@@ -97,38 +98,91 @@ fn primary(dtb: u64) -> Result<(), &'static str> {
     }
     let online = CPUS_ONLINE.load(Ordering::Acquire);
     if gic_ready {
-        hyp::setup::create_vms(package, online, &facts);
-        hyp::setup::run();
+        hyp::setup::create_vms_and_run(package, online, &facts);
     }
     Ok(())
 }
 
-static GIC: spin::Once<GicV3> = spin::Once::new();
+/// The physical GIC, of the generation the device tree names.
+enum PhysGic {
+    V3(GicV3),
+    V2(GicV2),
+}
+
+static GIC: spin::Once<PhysGic> = spin::Once::new();
+
+impl PhysGic {
+    /// The calling CPU's interface; false if the GIC has none for it.
+    fn init_cpu(&self) -> bool {
+        match self {
+            PhysGic::V3(g) => {
+                let ok = g.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS);
+                if ok {
+                    gic::init_cpu_interface();
+                }
+                ok
+            }
+            PhysGic::V2(g) => g.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS),
+        }
+    }
+
+    fn version(&self) -> GicVersion {
+        match self {
+            PhysGic::V3(_) => GicVersion::V3,
+            PhysGic::V2(_) => GicVersion::V2,
+        }
+    }
+}
 
 /// Sets up the physical GIC (distributor once, then this CPU). False when VMs cannot run.
 fn init_gic(facts: &MachineFacts) -> bool {
     let g = &facts.gic;
-    if g.version != GicVersion::V3 {
-        warn!("GICv2 host: the vGIC has no GICv2 backend yet, so no VMs will run on this machine");
-        return false;
+    let gic = match (g.version, g.hyp, g.vcpu) {
+        // SAFETY: the DT names these windows as the GICv3; the EL2 map covers them as device memory.
+        (GicVersion::V3, _, _) => GIC.call_once(|| unsafe {
+            PhysGic::V3(GicV3::new(
+                g.dist.base as usize,
+                g.cpu.base as usize,
+                g.cpu.size as usize,
+            ))
+        }),
+        // SAFETY: the DT names these windows as the GICv2's GICD, GICC, GICH and GICV;
+        // the EL2 map covers them as device memory.
+        (GicVersion::V2, Some(h), Some(v)) => GIC.call_once(|| unsafe {
+            PhysGic::V2(GicV2::new(
+                g.dist.base,
+                g.cpu.base,
+                h.base,
+                [
+                    (g.dist.base, g.dist.size),
+                    (g.cpu.base, g.cpu.size),
+                    (h.base, h.size),
+                    (v.base, v.size),
+                ],
+            ))
+        }),
+        (GicVersion::V2, _, _) => {
+            warn!(
+                "the GICv2 in the device tree has no virtualization extensions (no GICH/GICV frames): no VMs will run"
+            );
+            return false;
+        }
+    };
+    match gic {
+        PhysGic::V3(g) => g.init_distributor(cpu::mpidr()),
+        PhysGic::V2(g) => g.init_distributor(),
     }
-    // SAFETY: the DT names these windows as the GICv3; the EL2 map covers them as device memory.
-    let gic = GIC.call_once(|| unsafe {
-        GicV3::new(
-            g.dist.base as usize,
-            g.cpu.base as usize,
-            g.cpu.size as usize,
-        )
-    });
-    gic.init_distributor(cpu::mpidr());
-    if !gic.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS) {
-        error!("no GICv3 redistributor for MPIDR {:#x}", cpu::mpidr());
+    if !gic.init_cpu() {
+        error!("the GIC has no CPU interface for MPIDR {:#x}", cpu::mpidr());
         return false;
     }
     let uart_intid = facts.uart.and_then(|u| u.intid);
     hyp::setup::init_cpu(uart_intid);
     if let Some(intid) = uart_intid {
-        gic.enable_spi(intid, cpu::mpidr(), false);
+        match gic {
+            PhysGic::V3(g) => g.enable_spi(intid, cpu::mpidr(), false),
+            PhysGic::V2(g) => g.enable_spi(intid, cpu::mpidr(), false),
+        }
     }
     true
 }
@@ -331,16 +385,14 @@ fn start_secondaries(facts: &MachineFacts, max_cpus: usize) {
 extern "C" fn rust_secondary_main(cpu_index: u64) -> ! {
     cpu::set_index(cpu_index as usize);
     mmu::enable();
-    let gic = GIC
-        .get()
-        .filter(|g| g.init_cpu(cpu::mpidr(), hyp::CPU_INTIDS));
+    let gic = GIC.get().filter(|g| g.init_cpu());
     if gic.is_some() {
         hyp::setup::init_cpu(None);
     }
     info!("cpu{cpu_index} online, MPIDR {:#x}", cpu::mpidr());
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
-    if gic.is_some() {
-        hyp::setup::run();
+    if let Some(g) = gic {
+        hyp::setup::run(g.version());
     }
     idle()
 }

@@ -1,4 +1,5 @@
-//! The device tree Tandem gives the RTOS: which virtio back-ends it serves.
+//! The device tree Tandem gives the RTOS: which virtio back-ends it serves, and which GIC
+//! the machine has ([`find_gic`]).
 //!
 //! A flattened device tree (devicetree spec v0.4 ch. 5) is walked token by token, keeping only
 //! what a `tandem,virtio-backend` node says:
@@ -262,6 +263,99 @@ fn prop_name(strings: &[u8], off: usize) -> Option<&[u8]> {
     Some(&rest[..rest.iter().position(|&b| b == 0)?])
 }
 
+/// The GIC generation and its first two register frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gic {
+    /// `arm,gic-v3`: distributor and the first redistributor.
+    V3 {
+        /// GICD.
+        dist: u64,
+        /// GICR of the first CPU.
+        redist: u64,
+    },
+    /// `arm,gic-400`, `arm,cortex-a15-gic`, `arm,cortex-a7-gic`: distributor and CPU
+    /// interface.
+    V2 {
+        /// GICD.
+        dist: u64,
+        /// GICC.
+        cpu: u64,
+    },
+}
+
+/// The first GIC among the root node's children, its `reg` read with the root's
+/// `#address-cells` and `#size-cells` (DTSpec's defaults, 2 and 1, when absent); `None` if
+/// there is none or the blob is not a well-formed tree.
+pub fn find_gic(blob: &[u8]) -> Option<Gic> {
+    let total = total_size(blob)?;
+    let blob = blob.get(..total)?;
+    let structs = be32(blob, 8)? as usize;
+    let strings = blob.get(be32(blob, 12)? as usize..)?;
+    let (mut addr_cells, mut size_cells) = (2u32, 1u32);
+    let mut depth = 0usize;
+    let mut p = structs;
+    // `compatible` and `reg` of the current child of the root.
+    let (mut compatible, mut reg): (&[u8], &[u8]) = (&[], &[]);
+    loop {
+        match be32(blob, p)? {
+            FDT_NOP => p += 4,
+            FDT_BEGIN_NODE => {
+                let name_len = blob.get(p + 4..)?.iter().position(|&b| b == 0)?;
+                p = align4(p + 4 + name_len + 1);
+                depth += 1;
+                if depth == 2 {
+                    (compatible, reg) = (&[], &[]);
+                }
+            }
+            FDT_END_NODE => {
+                if depth == 2 {
+                    let frame =
+                        |i: u32| cells(reg, (i * (addr_cells + size_cells)) as usize, addr_cells);
+                    if compatible_with(compatible, b"arm,gic-v3") {
+                        return Some(Gic::V3 {
+                            dist: frame(0)?,
+                            redist: frame(1)?,
+                        });
+                    }
+                    if [
+                        &b"arm,gic-400"[..],
+                        b"arm,cortex-a15-gic",
+                        b"arm,cortex-a7-gic",
+                    ]
+                    .iter()
+                    .any(|c| compatible_with(compatible, c))
+                    {
+                        return Some(Gic::V2 {
+                            dist: frame(0)?,
+                            cpu: frame(1)?,
+                        });
+                    }
+                }
+                depth = depth.checked_sub(1)?;
+                p += 4;
+            }
+            FDT_PROP => {
+                let len = be32(blob, p + 4)? as usize;
+                let value_at = p + 12;
+                let value = blob.get(value_at..value_at.checked_add(len)?)?;
+                let name = prop_name(strings, be32(blob, p + 8)? as usize)?;
+                match (depth, name) {
+                    (1, b"#address-cells") => addr_cells = be32(value, 0)?,
+                    (1, b"#size-cells") => size_cells = be32(value, 0)?,
+                    (2, b"compatible") => compatible = value,
+                    (2, b"reg") => reg = value,
+                    _ => {}
+                }
+                if addr_cells > 2 || size_cells > 2 {
+                    return None;
+                }
+                p = align4(value_at + len);
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,5 +575,49 @@ mod tests {
             b.end();
         }
         assert_eq!(virtio_backends(&b.blob()), Err(DtError::Malformed));
+    }
+
+    const VIRT_V3: &[u8] = include_bytes!("../../tests/fixtures/qemu-virt-gicv3-smp4.dtb");
+    const VIRT_V2: &[u8] = include_bytes!("../../tests/fixtures/qemu-virt-gicv2-smp4.dtb");
+    const CORRUPTED: &[u8] = include_bytes!("../../tests/fixtures/corrupted.dtb");
+
+    /// QEMU virt with gic-version=3: distributor and redistributors.
+    #[test]
+    fn finds_gicv3() {
+        assert_eq!(
+            find_gic(VIRT_V3),
+            Some(Gic::V3 {
+                dist: 0x0800_0000,
+                redist: 0x080a_0000
+            })
+        );
+    }
+
+    /// QEMU virt with gic-version=2: distributor and CPU interface.
+    #[test]
+    fn finds_gicv2() {
+        assert_eq!(
+            find_gic(VIRT_V2),
+            Some(Gic::V2 {
+                dist: 0x0800_0000,
+                cpu: 0x0801_0000
+            })
+        );
+    }
+
+    /// Truncated or corrupted blobs give no GIC, never a panic.
+    #[test]
+    fn hostile_blobs_give_no_gic() {
+        assert_eq!(find_gic(&[]), None);
+        assert_eq!(find_gic(&[0u8; 64]), None);
+        let _ = find_gic(CORRUPTED);
+        for len in (0..VIRT_V2.len()).step_by(97) {
+            let _ = find_gic(&VIRT_V2[..len]);
+        }
+        let mut flipped = VIRT_V3.to_vec();
+        for i in (40..flipped.len()).step_by(13) {
+            flipped[i] ^= 0xff;
+            let _ = find_gic(&flipped);
+        }
     }
 }

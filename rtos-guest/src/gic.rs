@@ -1,9 +1,14 @@
-//! GICv3 register maps and the CPU-interface register formats the RTOS uses.
+//! GIC register maps and the CPU-interface register formats the RTOS uses.
 //!
-//! The distributor and redistributors are MMIO (`GicdRegs`, `GicrRegs`); the CPU interface
-//! is reached through system registers (`ICC_*_EL1`, accessed in `arch::gic`). Under Tandem the
-//! same accesses go to the hypervisor's emulated distributor/redistributor and, for `ICC_*`,
-//! to the virtual CPU interface (`ICV_*`) with no trap. Spec: Arm IHI 0069 (GICv3/v4).
+//! GICv3: the distributor and redistributors are MMIO (`GicdRegs`, `GicrRegs`); the CPU
+//! interface is reached through system registers (`ICC_*_EL1`, accessed in `arch::gic`).
+//! Under Tandem the same accesses go to the hypervisor's emulated distributor/redistributor
+//! and, for `ICC_*`, to the virtual CPU interface (`ICV_*`) with no trap. Spec: Arm IHI 0069.
+//!
+//! GICv2 (a GIC-400, QEMU `gic-version=2`): distributor and CPU interface are both MMIO
+//! (`GicdV2Regs`, `GiccRegs`). Under Tandem the distributor is emulated and the CPU
+//! interface is the hardware's virtual one (GICV), mapped where the guest expects GICC.
+//! Spec: Arm IHI 0048B.
 #![forbid(unsafe_code)]
 
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -150,6 +155,68 @@ register_structs! {
     }
 }
 
+register_structs! {
+    /// The GICv2 distributor, as far as this guest uses it (the SGI/PPI registers are banked
+    /// per CPU).
+    pub(crate) GicdV2Regs {
+        /// Control: bit 0 EnableGrp0 (EnableGrp1 in a non-secure view), bit 1 EnableGrp1.
+        (0x000 => pub(crate) ctlr: ReadWrite<u32>),
+        /// Type (number of SPIs, CPUs).
+        (0x004 => pub(crate) typer: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        /// Interrupt group, one bit per INTID (0 = group 0, signalled as IRQ).
+        (0x080 => pub(crate) igroupr: [ReadWrite<u32>; 32]),
+        /// Set-enable, one bit per INTID.
+        (0x100 => pub(crate) isenabler: [ReadWrite<u32>; 32]),
+        /// Clear-enable, one bit per INTID.
+        (0x180 => pub(crate) icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        /// Priority, one byte per INTID.
+        (0x400 => pub(crate) ipriorityr: [ReadWrite<u8>; 1020]),
+        (0x7FC => _reserved2),
+        /// CPU targets, one byte per INTID (bytes 0..32 read this CPU's own mask).
+        (0x800 => pub(crate) itargetsr: [ReadWrite<u8>; 1020]),
+        (0xBFC => _reserved3),
+        /// Trigger mode, two bits per INTID (bit 1 of each pair: edge).
+        (0xC00 => pub(crate) icfgr: [ReadWrite<u32>; 64]),
+        (0xD00 => _reserved5),
+        /// Software-generated interrupts.
+        (0xF00 => pub(crate) sgir: ReadWrite<u32>),
+        (0xF04 => _reserved4),
+        (0x1000 => @END),
+    }
+}
+
+register_structs! {
+    /// The GICv2 CPU interface (GICC; under Tandem, the hardware's GICV).
+    pub(crate) GiccRegs {
+        /// Control: bit 0 EnableGrp0 (or EnableGrp1 in a non-secure view).
+        (0x000 => pub(crate) ctlr: ReadWrite<u32>),
+        /// Priority mask.
+        (0x004 => pub(crate) pmr: ReadWrite<u32>),
+        /// Binary point.
+        (0x008 => pub(crate) bpr: ReadWrite<u32>),
+        /// Interrupt acknowledge: INTID `[9:0]`, source CPU of an SGI `[12:10]`.
+        (0x00C => pub(crate) iar: ReadOnly<u32>),
+        /// End of interrupt (write the IAR value back).
+        (0x010 => pub(crate) eoir: ReadWrite<u32>),
+        (0x014 => _reserved0),
+        (0x1000 => @END),
+    }
+}
+
+/// GICD_SGIR: send SGI `intid` to the CPUs in `targets` (bit n = CPU interface n):
+/// TargetListFilter 0 (the list), CPUTargetList `[23:16]`, SGIINTID `[3:0]`.
+pub const fn sgir(intid: u32, targets: u8) -> u32 {
+    (targets as u32) << 16 | (intid & 0xF)
+}
+
+/// The INTID in a GICC_IAR value, or `None` for the special "nothing pending" IDs.
+pub fn acknowledged_v2(iar: u32) -> Option<u32> {
+    let intid = iar & 0x3FF;
+    (!(INTID_SPURIOUS_FIRST..=1023).contains(&intid)).then_some(intid)
+}
+
 /// The interrupt priority given to the virtual timer (lower is more urgent).
 pub const PRIO_TIMER: u8 = 0x80;
 /// The interrupt priority of SGIs and the UART.
@@ -235,6 +302,25 @@ mod tests {
         assert_eq!(irouter(Mpidr(0xAB_0001_0203)), 0xAB_0001_0203);
         assert_eq!(icfgr_edge(0, 37), 0b10 << 10);
         assert_eq!(icfgr_edge(0b01, 32), 0b11);
+    }
+
+    /// The GICv2 blocks have the offsets of IHI 0048B §4.1.
+    #[test]
+    fn v2_register_offsets_match_spec() {
+        assert_eq!(offset_of!(GicdV2Regs, ipriorityr), 0x400);
+        assert_eq!(offset_of!(GicdV2Regs, itargetsr), 0x800);
+        assert_eq!(offset_of!(GicdV2Regs, sgir), 0xF00);
+        assert_eq!(offset_of!(GiccRegs, iar), 0x0C);
+        assert_eq!(offset_of!(GiccRegs, eoir), 0x10);
+    }
+
+    /// GICD_SGIR carries the target list and the SGI number; GICC_IAR's source bits are
+    /// not part of the INTID.
+    #[test]
+    fn v2_sgir_and_iar() {
+        assert_eq!(sgir(2, 0b10), 0x0002_0002);
+        assert_eq!(acknowledged_v2(1 << 10 | 2), Some(2));
+        assert_eq!(acknowledged_v2(1023), None);
     }
 
     /// SGI 1 to the PE with MPIDR 1 sets TargetList bit 1 and INTID 1.

@@ -58,9 +58,9 @@ mod boot {
     }
 
     /// CPU 0's Rust entry (from guest-rt's `_start`, on its own stack, MMU off, x0 = DTB,
-    /// unused).
+    /// read for the GIC).
     #[unsafe(no_mangle)]
-    extern "C" fn guest_main(_dtb: u64) -> ! {
+    extern "C" fn guest_main(dtb: u64) -> ! {
         mmu::enable();
         VBAR_EL1.set(smp::vectors());
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
@@ -86,6 +86,17 @@ mod boot {
             println!("rtos-guest: Tandem ABI {}", pv_abi::guest::abi_version());
         }
         timer::init();
+        match gic::discover(dtb) {
+            Some(rtos_guest::dt::Gic::V2 { dist, cpu }) => {
+                println!("rtos-guest: GICv2 (GICD {dist:#x}, GICC {cpu:#x})")
+            }
+            Some(rtos_guest::dt::Gic::V3 { dist, redist }) => {
+                println!("rtos-guest: GICv3 (GICD {dist:#x}, GICR {redist:#x})")
+            }
+            None => {
+                println!("rtos-guest: no GIC in the device tree: GICv3 at the board's addresses")
+            }
+        }
         gic::init_distributor();
         if let Err(e) = gic::init_cpu(&[(TIMER_VIRT_INTID, PRIO_TIMER), (SGI_PONG, PRIO_OTHER)]) {
             panic!("GIC setup failed on cpu0: {e:?}");

@@ -90,7 +90,9 @@ pub trait Gic {
     fn write_lrs(&mut self, lrs: &[u64]);
     /// Writes `value` into LR `n`.
     fn write_lr(&mut self, n: usize, value: u64);
-    /// Reads LR 0..`lrs.len()` into `lrs`.
+    /// Reads LR 0..`lrs.len()` into `lrs`, which holds the values last
+    /// written to them: an implementation may skip LRs the hardware reports
+    /// empty and just clear their state there (GICv2 GICH_ELRSR).
     fn read_lrs(&mut self, lrs: &mut [u64]);
     /// Enables the virtual CPU interface; `underflow` asks for a maintenance
     /// interrupt when at most one list register holds an interrupt.

@@ -74,7 +74,7 @@ pub fn handle(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, e: VmExi
         }
         VmExit::Mmio(a) => mmio(hv, vm, v, hw, &a),
         VmExit::MmioNoSyndrome { ipa, va, write } => {
-            if vm.vgic.lock().decode_ipa(ipa).is_some() {
+            if vm.vgic.lock().decode_ipa(ipa, v.index).is_some() {
                 let pc = v.regs.pc;
                 hv.crash(
                     vm,
@@ -315,7 +315,7 @@ fn call_action(
 
 fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess) -> Outcome {
     let mut vgic = vm.vgic.lock();
-    let Some((frame, offset)) = vgic.decode_ipa(a.ipa) else {
+    let Some((frame, offset)) = vgic.decode_ipa(a.ipa, v.index) else {
         drop(vgic);
         return inject_abort(hv, vm, v, hw, a.ipa, a.va, a.write);
     };
@@ -352,11 +352,18 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
 
 /// Whether a read at `offset` of `frame` shows pending or active state
 /// (GICD/GICR ISPENDR..ICACTIVER, 0x200..0x400 of the distributor and of
-/// a redistributor's SGI frame), which list registers may hold.
+/// a redistributor's SGI frame; GICv2 also GICD_CPENDSGIR/SPENDSGIR),
+/// which list registers may hold.
 fn is_state_register(frame: crate::vgic::Frame, offset: u64) -> bool {
     let off = match frame {
         crate::vgic::Frame::Dist => offset,
         crate::vgic::Frame::Redist(_) => offset.wrapping_sub(0x1_0000),
+        crate::vgic::Frame::CpuDist(_) => {
+            if (0xf10..0xf30).contains(&offset) {
+                return true;
+            }
+            offset
+        }
     };
     (0x200..0x400).contains(&off)
 }

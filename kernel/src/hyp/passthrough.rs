@@ -89,14 +89,15 @@ pub struct Forbidden<'a> {
     pub gic: &'a [(u64, u64)],
     /// Tandem's UART (base, size).
     pub uart: (u64, u64),
+    /// The guest GIC's frames.
+    pub vgic: VgicLayout,
 }
 
 /// Checks VM `desc`'s devices: inside the board's MMIO, clear of the vGIC's
 /// frames, the physical GIC and Tandem's UART, and with SPIs the VM's vGIC
 /// can carry that nobody else owns yet.
 pub fn check(desc: &VmDesc, owners: &SpiOwners, f: &Forbidden<'_>) -> Result<(), &'static str> {
-    let layout = VgicLayout::QEMU_VIRT;
-    let redist_size = VgicLayout::REDIST_STRIDE * u64::from(desc.vcpus);
+    let vgic = f.vgic.windows(u64::from(desc.vcpus));
     for dev in desc.devices() {
         let in_mmio = f
             .mmio
@@ -105,8 +106,7 @@ pub fn check(desc: &VmDesc, owners: &SpiOwners, f: &Forbidden<'_>) -> Result<(),
         if !in_mmio {
             return Err("a device window lies outside the board's MMIO windows");
         }
-        if dev.overlaps(layout.dist_base, VgicLayout::DIST_SIZE)
-            || dev.overlaps(layout.redist_base, redist_size)
+        if vgic.iter().any(|&(b, s)| dev.overlaps(b, s))
             || f.gic.iter().any(|&(b, s)| dev.overlaps(b, s))
         {
             return Err("a device window overlaps the GIC");

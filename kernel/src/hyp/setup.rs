@@ -12,15 +12,19 @@ use super::pcpu::{Pcpu, Vcpu};
 use super::vm::Vm;
 use super::{Hypervisor, MAX_PCPUS};
 use crate::aarch64::pte::{MemType, Perms, stage2_attrs};
+use crate::arch::aarch64::gic::V3Interface;
+use crate::arch::aarch64::gic_v2::V2Interface;
 use crate::arch::aarch64::hw::Aarch64;
-use crate::arch::aarch64::{console, cpu, gic, psci, vcpu as hwv};
-use crate::arch::{Cpu, Gic, Ram};
+use crate::arch::aarch64::{console, cpu, psci, vcpu as hwv};
+use crate::arch::{Gic, Hw};
+use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
 use crate::mm::frames::{self, HeapTables};
 use crate::mm::pagetable::PageTable;
 use crate::platform::BOARD;
-use crate::platform::fdt::{MachineFacts, PsciConduit};
+use crate::platform::fdt::{GicVersion, MachineFacts, PsciConduit};
 use crate::sync::Lock;
+use crate::vgic::VgicLayout;
 use crate::vm::package::Package;
 
 static HV: spin::Once<Hypervisor> = spin::Once::new();
@@ -31,11 +35,11 @@ static ONLINE_MPIDR: [AtomicU64; MAX_PCPUS] = [const { AtomicU64::new(u64::MAX) 
 /// vCPUs waiting to be handed to their physical CPU's loop, by CPU index.
 static HANDOFF: [Lock<Vec<Vcpu>>; MAX_PCPUS] = [const { Lock::new(Vec::new()) }; MAX_PCPUS];
 
-/// Per-CPU interrupt and EL2 setup; every CPU calls it once before [`run`].
+/// Per-CPU EL2 setup, after this CPU's GIC interface is up; every CPU
+/// calls it once before [`run`].
 pub fn init_cpu(uart_intid: Option<u32>) {
     let me = cpu::index();
     ONLINE_MPIDR[me % MAX_PCPUS].store(cpu::mpidr() & 0xff_00ff_ffff, Ordering::Release);
-    gic::init_cpu_interface();
     // VTCR_EL2: 32-bit IPA from level 1, 4 KiB granule, inner-shareable write-back walks,
     // PS = 40 bits or what the CPU supports if less.
     let parange = hwv::read_id_register(7, 0) & 0xf;
@@ -63,16 +67,55 @@ pub fn power_off() -> ! {
     cpu::park()
 }
 
-/// Creates every VM of the package (boot CPU, after the other CPUs are online).
-pub fn create_vms(pkg: Option<Package<'static>>, online: usize, facts: &MachineFacts) {
+/// The machine's GIC version as a number.
+fn version_number(v: GicVersion) -> u8 {
+    match v {
+        GicVersion::V2 => 2,
+        GicVersion::V3 => 3,
+    }
+}
+
+/// Creates every VM of the package (boot CPU, after the other CPUs are
+/// online), then runs this CPU's loop.
+pub fn create_vms_and_run(pkg: Option<Package<'static>>, online: usize, facts: &MachineFacts) -> ! {
+    match facts.gic.version {
+        GicVersion::V3 => {
+            create_vms(pkg, online, facts, &mut Aarch64::this_cpu(V3Interface));
+        }
+        GicVersion::V2 => {
+            if let Some(i) = V2Interface::this_cpu() {
+                create_vms(pkg, online, facts, &mut Aarch64::this_cpu(i));
+            }
+        }
+    }
+    run(facts.gic.version)
+}
+
+/// Creates every VM of the package.
+fn create_vms(
+    pkg: Option<Package<'static>>,
+    online: usize,
+    facts: &MachineFacts,
+    hw: &mut impl Hw,
+) {
     *PSCI_CONDUIT.lock() = facts.psci;
-    let mut hw = Aarch64::this_cpu();
     let spis = SpiOwners::default();
     let mut vms = Vec::new();
+    let machine_gic = version_number(facts.gic.version);
+    let pkg = pkg.filter(|p| {
+        let ok = p.gic_version() == machine_gic;
+        if !ok {
+            warn!(
+                "the guest package was built for a GICv{0} (cargo xtask --gic {0}), but this machine has a GICv{machine_gic}: no VMs will run",
+                p.gic_version()
+            );
+        }
+        ok
+    });
     if let Some(pkg) = pkg {
         for i in 0..pkg.vm_count() {
             let started = hw.now();
-            match build_vm(pkg, i, vms.len(), online, &spis, &mut hw) {
+            match build_vm(pkg, i, vms.len(), online, &spis, hw) {
                 Ok(vm) => {
                     info!(
                         "VM {} '{}': {} MiB at {:#x}, {} vCPU(s) on pCPU {:?}, RAM ready in {} us",
@@ -114,7 +157,7 @@ pub fn create_vms(pkg: Option<Package<'static>>, online: usize, facts: &MachineF
     }
     for vm in &hv.vms {
         let started = hw.now();
-        hv.load_images(vm, &mut hw);
+        hv.load_images(vm, hw);
         info!(
             "VM {} '{}': images loaded in {} us",
             vm.id,
@@ -139,7 +182,7 @@ fn build_vm(
     index: usize,
     online_cpus: usize,
     spis: &SpiOwners,
-    hw: &mut Aarch64,
+    hw: &mut impl Hw,
 ) -> Result<Vm, &'static str> {
     let desc = pkg.vm(pkg_index).map_err(|_| "invalid VM record")?;
     for (i, &p) in desc.pcpus[..desc.vcpus as usize].iter().enumerate() {
@@ -151,11 +194,20 @@ fn build_vm(
             return Err("a vCPU's physical CPU is not online");
         }
     }
-    let gic_frames = GicV3::get().map_or([(0, 0); 2], |g| g.frames());
+    let gic_frames = match (GicV3::get(), GicV2::get()) {
+        (Some(g), _) => {
+            let [d, r] = g.frames();
+            [d, r, (0, 0), (0, 0)]
+        }
+        (None, Some(g)) => g.frames(),
+        (None, None) => [(0, 0); 4],
+    };
+    let vgic = VgicLayout::qemu_virt(pkg.gic_version());
     let forbidden = Forbidden {
         mmio: BOARD.mmio_windows,
         gic: &gic_frames,
         uart: (BOARD.early_uart, 0x1000),
+        vgic,
     };
     passthrough::check(&desc, spis, &forbidden)?;
     let vcpu0_mpidr = ONLINE_MPIDR[usize::from(desc.pcpus[0]) % MAX_PCPUS].load(Ordering::Acquire);
@@ -185,6 +237,21 @@ fn build_vm(
         )
         .map_err(|_| "cannot map a device window at stage 2")?;
     }
+    // GICv2: the guest's CPU interface is the hardware GICV frame.
+    if let (VgicLayout::V2 { cpu_base, .. }, Some(g)) = (vgic, GicV2::get()) {
+        let (gicv, size) = g.vcpu_frame();
+        if size < VgicLayout::GICV_SIZE {
+            return Err("the GICV frame in the device tree is smaller than 8 KiB");
+        }
+        s2.map(
+            &mut tables,
+            cpu_base,
+            gicv,
+            VgicLayout::GICV_SIZE,
+            stage2_attrs(Perms::RW, MemType::Device),
+        )
+        .map_err(|_| "cannot map the GICV frame at stage 2")?;
+    }
     let vttbr = s2.root() | (u64::from(id) << 48);
     // No stale translations for this VMID may survive from firmware or a former owner.
     hw.flush_vm_tlb(vttbr);
@@ -212,15 +279,24 @@ fn build_vm(
     Ok(Vm::new(index, desc, pkg, ram_pa, vttbr, hw.now()))
 }
 
-/// This CPU's loop: never returns.
-pub fn run() -> ! {
+/// This CPU's loop over the GIC of `version`: never returns.
+pub fn run(version: GicVersion) -> ! {
+    match version {
+        GicVersion::V3 => run_on(Aarch64::this_cpu(V3Interface)),
+        GicVersion::V2 => match V2Interface::this_cpu() {
+            Some(i) => run_on(Aarch64::this_cpu(i)),
+            None => cpu::park(),
+        },
+    }
+}
+
+fn run_on<G: Gic>(mut hw: Aarch64<G>) -> ! {
     while !HV.is_completed() {
         cpu::wait_for_event();
     }
     let Some(hv) = HV.get() else { cpu::park() };
     let me = cpu::index();
     let vcpus = core::mem::take(&mut *HANDOFF[me % MAX_PCPUS].lock());
-    let mut hw = Aarch64::this_cpu();
     let lr_count = hw.lr_count();
     let mut p = Pcpu::new(me, vcpus, lr_count, hv);
     if me == 0 && hv.uart_intid != 0 {

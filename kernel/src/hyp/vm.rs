@@ -291,7 +291,7 @@ impl Vm {
             ram_pa,
             vttbr,
             cntvoff,
-            vgic: Lock::new(Self::fresh_vgic(&mpidrs)),
+            vgic: Lock::new(Self::fresh_vgic(&mpidrs, pkg.gic_version())),
             vcpus,
             console: Lock::new(VmConsole::default()),
             stats: VmStats::default(),
@@ -308,8 +308,10 @@ impl Vm {
         }
     }
 
-    fn fresh_vgic(mpidrs: &[u64]) -> Vgic {
-        match Vgic::try_new(mpidrs, VM_SPIS, VgicLayout::QEMU_VIRT) {
+    /// A reset vGIC of the version the guest's device tree describes, at
+    /// the IPAs it names (xtask writes both).
+    fn fresh_vgic(mpidrs: &[u64], gic_version: u8) -> Vgic {
+        match Vgic::try_new(mpidrs, VM_SPIS, VgicLayout::qemu_virt(gic_version)) {
             Ok(v) => v,
             Err(e) => panic!("VM description gives no vGIC: {e:?}"),
         }
@@ -410,7 +412,7 @@ impl Vm {
             v.stolen_ns.store(0, Ordering::Relaxed);
         }
         let mpidrs: Vec<u64> = self.vcpus.iter().map(|v| v.mpidr).collect();
-        *self.vgic.lock() = Self::fresh_vgic(&mpidrs);
+        *self.vgic.lock() = Self::fresh_vgic(&mpidrs, self.pkg.gic_version());
         *self.console.lock() = VmConsole::default();
         self.watchdog_deadline.store(0, Ordering::Release);
         self.aborts.store(0, Ordering::Relaxed);

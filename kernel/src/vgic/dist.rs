@@ -223,6 +223,7 @@ fn classify(frame: Frame, off: u64) -> Reg {
         Frame::Dist => classify_dist(off),
         Frame::Redist(cpu) if off < SGI_BASE => classify_rd(cpu, off),
         Frame::Redist(cpu) => classify_sgi(cpu, off - SGI_BASE),
+        Frame::CpuDist(_) => Reg::Reserved,
     }
 }
 
@@ -390,7 +391,7 @@ impl Vgic {
         Ok(kick)
     }
 
-    fn note_reserved(&mut self) {
+    pub(super) fn note_reserved(&mut self) {
         self.stats.reserved_accesses = self.stats.reserved_accesses.wrapping_add(1);
     }
 

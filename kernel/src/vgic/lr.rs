@@ -217,6 +217,9 @@ impl GichLr {
     const GRP1: Field = Field { shift: 30, bits: 1 };
     /// HW, bit 31.
     const HW: Field = Field { shift: 31, bits: 1 };
+    /// The State bits: clearing them gives the LR the hardware reports
+    /// empty (GICH_ELRSR) after the guest completed what it held.
+    pub const STATE_BITS: u64 = Self::STATE.mask();
 }
 
 impl LrFormat for GichLr {
@@ -390,6 +393,22 @@ mod tests {
             assert_eq!(GichLr::decode(GichLr::encode(&v2)), v2);
             assert_eq!(GichLr::encode(&v2) >> 32, 0);
         }
+    }
+
+    /// Clearing GICH_LR's state bits empties it and keeps every other field.
+    #[test]
+    fn gich_state_bits_empty_an_lr() {
+        for lr in samples() {
+            let emptied = GichLr::decode(GichLr::encode(&lr) & !GichLr::STATE_BITS);
+            assert_eq!(
+                emptied,
+                ListReg {
+                    state: LrState::Invalid,
+                    ..GichLr::decode(GichLr::encode(&lr))
+                }
+            );
+        }
+        assert_eq!(GichLr::STATE_BITS, 3 << 28);
     }
 
     /// The state halves combine and split consistently.

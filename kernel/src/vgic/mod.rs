@@ -1,4 +1,4 @@
-//! Virtual GICv3: the emulated distributor and redistributors of one VM, and
+//! Virtual GIC (v3 or v2): the emulated distributor (and, on v3, redistributors) of one VM, and
 //! the list-register management that feeds the hardware virtual CPU interface.
 //!
 //! The guest programs its interrupt controller through trapped MMIO
@@ -21,10 +21,10 @@
 //! candidate sets in `state`), never to the number of INTIDs.
 //!
 //! Layout: `state` holds per-INTID state independent of any register map,
-//! [`dist`] decodes the GICv3 GICD/GICR MMIO layout onto it, [`lr`] encodes
-//! list registers (GICv3 `ICH_LR` and GICv2 `GICH_LR`). A GICv2 backend adds a
-//! GICD-v2 decoder beside `dist` and calls [`Vgic::flush_with`] with
-//! [`lr::GichLr`].
+//! [`dist`] decodes the GICv3 GICD/GICR MMIO layout onto it, [`dist_v2`] the
+//! GICv2 GICD layout (chosen by [`VgicLayout`]), and [`lr`] encodes list
+//! registers (GICv3 `ICH_LR` and GICv2 `GICH_LR`, through
+//! [`Vgic::flush_with`]/[`Vgic::sync_with`]).
 //!
 //! Passthrough SPIs are *hardware-backed*: [`Vgic::inject_hw`] marks the
 //! virtual SPI pending on behalf of a physical interrupt that Tandem
@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dist;
+pub mod dist_v2;
 pub mod lr;
 mod state;
 
@@ -54,25 +55,78 @@ pub use state::{MAX_SPIS, MAX_VCPUS, PRIORITY_MASK};
 /// Most list registers a vCPU interface has (ICH_VTR_EL2.ListRegs ≤ 15 → 16).
 pub const MAX_LRS: usize = 16;
 
-/// Where the vGIC frames sit in the guest's IPA space.
+/// Which GIC the guest sees and where its frames sit in its IPA space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VgicLayout {
-    /// IPA of the distributor (64 KiB).
-    pub dist_base: u64,
-    /// IPA of redistributor 0; vCPU `n`'s is at `redist_base + n * REDIST_STRIDE`.
-    pub redist_base: u64,
+pub enum VgicLayout {
+    /// GICv3: an emulated distributor (64 KiB) and one emulated
+    /// redistributor per vCPU; the CPU interface is the ICV system registers.
+    V3 {
+        /// IPA of the distributor.
+        dist_base: u64,
+        /// IPA of redistributor 0; vCPU `n`'s is at `redist_base + n * REDIST_STRIDE`.
+        redist_base: u64,
+    },
+    /// GICv2: an emulated distributor (4 KiB); the CPU interface is the
+    /// hardware GICV frame, which stage 2 maps at `cpu_base`.
+    V2 {
+        /// IPA of the distributor.
+        dist_base: u64,
+        /// IPA of the guest's GICC (GICV_SIZE bytes).
+        cpu_base: u64,
+    },
 }
 
 impl VgicLayout {
     /// The QEMU `virt` machine's GICv3 map, which guest device trees expect.
-    pub const QEMU_VIRT: Self = Self {
+    pub const QEMU_VIRT: Self = Self::V3 {
         dist_base: 0x0800_0000,
         redist_base: 0x080a_0000,
     };
-    /// Size of the distributor frame.
+    /// The QEMU `virt` machine's GICv2 map (GICD, GICC).
+    pub const QEMU_VIRT_V2: Self = Self::V2 {
+        dist_base: 0x0800_0000,
+        cpu_base: 0x0801_0000,
+    };
+    /// Size of the GICv3 distributor frame.
     pub const DIST_SIZE: u64 = 0x1_0000;
     /// Size of one redistributor: RD_base then SGI_base, 64 KiB each.
     pub const REDIST_STRIDE: u64 = 0x2_0000;
+    /// Size of the GICv2 guest CPU interface (GICV, with GICV_DIR at 0x1000).
+    pub const GICV_SIZE: u64 = 0x2000;
+
+    /// The layout of `version` (2 or 3) at QEMU virt's addresses.
+    pub fn qemu_virt(version: u8) -> Self {
+        if version == 2 {
+            Self::QEMU_VIRT_V2
+        } else {
+            Self::QEMU_VIRT
+        }
+    }
+
+    /// IPA of the distributor.
+    pub fn dist_base(&self) -> u64 {
+        match *self {
+            Self::V3 { dist_base, .. } | Self::V2 { dist_base, .. } => dist_base,
+        }
+    }
+
+    /// The IPA windows (base, size) the GIC takes in a guest with `vcpus`
+    /// vCPUs: no passthrough device may overlap them.
+    pub fn windows(&self, vcpus: u64) -> [(u64, u64); 2] {
+        match *self {
+            Self::V3 {
+                dist_base,
+                redist_base,
+            } => [
+                (dist_base, Self::DIST_SIZE),
+                (redist_base, Self::REDIST_STRIDE * vcpus),
+            ],
+            Self::V2 {
+                dist_base,
+                cpu_base,
+            } => [(dist_base, Self::DIST_SIZE), (cpu_base, Self::GICV_SIZE)],
+        }
+    }
 }
 
 /// An emulated register frame.
@@ -82,6 +136,8 @@ pub enum Frame {
     Dist,
     /// The redistributor of a vCPU (GICR; offsets 0x1_0000.. are SGI_base).
     Redist(usize),
+    /// The GICv2 distributor as vCPU `n` sees it (SGI/PPI registers banked).
+    CpuDist(usize),
 }
 
 /// Why an MMIO access cannot be emulated; the caller injects a synchronous
@@ -92,7 +148,7 @@ pub enum MmioError {
     BadWidth,
     /// The address is not a multiple of the access size.
     Misaligned,
-    /// `Frame::Redist(n)` with `n` not a vCPU of this VM.
+    /// `Frame::Redist(n)` or `Frame::CpuDist(n)` with `n` not a vCPU of this VM.
     NoSuchFrame,
 }
 
@@ -209,7 +265,11 @@ impl Vgic {
             }
         }
         let mut vgic = Self {
-            table: Box::new(IrqTable::new(mpidrs.len(), spis)),
+            table: Box::new(IrqTable::new(
+                mpidrs.len(),
+                spis,
+                matches!(layout, VgicLayout::V3 { .. }),
+            )),
             layout,
             mpidr,
             irouter: [0; MAX_SPIS],
@@ -239,17 +299,36 @@ impl Vgic {
         self.stats
     }
 
-    /// Guest physical address → frame and offset, if it is a vGIC register.
-    pub fn decode_ipa(&self, ipa: u64) -> Option<(Frame, u64)> {
-        if let Some(off) = ipa
-            .checked_sub(self.layout.dist_base)
-            .filter(|&o| o < VgicLayout::DIST_SIZE)
-        {
-            return Some((Frame::Dist, off));
+    /// Guest physical address → frame and offset, if it is a vGIC register,
+    /// for an access by vCPU `vcpu`.
+    pub fn decode_ipa(&self, ipa: u64, vcpu: usize) -> Option<(Frame, u64)> {
+        match self.layout {
+            VgicLayout::V2 { dist_base, .. } => {
+                let off = ipa
+                    .checked_sub(dist_base)
+                    .filter(|&o| o < dist_v2::FRAME_SIZE)?;
+                Some((Frame::CpuDist(vcpu), off))
+            }
+            VgicLayout::V3 {
+                dist_base,
+                redist_base,
+            } => {
+                if let Some(off) = ipa
+                    .checked_sub(dist_base)
+                    .filter(|&o| o < VgicLayout::DIST_SIZE)
+                {
+                    return Some((Frame::Dist, off));
+                }
+                let rel = ipa.checked_sub(redist_base)?;
+                let n = usize::try_from(rel / VgicLayout::REDIST_STRIDE).ok()?;
+                (n < self.vcpus()).then_some((Frame::Redist(n), rel % VgicLayout::REDIST_STRIDE))
+            }
         }
-        let rel = ipa.checked_sub(self.layout.redist_base)?;
-        let n = usize::try_from(rel / VgicLayout::REDIST_STRIDE).ok()?;
-        (n < self.vcpus()).then_some((Frame::Redist(n), rel % VgicLayout::REDIST_STRIDE))
+    }
+
+    /// The layout it was built with.
+    pub fn layout(&self) -> VgicLayout {
+        self.layout
     }
 
     /// Emulate a guest read of `width` bytes (1, 2, 4 or 8) at `offset` in
@@ -257,7 +336,10 @@ impl Vgic {
     /// load asked for it).
     pub fn mmio_read(&mut self, frame: Frame, offset: u64, width: u8) -> Result<u64, MmioError> {
         self.check_access(frame, offset, width)?;
-        self.v3_read(frame, offset, width)
+        match frame {
+            Frame::CpuDist(cpu) => self.v2_read(cpu, offset, width),
+            _ => self.v3_read(frame, offset, width),
+        }
     }
 
     /// Emulate a guest write of the low `width` bytes of `value`. Returns the
@@ -272,7 +354,11 @@ impl Vgic {
         value: u64,
     ) -> Result<u32, MmioError> {
         self.check_access(frame, offset, width)?;
-        self.v3_write(frame, offset, width, value & width_mask(width))
+        let value = value & width_mask(width);
+        match frame {
+            Frame::CpuDist(cpu) => self.v2_write(cpu, offset, width, value),
+            _ => self.v3_write(frame, offset, width, value),
+        }
     }
 
     fn check_access(&self, frame: Frame, offset: u64, width: u8) -> Result<(), MmioError> {
@@ -283,7 +369,9 @@ impl Vgic {
             return Err(MmioError::Misaligned);
         }
         match frame {
-            Frame::Redist(n) if n >= self.vcpus() => Err(MmioError::NoSuchFrame),
+            Frame::Redist(n) | Frame::CpuDist(n) if n >= self.vcpus() => {
+                Err(MmioError::NoSuchFrame)
+            }
             _ => Ok(()),
         }
     }
@@ -667,7 +755,7 @@ impl Vgic {
                 // deactivation so the still-high line is seen again.
                 Backing::Virtual {
                     eoi: !irq.edge,
-                    source: 0,
+                    source: if intid < state::SGIS { irq.source } else { 0 },
                 }
             },
         }
@@ -1272,17 +1360,29 @@ mod tests {
     #[test]
     fn decode_ipa_frames() {
         let g = vm(2);
-        assert_eq!(g.decode_ipa(0x0800_0000), Some((Frame::Dist, 0)));
-        assert_eq!(g.decode_ipa(0x0800_ffe8), Some((Frame::Dist, 0xffe8)));
-        assert_eq!(g.decode_ipa(0x0801_0000), None);
-        assert_eq!(g.decode_ipa(0x080a_0008), Some((Frame::Redist(0), 8)));
+        assert_eq!(g.decode_ipa(0x0800_0000, 0), Some((Frame::Dist, 0)));
+        assert_eq!(g.decode_ipa(0x0800_ffe8, 0), Some((Frame::Dist, 0xffe8)));
+        assert_eq!(g.decode_ipa(0x0801_0000, 0), None);
+        assert_eq!(g.decode_ipa(0x080a_0008, 0), Some((Frame::Redist(0), 8)));
         assert_eq!(
-            g.decode_ipa(0x080d_0100),
+            g.decode_ipa(0x080d_0100, 0),
             Some((Frame::Redist(1), 0x1_0100))
         );
-        assert_eq!(g.decode_ipa(0x080e_0000), None, "only two redistributors");
-        assert_eq!(g.decode_ipa(0), None);
-        assert_eq!(g.decode_ipa(u64::MAX), None);
+        assert_eq!(
+            g.decode_ipa(0x080e_0000, 0),
+            None,
+            "only two redistributors"
+        );
+        assert_eq!(g.decode_ipa(0, 0), None);
+        assert_eq!(g.decode_ipa(u64::MAX, 0), None);
+        // GICv2: one 4 KiB distributor, banked by the accessing vCPU; GICC is not emulated.
+        let v2 = Vgic::try_new(&[0, 1], 64, VgicLayout::QEMU_VIRT_V2).unwrap();
+        assert_eq!(
+            v2.decode_ipa(0x0800_0f00, 1),
+            Some((Frame::CpuDist(1), 0xf00))
+        );
+        assert_eq!(v2.decode_ipa(0x0800_1000, 0), None);
+        assert_eq!(v2.decode_ipa(0x0801_0000, 0), None);
     }
 
     /// Bad configurations are refused.

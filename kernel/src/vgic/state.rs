@@ -84,6 +84,8 @@ pub struct Irq {
     pub hw_active: bool,
     /// The LR was written with HW = 1 (linked to `pintid`).
     pub lr_hw: bool,
+    /// GICv2 SGIs: the vCPU that sent it last (GICC_IAR.CPUID).
+    pub source: u8,
 }
 
 impl Irq {
@@ -109,6 +111,7 @@ impl Irq {
         pintid: 0,
         hw_active: false,
         lr_hw: false,
+        source: 0,
     };
 
     /// Reset state of an SGI: as [`Irq::RESET`] but edge-triggered (fixed).
@@ -221,14 +224,22 @@ pub struct IrqTable {
 }
 
 impl IrqTable {
-    /// A reset table for `vcpus` vCPUs and `spi_count` SPIs; every SPI targets vCPU 0.
-    /// The caller checks the bounds.
-    pub fn new(vcpus: usize, spi_count: u32) -> Self {
-        let mut bank = [Irq::RESET; PRIVATE_INTIDS as usize];
-        bank[..SGIS as usize].fill(Irq::RESET_SGI);
+    /// A reset table for `vcpus` vCPUs and `spi_count` SPIs; every SPI
+    /// targets vCPU 0, and every interrupt is in group 1 if `group1` (GICv3)
+    /// else group 0 (GICv2). The caller checks the bounds.
+    pub fn new(vcpus: usize, spi_count: u32, group1: bool) -> Self {
+        let reset = Irq {
+            group1,
+            ..Irq::RESET
+        };
+        let mut bank = [reset; PRIVATE_INTIDS as usize];
+        bank[..SGIS as usize].fill(Irq {
+            group1,
+            ..Irq::RESET_SGI
+        });
         Self {
             private: [bank; MAX_VCPUS],
-            spis: [Irq::RESET; MAX_SPIS],
+            spis: [reset; MAX_SPIS],
             targets: [1; MAX_SPIS],
             queued_private: [0; MAX_VCPUS],
             queued_spis: [0; MAX_SPIS / 64],

@@ -11,7 +11,8 @@
 //!      8     4  format version (3)
 //!     12     4  number of VMs
 //!     16     8  total package size in bytes (header, VM records, blobs)
-//!     24    40  reserved (zero)
+//!     24     4  GIC version the guests' device trees describe (2 or 3; 0 means 3)
+//!     28    36  reserved (zero)
 //!     64   ...  VM records, VM_RECORD_SIZE bytes each, then blobs (4 KiB aligned)
 //!
 //! VM record
@@ -56,6 +57,8 @@ pub const VERSION: u32 = 3;
 pub const HEADER_SIZE: usize = 64;
 /// Size of one VM record.
 pub const VM_RECORD_SIZE: usize = 384;
+/// Offset of the GIC version in the header.
+const GIC_AT: usize = 24;
 /// Offset of the scheduling fields in a VM record.
 const SCHED_AT: usize = 368;
 /// Blobs per VM.
@@ -200,6 +203,8 @@ pub enum PackageError {
     Truncated,
     /// VM `index` is invalid: the reason.
     BadVm(usize, &'static str),
+    /// The header names a GIC version other than 2 or 3.
+    GicVersion(u32),
 }
 
 impl fmt::Display for PackageError {
@@ -209,6 +214,7 @@ impl fmt::Display for PackageError {
             Self::Version(v) => write!(f, "guest package format {v}, this Tandem reads {VERSION}"),
             Self::Truncated => write!(f, "guest package is truncated"),
             Self::BadVm(i, why) => write!(f, "guest package VM #{i}: {why}"),
+            Self::GicVersion(v) => write!(f, "guest package is for GIC version {v}, not 2 or 3"),
         }
     }
 }
@@ -247,6 +253,10 @@ impl<'a> Package<'a> {
         let total = usize::try_from(total).map_err(|_| PackageError::Truncated)?;
         let bytes = bytes.get(..total).ok_or(PackageError::Truncated)?;
         let vm_count = u32_at(bytes, 12).ok_or(PackageError::Truncated)? as usize;
+        match u32_at(bytes, GIC_AT).ok_or(PackageError::Truncated)? {
+            0 | 2 | 3 => {}
+            v => return Err(PackageError::GicVersion(v)),
+        }
         if vm_count > MAX_VMS {
             return Err(PackageError::BadVm(vm_count, "too many VMs"));
         }
@@ -283,6 +293,15 @@ impl<'a> Package<'a> {
     /// Number of VMs.
     pub fn vm_count(&self) -> usize {
         self.vm_count
+    }
+
+    /// The GIC version (2 or 3) the guests' device trees describe: the
+    /// machine's GIC must be the same, or the guests would not find theirs.
+    pub fn gic_version(&self) -> u8 {
+        match u32_at(self.bytes, GIC_AT) {
+            Some(2) => 2,
+            _ => 3,
+        }
     }
 
     /// The package bytes.
@@ -453,9 +472,16 @@ pub struct VmSpec {
     pub budget: Option<(u32, u32)>,
 }
 
-/// Encodes VMs into a package (host side: used by xtask and tests).
+/// Encodes VMs into a package for a GICv3 machine (host side: used by xtask and tests).
 #[cfg(not(target_os = "none"))]
 pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
+    encode_for_gic(vms, 3)
+}
+
+/// Encodes VMs into a package whose guests' device trees describe a GIC of
+/// version `gic` (2 or 3).
+#[cfg(not(target_os = "none"))]
+pub fn encode_for_gic(vms: &[VmSpec], gic: u8) -> alloc::vec::Vec<u8> {
     use alloc::vec::Vec;
     let records_end = HEADER_SIZE + vms.len() * VM_RECORD_SIZE;
     let mut blob_area: Vec<u8> = Vec::new();
@@ -506,6 +532,7 @@ pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(vms.len() as u32).to_le_bytes());
     out.extend_from_slice(&(total as u64).to_le_bytes());
+    out.extend_from_slice(&u32::from(gic).to_le_bytes());
     out.resize(HEADER_SIZE, 0);
     out.extend_from_slice(&records);
     out.resize(blobs_start, 0);
@@ -517,6 +544,21 @@ pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
 mod tests {
     use super::*;
     use std::vec;
+
+    /// The header carries the guests' GIC version; a version other than 2 or 3 is refused.
+    #[test]
+    fn gic_version_round_trip_and_check() {
+        assert_eq!(Package::parse(&encode(&[spec()])).unwrap().gic_version(), 3);
+        let mut v2 = encode_for_gic(&[spec()], 2);
+        assert_eq!(Package::parse(&v2).unwrap().gic_version(), 2);
+        v2[GIC_AT] = 0;
+        assert_eq!(Package::parse(&v2).unwrap().gic_version(), 3, "0 means 3");
+        v2[GIC_AT] = 4;
+        assert_eq!(
+            Package::parse(&v2).unwrap_err(),
+            PackageError::GicVersion(4)
+        );
+    }
 
     fn spec() -> VmSpec {
         VmSpec {

@@ -2,7 +2,7 @@
 //! [`crate::dt`].
 
 use crate::board::{RAM_BASE, RAM_MAP_END};
-use crate::dt::{self, Backends, HEADER_LEN};
+use crate::dt::{self, Backends, Gic, HEADER_LEN};
 
 /// The largest device tree read.
 const DTB_MAX: usize = 1 << 20;
@@ -10,6 +10,18 @@ const DTB_MAX: usize = 1 << 20;
 /// The virtio back-ends the device tree at `dtb` describes; none if `dtb` does not point at a
 /// device tree in RAM.
 pub fn virtio_backends(dtb: u64) -> Backends {
+    blob(dtb).map_or_else(Backends::default, |b| {
+        dt::virtio_backends(b).unwrap_or_default()
+    })
+}
+
+/// The interrupt controller the device tree at `dtb` describes, if it is a usable tree.
+pub fn gic(dtb: u64) -> Option<Gic> {
+    dt::find_gic(blob(dtb)?)
+}
+
+/// The device tree at `dtb`, if a whole one lies in RAM.
+fn blob(dtb: u64) -> Option<&'static [u8]> {
     let in_ram = |len: usize| {
         dtb >= RAM_BASE.0
             && dtb.is_multiple_of(8)
@@ -18,15 +30,12 @@ pub fn virtio_backends(dtb: u64) -> Backends {
                 .is_some_and(|end| end <= RAM_MAP_END.0)
     };
     if !in_ram(HEADER_LEN) {
-        return Backends::default();
+        return None;
     }
     // SAFETY: the header lies in the RAM block, identity-mapped normal memory; the boot
     // loader (QEMU or Tandem) put the tree there and nothing writes it.
     let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, HEADER_LEN) };
-    let Some(size) = dt::total_size(header).filter(|&s| s <= DTB_MAX && in_ram(s)) else {
-        return Backends::default();
-    };
+    let size = dt::total_size(header).filter(|&s| s <= DTB_MAX && in_ram(s))?;
     // SAFETY: as for the header; `size` bytes from `dtb` were checked to be in the RAM block.
-    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
-    dt::virtio_backends(blob).unwrap_or_default()
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
 }

@@ -3,7 +3,9 @@
 //! The tree describes what Tandem gives every VM (docs/vm-config.md): RAM at
 //! 0x4000_0000, one `cpu@n` per vCPU (MPIDR Aff0 = n, started with PSCI over
 //! `hvc`), the emulated GICv3 (distributor at 0x0800_0000, one 128 KiB
-//! redistributor frame pair per vCPU from 0x080a_0000), the architected timer,
+//! redistributor frame pair per vCPU from 0x080a_0000) or, on a GICv2 machine,
+//! an `arm,gic-400` (distributor at 0x0800_0000, CPU interface at
+//! 0x0801_0000), the architected timer,
 //! and the `tandem,hypervisor` node whose SPI 0 (INTID 32) says console input
 //! is waiting. `/chosen` carries fixed `rng-seed` and `kaslr-seed` values so
 //! a guest boots identically run to run under `-icount`
@@ -30,6 +32,12 @@ pub const GICD_SIZE: u64 = 0x1_0000;
 pub const GICR_IPA: u64 = 0x080a_0000;
 /// Redistributor stride: RD_base + SGI_base frames, 64 KiB each.
 pub const GICR_STRIDE: u64 = 0x2_0000;
+/// The GICv2 distributor's size (its IPA is [`GICD_IPA`]).
+pub const GICD_V2_SIZE: u64 = 0x1000;
+/// The GICv2 CPU interface's IPA (Tandem maps the hardware GICV there).
+pub const GICC_IPA: u64 = 0x0801_0000;
+/// Size of the GICv2 CPU interface (GICC_DIR at 0x1000 included).
+pub const GICC_SIZE: u64 = 0x2000;
 /// The console-input interrupt: SPI 0.
 pub const CONSOLE_INTID: u32 = 32;
 /// The top page of RAM, reserved for the Arm PV time structures (the
@@ -53,6 +61,44 @@ pub struct GuestDt<'a> {
     pub devices: &'a [Device],
     /// Default timeout of the paravirtual watchdog in seconds (`timeout-sec`).
     pub watchdog_s: Option<u32>,
+    /// GIC version (2 or 3) the VM gets, as the machine's.
+    pub gic: u8,
+}
+
+/// The emulated GIC: a GICv3 (distributor and one redistributor per vCPU), or
+/// a GICv2 as a GIC-400 (distributor, and the CPU interface that Tandem backs
+/// with the hardware's virtual CPU interface).
+fn gic_node(w: &mut String, dt: &GuestDt<'_>) {
+    let _ = writeln!(w, "\tgic: interrupt-controller@{GICD_IPA:x} {{");
+    let (compatible, frames) = if dt.gic == 2 {
+        (
+            "arm,gic-400",
+            [(GICD_IPA, GICD_V2_SIZE), (GICC_IPA, GICC_SIZE)],
+        )
+    } else {
+        (
+            "arm,gic-v3",
+            [
+                (GICD_IPA, GICD_SIZE),
+                (GICR_IPA, GICR_STRIDE * dt.vcpus as u64),
+            ],
+        )
+    };
+    let _ = writeln!(w, "\t\tcompatible = \"{compatible}\";");
+    let _ = writeln!(
+        w,
+        "\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <2>;\n\t\t#size-cells = <2>;"
+    );
+    let _ = writeln!(w, "\t\tinterrupt-controller;");
+    let _ = writeln!(
+        w,
+        "\t\treg = <{} {}>, <{} {}>;",
+        cells(frames[0].0),
+        cells(frames[0].1),
+        cells(frames[1].0),
+        cells(frames[1].1)
+    );
+    let _ = writeln!(w, "\t}};\n");
 }
 
 /// The `interrupts` cells of an SPI: `<0 spi flags>`, flags 1 = edge rising, 4 = level high.
@@ -195,29 +241,18 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
         "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n"
     );
 
-    let _ = writeln!(w, "\tgic: interrupt-controller@{GICD_IPA:x} {{");
-    let _ = writeln!(w, "\t\tcompatible = \"arm,gic-v3\";");
-    let _ = writeln!(
-        w,
-        "\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <2>;\n\t\t#size-cells = <2>;"
-    );
-    let _ = writeln!(w, "\t\tinterrupt-controller;");
-    let _ = writeln!(
-        w,
-        "\t\treg = <{} {}>, <{} {}>;",
-        cells(GICD_IPA),
-        cells(GICD_SIZE),
-        cells(GICR_IPA),
-        cells(GICR_STRIDE * dt.vcpus as u64)
-    );
-    let _ = writeln!(w, "\t}};\n");
-
+    gic_node(w, dt);
     // PPIs: secure physical (13), non-secure physical (14), virtual (11), hypervisor (10) timers;
-    // level-triggered, active high, as QEMU describes them for a GICv3.
+    // level-triggered, active high, as QEMU describes them (with GICv2's CPU mask in [15:8]).
+    let flags = if dt.gic == 2 {
+        ((1u32 << dt.vcpus.min(8)) - 1) << 8 | 4
+    } else {
+        4
+    };
     let _ = writeln!(w, "\ttimer {{\n\t\tcompatible = \"arm,armv8-timer\";");
     let _ = writeln!(
         w,
-        "\t\tinterrupts = <1 13 0x4>, <1 14 0x4>, <1 11 0x4>, <1 10 0x4>;"
+        "\t\tinterrupts = <1 13 {flags:#x}>, <1 14 {flags:#x}>, <1 11 {flags:#x}>, <1 10 {flags:#x}>;"
     );
     let _ = writeln!(w, "\t\talways-on;\n\t}};\n");
 
@@ -277,6 +312,7 @@ mod tests {
             initrd: Some((0x41c0_0000, 0x41d2_3456)),
             devices: &[],
             watchdog_s: None,
+            gic: 3,
         }
     }
 
@@ -289,6 +325,7 @@ mod tests {
             initrd: None,
             devices: &[],
             watchdog_s: None,
+            gic: 3,
         }
     }
 
@@ -319,6 +356,24 @@ mod tests {
     }
 
     /// The RTC gets QEMU's PL031 node with its clock; others a generic node.
+    /// A GICv2 machine's VMs get a GIC-400 (distributor, CPU interface) and timer
+    /// interrupts with the GICv2 CPU mask.
+    #[test]
+    fn gicv2_node() {
+        let s = dts(&GuestDt { gic: 2, ..rtos() });
+        assert!(s.contains("compatible = \"arm,gic-400\";"), "{s}");
+        assert!(
+            s.contains("reg = <0x0 0x8000000 0x0 0x1000>, <0x0 0x8010000 0x0 0x2000>;"),
+            "{s}"
+        );
+        assert!(s.contains("<1 11 0xf04>"), "{s}");
+        let v3 = dts(&rtos());
+        assert!(
+            v3.contains("compatible = \"arm,gic-v3\";") && v3.contains("<1 11 0x4>"),
+            "{v3}"
+        );
+    }
+
     #[test]
     fn device_nodes() {
         let devs = devices();

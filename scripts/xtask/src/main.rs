@@ -111,6 +111,10 @@ struct MachineArgs {
     /// [default: 1G; for `run --native linux`, the Linux VM's RAM].
     #[arg(long)]
     memory: Option<String>,
+    /// GIC version of the emulated machine (qemu-virt only); the VMs' device trees
+    /// describe the same, and a GICv2 image is named …-gic2.bin.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: u8,
 }
 
 impl MachineArgs {
@@ -129,9 +133,6 @@ impl MachineArgs {
 struct RunArgs {
     #[command(flatten)]
     machine: MachineArgs,
-    /// GIC version of the emulated machine (qemu-virt only).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
-    gic: u8,
     /// CPU model (cortex-a72, cortex-a53, max).
     #[arg(long, default_value = "cortex-a72")]
     cpu: String,
@@ -228,7 +229,7 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    let machine = Machine::new(m.smp(), &m.memory())?;
+    let machine = Machine::new(m.smp(), &m.memory())?.with_gic(m.gic);
     let vms = match (&m.vms, m.no_vms, &m.layout) {
         (_, true, _) => Vms::None,
         (Some(names), false, _) => Vms::Named(names),
@@ -290,7 +291,7 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
 /// The emulated machine of `run`, booting `kernel`.
 fn machine_config(args: &RunArgs, kernel: PathBuf) -> MachineConfig {
     let mut config = MachineConfig::new(&args.machine.platform, kernel);
-    config.gic = args.gic;
+    config.gic = args.machine.gic;
     config.smp = args.machine.smp();
     config.memory = args.machine.memory();
     config.cpu = args.cpu.clone();

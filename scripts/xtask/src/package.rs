@@ -22,7 +22,7 @@ use std::process::Stdio;
 
 use kernel::vm::package::{
     DEVICE_EDGE, Device, FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_CRASH, FLAG_RESTART_ON_RESET, Package,
-    VmSpec, encode,
+    VmSpec, encode_for_gic,
 };
 use object::{Object, ObjectSymbol};
 
@@ -118,7 +118,13 @@ fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
 }
 
 /// Places one VM's pieces, builds its device tree and describes it for the package.
-fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmSpec, String> {
+fn vm_spec(
+    file: &str,
+    vm: &vms::Vm,
+    built: &Built,
+    dt_dir: &Path,
+    gic: u8,
+) -> Result<VmSpec, String> {
     let layout = vms::plan(
         file,
         vm,
@@ -133,6 +139,7 @@ fn vm_spec(file: &str, vm: &vms::Vm, built: &Built, dt_dir: &Path) -> Result<VmS
         initrd: layout.initrd,
         devices: &vm.devices,
         watchdog_s: vm.watchdog_s,
+        gic,
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -250,9 +257,9 @@ pub fn assemble(
         if let Entry::Vacant(slot) = built.entry(vm.image.clone()) {
             slot.insert(vm_guest(root, file, vm)?);
         }
-        specs.push(vm_spec(file, vm, &built[&vm.image], &dt_dir)?);
+        specs.push(vm_spec(file, vm, &built[&vm.image], &dt_dir, machine.gic)?);
     }
-    let package = encode(&specs);
+    let package = encode_for_gic(&specs, machine.gic);
     // Self-check: the kernel's own decoder accepts what we wrote.
     let parsed = Package::parse(&package)
         .map_err(|e| format!("internal error: the package does not decode: {e}"))?;
@@ -276,7 +283,7 @@ pub fn assemble(
     let (start, end) = image_span(&out_dir.join("tandem.elf"))?;
     let hyp = read(&out_dir.join(image::NOVM_IMAGE))?;
     let image = pack(&hyp, end - start, &package)?;
-    let out = out_dir.join(selection.image_name());
+    let out = out_dir.join(machine.image_file(&selection.image_name()));
     std::fs::write(&out, &image).map_err(|e| format!("{}: {e}", out.display()))?;
     say(&format!(
         "{} ({} bytes: hypervisor, then {} VM(s) in a {}-byte package at +{:#x})",
@@ -348,9 +355,11 @@ pub fn build(
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
-/// default set (`tandem-guest-hello-rust.bin`).
+/// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
+/// `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin` and `tandem-rtos-gic2.bin`.
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
+    const GIC2_SETS: [&[&str]; 3] = [&["probe"], &["hostile", "rtos"], &["rtos"]];
     const SETS: [&[&str]; 5] = [
         &["rtos-selftest"],
         &["probe"],
@@ -399,13 +408,30 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
             selections.push(config.select(None, machine)?.with_guest(guest, machine)?);
         }
     }
-    for selection in &selections {
+    // The same guests on a GICv2 machine (`…-gic2.bin`).
+    let gic2 = machine.with_gic(2);
+    let mut gic2_selections = Vec::new();
+    for set in GIC2_SETS {
+        let names: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        let selection = config.select(Some(&names), gic2)?;
+        if selection
+            .vms
+            .iter()
+            .all(|vm| missing_crate(root, &vm.image).is_none())
+        {
+            gic2_selections.push(selection);
+        }
+    }
+    for selection in selections.iter().chain(&gic2_selections) {
         vms::check_image_files(selection)?;
     }
     image::build_hypervisor(root, PLATFORM, true)?;
     setup::ensure(&[Need::Dtc, Need::LinuxBuild])?;
     for selection in &selections {
         assemble(root, PLATFORM, selection, machine)?;
+    }
+    for selection in &gic2_selections {
+        assemble(root, PLATFORM, selection, gic2)?;
     }
     Ok(())
 }
@@ -444,7 +470,7 @@ mod tests {
     /// The package lands at the span rounded up to 4 KiB and image_size covers the file.
     #[test]
     fn pack_places_the_package() {
-        let package = encode(&[spec()]);
+        let package = encode_for_gic(&[spec()], 3);
         let out = pack(&hyp(5000), 0x1_2345, &package).unwrap();
         let at = 0x1_3000;
         assert!(out[24..5000] == hyp(5000)[24..], "the hypervisor is kept");

@@ -301,21 +301,39 @@ pub struct Machine {
     pub cpus: u32,
     /// RAM in bytes (`--memory`).
     pub ram: u64,
+    /// GIC version, 2 or 3 (`--gic`).
+    pub gic: u8,
 }
 
 impl Machine {
-    /// QEMU's defaults in xtask: 4 CPUs, 1 GiB.
+    /// QEMU's defaults in xtask: 4 CPUs, 1 GiB, GICv3.
     pub const DEFAULT: Machine = Machine {
         cpus: 4,
         ram: 1 << 30,
+        gic: 3,
     };
 
-    /// From `--smp N` and `--memory SIZE` (QEMU `-m` syntax).
+    /// From `--smp N` and `--memory SIZE` (QEMU `-m` syntax), with a GICv3.
     pub fn new(smp: u32, memory: &str) -> Result<Self, String> {
         Ok(Self {
             cpus: smp,
             ram: parse_qemu_size(memory)?,
+            gic: 3,
         })
+    }
+
+    /// The same machine with a GIC of version `gic`.
+    pub fn with_gic(self, gic: u8) -> Self {
+        Self { gic, ..self }
+    }
+
+    /// The boot image `name` (`tandem….bin`) for this machine: GICv2 builds
+    /// end in `-gic2.bin`, so both kinds can sit side by side.
+    pub fn image_file(&self, name: &str) -> String {
+        match (self.gic, name.strip_suffix(".bin")) {
+            (2, Some(stem)) => format!("{stem}-gic2.bin"),
+            _ => name.to_string(),
+        }
     }
 }
 
@@ -1679,11 +1697,19 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
             None,
             Machine {
                 cpus: 8,
-                ram: 1 << 30,
+                ..Machine::DEFAULT
             },
         )
         .unwrap();
         c.select(Some(&["probe".into()]), Machine::DEFAULT).unwrap();
+    }
+
+    /// GICv2 images get their own names; GICv3 ones keep theirs.
+    #[test]
+    fn gic2_image_names() {
+        let m = Machine::DEFAULT;
+        assert_eq!(m.image_file("tandem-probe.bin"), "tandem-probe.bin");
+        assert_eq!(m.with_gic(2).image_file("tandem.bin"), "tandem-gic2.bin");
     }
 
     #[test]
@@ -2331,7 +2357,7 @@ period_us = 1000
         );
         let one = Machine {
             cpus: 1,
-            ram: 1 << 30,
+            ..Machine::DEFAULT
         };
         let vm = GuestArg::parse("hello")
             .unwrap()
@@ -2435,8 +2461,8 @@ period_us = 1000
             "--guest hello.bin,pcpus=1,4: vm \"hello\": pcpus[1] = 4 but the machine has 4 CPUs (--smp)"
         );
         let small = Machine {
-            cpus: 4,
             ram: 400 << 20,
+            ..Machine::DEFAULT
         };
         let e = c
             .select(None, small)

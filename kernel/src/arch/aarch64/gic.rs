@@ -3,6 +3,11 @@
 
 use core::arch::asm;
 
+use crate::arch::Gic;
+use crate::drivers::gicv3::GicV3;
+use crate::vcpu::regs::VgicCpuRegs;
+use crate::vgic::lr::IchLr;
+
 /// INTID returned by an acknowledge when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
 
@@ -141,4 +146,88 @@ pub fn read_apr() -> (u64, u64) {
 pub fn write_apr(ap0: u64, ap1: u64) {
     write_sysreg!("ich_ap0r0_el2", ap0);
     write_sysreg!("ich_ap1r0_el2", ap1);
+}
+
+/// The GICv3 as [`Gic`] sees it: this CPU's system-register interfaces and
+/// the distributor (`drivers::gicv3`).
+pub struct V3Interface;
+
+impl Gic for V3Interface {
+    type Lr = IchLr;
+
+    #[inline]
+    fn ack(&mut self) -> Option<u32> {
+        let intid = ack();
+        (intid < 1020).then_some(intid)
+    }
+
+    #[inline]
+    fn end(&mut self, intid: u32) {
+        eoi(intid);
+    }
+
+    fn priority_drop(&mut self, intid: u32) {
+        priority_drop(intid);
+    }
+
+    fn send_sgi(&mut self, sgi: u8, mpidr: u64) {
+        send_sgi(sgi, mpidr);
+    }
+
+    fn enable_spi(&mut self, intid: u32, mpidr: u64, edge: bool) {
+        if let Some(g) = GicV3::get() {
+            g.enable_spi(intid, mpidr, edge);
+        }
+    }
+
+    fn disable_spi(&mut self, intid: u32) {
+        if let Some(g) = GicV3::get() {
+            g.disable_spi(intid);
+        }
+    }
+
+    fn deactivate_spi(&mut self, intid: u32) {
+        if let Some(g) = GicV3::get() {
+            g.deactivate_spi(intid);
+        }
+    }
+
+    fn lr_count(&self) -> usize {
+        list_register_count()
+    }
+
+    fn write_lrs(&mut self, lrs: &[u64]) {
+        for (n, &lr) in lrs.iter().enumerate() {
+            write_lr(n, lr);
+        }
+    }
+
+    #[inline]
+    fn write_lr(&mut self, n: usize, value: u64) {
+        write_lr(n, value);
+    }
+
+    fn read_lrs(&mut self, lrs: &mut [u64]) {
+        for (n, lr) in lrs.iter_mut().enumerate() {
+            *lr = read_lr(n);
+        }
+    }
+
+    fn set_virtual_interface(&mut self, underflow: bool) {
+        write_hcr(ICH_HCR_EN | if underflow { ICH_HCR_UIE } else { 0 });
+    }
+
+    fn save_interface(&mut self) -> VgicCpuRegs {
+        let (ap0r0, ap1r0) = read_apr();
+        VgicCpuRegs {
+            vmcr: read_vmcr(),
+            ap0r0,
+            ap1r0,
+        }
+    }
+
+    fn load_interface(&mut self, regs: &VgicCpuRegs) {
+        write_vmcr(regs.vmcr);
+        write_apr(regs.ap0r0, regs.ap1r0);
+    }
 }

@@ -1,34 +1,35 @@
 //! [`crate::arch::Hw`] on the real CPU: the seam's operations as the
 //! instructions and registers of this module's siblings.
 //!
-//! `Aarch64` is a zero-sized handle; each physical CPU's loop owns one. The
-//! GIC operations are GICv3's (system-register CPU interface, `ICH_*` list
-//! registers, the distributor through `drivers::gicv3`).
+//! Each physical CPU's loop owns one `Aarch64`. Its GIC operations are those
+//! of the generation found at boot: [`super::gic::V3Interface`] (system-register CPU
+//! interface, `ICH_*` list registers) or [`super::gic_v2::V2Interface`] (GICC and
+//! GICH MMIO), so the loop is built once for each.
 
-use super::{console, cpu, gic, vcpu};
+use super::{console, cpu, vcpu};
 use crate::arch::{Console, Cpu, Gic, Ram};
-use crate::drivers::gicv3::GicV3;
 use crate::vcpu::exit::ExitSnapshot;
 use crate::vcpu::inject::El1Exception;
 use crate::vcpu::regs::{GuestRegs, TimerRegs, VcpuContext, VgicCpuRegs};
-use crate::vgic::lr::IchLr;
 use crate::vm::console::Terminal;
 
-/// This physical CPU.
-pub struct Aarch64 {
+/// This physical CPU, with the GIC generation `G` it drives.
+pub struct Aarch64<G> {
     index: usize,
+    gic: G,
 }
 
-impl Aarch64 {
-    /// The handle for the calling CPU.
-    pub fn this_cpu() -> Self {
+impl<G: Gic> Aarch64<G> {
+    /// The handle for the calling CPU, driving its GIC through `gic`.
+    pub fn this_cpu(gic: G) -> Self {
         Self {
             index: cpu::index(),
+            gic,
         }
     }
 }
 
-impl Cpu for Aarch64 {
+impl<G> Cpu for Aarch64<G> {
     #[inline]
     fn index(&self) -> usize {
         self.index
@@ -89,87 +90,71 @@ impl Cpu for Aarch64 {
     }
 }
 
-impl Gic for Aarch64 {
-    type Lr = IchLr;
+impl<G: Gic> Gic for Aarch64<G> {
+    type Lr = G::Lr;
 
     #[inline]
     fn ack(&mut self) -> Option<u32> {
-        let intid = gic::ack();
-        (intid < 1020).then_some(intid)
+        self.gic.ack()
     }
 
     #[inline]
     fn end(&mut self, intid: u32) {
-        gic::eoi(intid);
+        self.gic.end(intid);
     }
 
     fn priority_drop(&mut self, intid: u32) {
-        gic::priority_drop(intid);
+        self.gic.priority_drop(intid);
     }
 
     fn send_sgi(&mut self, sgi: u8, mpidr: u64) {
-        gic::send_sgi(sgi, mpidr);
+        self.gic.send_sgi(sgi, mpidr);
     }
 
     fn enable_spi(&mut self, intid: u32, mpidr: u64, edge: bool) {
-        if let Some(g) = GicV3::get() {
-            g.enable_spi(intid, mpidr, edge);
-        }
+        self.gic.enable_spi(intid, mpidr, edge);
     }
 
     fn disable_spi(&mut self, intid: u32) {
-        if let Some(g) = GicV3::get() {
-            g.disable_spi(intid);
-        }
+        self.gic.disable_spi(intid);
     }
 
     fn deactivate_spi(&mut self, intid: u32) {
-        if let Some(g) = GicV3::get() {
-            g.deactivate_spi(intid);
-        }
+        self.gic.deactivate_spi(intid);
     }
 
     fn lr_count(&self) -> usize {
-        gic::list_register_count()
+        self.gic.lr_count()
     }
 
     fn write_lrs(&mut self, lrs: &[u64]) {
-        for (n, &lr) in lrs.iter().enumerate() {
-            gic::write_lr(n, lr);
-        }
+        self.gic.write_lrs(lrs);
     }
 
     #[inline]
     fn write_lr(&mut self, n: usize, value: u64) {
-        gic::write_lr(n, value);
+        self.gic.write_lr(n, value);
     }
 
+    #[inline]
     fn read_lrs(&mut self, lrs: &mut [u64]) {
-        for (n, lr) in lrs.iter_mut().enumerate() {
-            *lr = gic::read_lr(n);
-        }
+        self.gic.read_lrs(lrs);
     }
 
     fn set_virtual_interface(&mut self, underflow: bool) {
-        gic::write_hcr(gic::ICH_HCR_EN | if underflow { gic::ICH_HCR_UIE } else { 0 });
+        self.gic.set_virtual_interface(underflow);
     }
 
     fn save_interface(&mut self) -> VgicCpuRegs {
-        let (ap0r0, ap1r0) = gic::read_apr();
-        VgicCpuRegs {
-            vmcr: gic::read_vmcr(),
-            ap0r0,
-            ap1r0,
-        }
+        self.gic.save_interface()
     }
 
     fn load_interface(&mut self, regs: &VgicCpuRegs) {
-        gic::write_vmcr(regs.vmcr);
-        gic::write_apr(regs.ap0r0, regs.ap1r0);
+        self.gic.load_interface(regs);
     }
 }
 
-impl Ram for Aarch64 {
+impl<G> Ram for Aarch64<G> {
     fn clear(&mut self, pa: u64, len: u64) {
         // SAFETY: the core clears only RAM it owns for a VM (its RAM block, while
         // no vCPU of that VM runs), identity-mapped read/write at EL2.
@@ -196,7 +181,7 @@ impl Ram for Aarch64 {
     }
 }
 
-impl Console for Aarch64 {
+impl<G> Console for Aarch64<G> {
     fn print(&mut self, args: core::fmt::Arguments<'_>) {
         console::write_fmt(args);
     }

@@ -23,6 +23,7 @@ pub mod console;
 pub mod cpu;
 pub mod crash;
 pub mod gic;
+pub mod gic_v2;
 pub mod hw;
 pub mod mem;
 pub mod mmu;
