@@ -14,6 +14,8 @@ use crate::paths;
 
 /// The committed figures, relative to the workspace root.
 pub const EXIT_COSTS_FILE: &str = "tests/figures/exit-costs.toml";
+/// The same figures on a GICv2 machine (`gic-version=2`).
+pub const EXIT_COSTS_GICV2_FILE: &str = "tests/figures/exit-costs-gicv2.toml";
 
 /// How far a measured figure may exceed its committed value: 10 %.
 pub const TOLERANCE: f64 = 0.10;
@@ -21,6 +23,16 @@ pub const TOLERANCE: f64 = 0.10;
 /// The committed figures file.
 pub fn exit_costs_file() -> PathBuf {
     paths::workspace_root().join(EXIT_COSTS_FILE)
+}
+
+/// The committed figures file for a machine with GIC version `gic`, relative to the
+/// workspace root.
+pub fn exit_costs_file_for(gic: u8) -> &'static str {
+    if gic == 2 {
+        EXIT_COSTS_GICV2_FILE
+    } else {
+        EXIT_COSTS_FILE
+    }
 }
 
 /// One path's committed figure.

@@ -20,6 +20,7 @@ const CHECKS: &[&str] = &[
     "write_phys_uart",
     "write_rtc",
     "write_gich",
+    "write_phys_gicv",
     "write_past_gicd",
     "write_other_vcpu_gicr",
     "read_phys_uart",
@@ -65,10 +66,28 @@ fn wait_after(q: &Qemu, from: usize, marker: &str, deadline: Instant) -> Result<
 /// report naming it, the RTOS keeps running afterwards, and Tandem does not fault.
 #[test]
 fn hostile_guest_is_contained() {
-    let image = built_image("qemu-virt", IMAGE).unwrap_or_else(|e| panic!("{e}"));
+    contained(IMAGE, 3, CHECKS);
+}
+
+/// The same on a GICv2 machine (`tandem-hostile-rtos-gic2.bin`), where the guest also
+/// sends SGIs through GICD_SGIR to CPU interfaces it does not have.
+#[test]
+fn hostile_guest_is_contained_on_gicv2() {
+    let checks: Vec<&str> = CHECKS
+        .iter()
+        .copied()
+        .chain(["sgir_foreign_targets"])
+        .collect();
+    contained("tandem-hostile-rtos-gic2.bin", 2, &checks);
+}
+
+fn contained(image: &str, gic: u8, checks: &[&str]) {
+    let image = built_image("qemu-virt", image).unwrap_or_else(|e| panic!("{e}"));
     let mut m = MachineConfig::new("qemu-virt", image);
+    m.gic = gic;
     m.icount = true;
-    let mut q = Qemu::spawn("hostile_guest_is_contained", &m).unwrap_or_else(|e| panic!("{e}"));
+    let mut q = Qemu::spawn(&format!("hostile_guest_is_contained_gicv{gic}"), &m)
+        .unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + TIMEOUT;
     let ok = |r: Result<(), String>| r.unwrap_or_else(|e| panic!("{e}"));
     ok(q.wait_for(&format!("{TAG}[T] hostile::fatal about to happen"), TIMEOUT));
@@ -104,7 +123,7 @@ fn hostile_guest_is_contained() {
                 .join("\n  ")
         ))
     );
-    for name in CHECKS {
+    for name in checks {
         let marker = format!("[T] hostile::{name} PASS");
         assert!(
             lines.iter().any(|l| l.starts_with(&marker)),
@@ -117,11 +136,11 @@ fn hostile_guest_is_contained() {
         .iter()
         .position(|l| *l == "[T] hostile::fatal about to happen");
     assert!(
-        matches!((summary, fatal), (Some(s), Some(f)) if s < f && lines[s] == format!("{} passed, 0 failed", CHECKS.len())),
+        matches!((summary, fatal), (Some(s), Some(f)) if s < f && lines[s] == format!("{} passed, 0 failed", checks.len())),
         "{}",
         q.failure(&format!(
             "want `{} passed, 0 failed` before the fatal act",
-            CHECKS.len()
+            checks.len()
         ))
     );
     // Nothing of the hostile guest runs after the fatal access.

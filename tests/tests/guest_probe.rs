@@ -4,7 +4,10 @@
 //! `tests/figures/exit-costs.toml`.
 //!
 //! One QEMU boot of `tandem-probe.bin` (`cargo xtask build --vms probe`) under `-icount
-//! shift=0,sleep=off` (so the figures count instructions) serves every test here; by hand:
+//! shift=0,sleep=off` (so the figures count instructions) serves every test here, and one
+//! of `tandem-probe-gic2.bin` (`cargo xtask build --vms probe --gic 2`, booted with
+//! `gic-version=2`) every `gicv2_` test, whose figures are held to
+//! `tests/figures/exit-costs-gicv2.toml`; by hand:
 //!
 //! ```text
 //! qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1G \
@@ -25,22 +28,31 @@ use system_tests::figures;
 use system_tests::log::{fail, vm_lines};
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
-const IMAGE: &str = "tandem-probe.bin";
+/// The probe image for a machine with GIC version `gic`.
+fn image(gic: u8) -> &'static str {
+    if gic == 2 {
+        "tandem-probe-gic2.bin"
+    } else {
+        "tandem-probe.bin"
+    }
+}
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// The RTC on the virtual clock (deterministic under -icount) from a fixed date.
 const RTC_ARGS: [&str; 2] = ["-rtc", "base=2025-01-01T00:00:00,clock=vm"];
 /// The probe's VM name, as Tandem tags its console lines (`" probe | …"`).
 const TAG: &str = "probe | ";
 
-/// The console log of the one probe boot, or why it failed (with the log).
-fn boot() -> Result<&'static str, &'static str> {
-    static BOOT: OnceLock<Result<String, String>> = OnceLock::new();
-    let result = BOOT.get_or_init(|| {
-        let image = built_image("qemu-virt", IMAGE)?;
+/// The console log of the one probe boot on a GICv`gic` machine, or why it failed (with
+/// the log).
+fn boot(gic: u8) -> Result<&'static str, &'static str> {
+    static BOOTS: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let result = BOOTS[usize::from(gic == 2)].get_or_init(|| {
+        let image = built_image("qemu-virt", image(gic))?;
         let mut m = MachineConfig::new("qemu-virt", image);
+        m.gic = gic;
         m.icount = true;
         m.extra = RTC_ARGS.iter().map(|a| a.to_string()).collect();
-        let mut q = Qemu::spawn("guest_probe", &m)?;
+        let mut q = Qemu::spawn(&format!("guest_probe_gicv{gic}"), &m)?;
         q.wait_for(&format!("{TAG}[T] hvc::roundtrip"), TIMEOUT)?;
         q.wait_for(&format!("{TAG}[T] exit_cost::vtimer_latency"), TIMEOUT)?;
         q.wait_for(" failed", TIMEOUT)?;
@@ -52,7 +64,11 @@ fn boot() -> Result<&'static str, &'static str> {
 }
 
 fn log() -> &'static str {
-    boot().unwrap_or_else(|e| panic!("{e}"))
+    log_on(3)
+}
+
+fn log_on(gic: u8) -> &'static str {
+    boot(gic).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The probe's own lines, without Tandem's tag.
@@ -62,7 +78,12 @@ fn guest_lines(log: &str) -> impl Iterator<Item = &str> {
 
 /// Every `[T] <suite>::` line passes, and each of `required` is one of them.
 fn assert_suite(suite: &str, required: &[&str]) {
-    let log = log();
+    assert_suite_on(3, suite, required);
+}
+
+/// [`assert_suite`] on the GICv`gic` machine's boot.
+fn assert_suite_on(gic: u8, suite: &str, required: &[&str]) {
+    let log = log_on(gic);
     let prefix = format!("[T] {suite}::");
     let lines: Vec<&str> = guest_lines(log)
         .filter(|l| l.starts_with(&prefix))
@@ -266,7 +287,19 @@ fn hvc_roundtrip_is_reported() {
 /// every run, so this is no timing test: a failure means the path got longer.
 #[test]
 fn exit_costs_within_committed_figures() {
-    assert_suite(
+    exit_costs_on(3);
+}
+
+/// The exit-path figures on a GICv2 machine, held to `tests/figures/exit-costs-gicv2.toml`
+/// in the same way.
+#[test]
+fn gicv2_exit_costs_within_committed_figures() {
+    exit_costs_on(2);
+}
+
+fn exit_costs_on(gic: u8) {
+    assert_suite_on(
+        gic,
         "exit_cost",
         &[
             "smccc_version",
@@ -275,8 +308,8 @@ fn exit_costs_within_committed_figures() {
             "vtimer_latency",
         ],
     );
-    let log = log();
-    let file = figures::exit_costs_file();
+    let log = log_on(gic);
+    let file = system_tests::paths::workspace_root().join(figures::exit_costs_file_for(gic));
     let committed = std::fs::read_to_string(&file)
         .map_err(|e| e.to_string())
         .and_then(|text| figures::parse_committed(&text))
@@ -292,7 +325,7 @@ fn exit_costs_within_committed_figures() {
             &format!(
                 "exit-path figures against {}:\n{table}\nIf the change is meant to lengthen a path, \
                  commit its new figure there (see the file's header).",
-                figures::EXIT_COSTS_FILE
+                figures::exit_costs_file_for(gic)
             ),
             log,
         );
@@ -303,7 +336,62 @@ fn exit_costs_within_committed_figures() {
 /// The probe ran to its end with no failure, and Tandem neither faulted nor panicked.
 #[test]
 fn probe_guest_completes() {
-    let log = log();
+    completes_on(3);
+}
+
+/// On a GICv2 machine too: every suite ran to its end with no failure.
+#[test]
+fn gicv2_probe_guest_completes() {
+    completes_on(2);
+}
+
+/// The GICv2 vGIC: the emulated distributor's ID, banked SGI/PPI registers and ITARGETSR,
+/// and SGIs through the trapped GICD_SGIR to the other vCPU (its source in GICC_IAR), to
+/// the sender by list and by the self filter; then every other suite as on a GICv3 (PSCI,
+/// virtual timer, stage 2, passthrough with hardware-linked list registers, hypercalls).
+#[test]
+fn gicv2_vgic_and_suites() {
+    assert_suite_on(
+        2,
+        "vgic",
+        &[
+            "gicd_typer",
+            "gicd_pidr2_archrev",
+            "gicd_ctlr",
+            "gicd_ipriorityr_byte_write",
+            "gicd_banked_ipriorityr_byte_write",
+            "gicd_itargetsr",
+            "sgi_to_vcpu1",
+            "sgi_to_self",
+            "sgir_self_filter",
+        ],
+    );
+    assert_suite_on(2, "psci", &["cpu_on", "cpu_off", "cpu_on_after_off"]);
+    assert_suite_on(
+        2,
+        "vtimer",
+        &["ten_deadlines_fire", "never_early", "wakes_vcpu_from_wfi"],
+    );
+    assert_suite_on(2, "stage2", &["load_past_ram", "store_phys_uart"]);
+    assert_suite_on(
+        2,
+        "passthrough",
+        &[
+            "rtc_interrupt_round1",
+            "rtc_quiet_after_clear_round1",
+            "rtc_interrupt_round2",
+            "rtc_quiet_after_clear_round2",
+        ],
+    );
+    assert_suite_on(2, "hvc", &["discovery", "roundtrip"]);
+    let log = log_on(2);
+    if !log.contains("GICv2") || !log.contains("gic      v2: GICD 0x8000000, GICC 0x8010000") {
+        fail("Tandem did not report the GICv2", log);
+    }
+}
+
+fn completes_on(gic: u8) {
+    let log = log_on(gic);
     if !guest_lines(log).any(|l| l.ends_with(" passed, 0 failed")) {
         fail("the probe did not finish with `N passed, 0 failed`", log);
     }

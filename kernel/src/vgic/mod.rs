@@ -755,7 +755,8 @@ impl Vgic {
                 // deactivation so the still-high line is seen again.
                 Backing::Virtual {
                     eoi: !irq.edge,
-                    source: if intid < state::SGIS { irq.source } else { 0 },
+                    // Only a GICv2 SGI ever has a source; 0 otherwise.
+                    source: irq.source,
                 }
             },
         }

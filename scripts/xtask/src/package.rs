@@ -356,10 +356,16 @@ pub fn build(
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
-/// `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin` and `tandem-rtos-gic2.bin`.
+/// `tandem-rtos-selftest-gic2.bin`, `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin`
+/// and `tandem-rtos-gic2.bin`.
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
-    const GIC2_SETS: [&[&str]; 3] = [&["probe"], &["hostile", "rtos"], &["rtos"]];
+    const GIC2_SETS: [&[&str]; 4] = [
+        &["rtos-selftest"],
+        &["probe"],
+        &["hostile", "rtos"],
+        &["rtos"],
+    ];
     const SETS: [&[&str]; 5] = [
         &["rtos-selftest"],
         &["probe"],

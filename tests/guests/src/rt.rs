@@ -48,6 +48,8 @@ struct PerCpu {
     irqs: AtomicU64,
     /// INTID of the last IRQ.
     last_intid: AtomicU64,
+    /// Source vCPU of the last IRQ if it was a GICv2 SGI (else 0).
+    last_source: AtomicU64,
     /// CNTVCT at vector entry of the last IRQ.
     last_ticks: AtomicU64,
     /// CNTV_CTL_EL0 as the last virtual-timer IRQ found it.
@@ -64,6 +66,7 @@ impl PerCpu {
             elr: AtomicU64::new(0),
             irqs: AtomicU64::new(0),
             last_intid: AtomicU64::new(u64::MAX),
+            last_source: AtomicU64::new(0),
             last_ticks: AtomicU64::new(0),
             timer_ctl: AtomicU64::new(0),
         }
@@ -351,6 +354,11 @@ pub fn irq_count(cpu: usize) -> u64 {
     CPUS[cpu].irqs.load(Ordering::Acquire)
 }
 
+/// The source vCPU GICC_IAR named for vCPU `cpu`'s last IRQ (a GICv2 SGI; 0 otherwise).
+pub fn last_sgi_source(cpu: usize) -> u64 {
+    CPUS[cpu].last_source.load(Ordering::Relaxed)
+}
+
 /// vCPU `cpu`'s last IRQ: `(INTID, CNTVCT at vector entry)`.
 pub fn last_irq(cpu: usize) -> (u64, u64) {
     let c = &CPUS[cpu];
@@ -495,7 +503,8 @@ fn synchronous(frame: &mut Frame) {
 }
 
 fn irq(frame: &mut Frame) {
-    let intid = gic::ack();
+    let iar = gic::ack();
+    let intid = gic::intid(iar);
     if intid >= gic::INTID_SPURIOUS_FIRST {
         return;
     }
@@ -522,11 +531,13 @@ fn irq(frame: &mut Frame) {
             .store(DEVICE.count.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
     c.last_intid.store(u64::from(intid), Ordering::Relaxed);
+    c.last_source
+        .store(u64::from(gic::sgi_source(iar)), Ordering::Relaxed);
     c.last_ticks.store(frame.entry_ticks, Ordering::Relaxed);
     // Only this vCPU writes its count: a plain increment, no exclusive access needed.
     c.irqs
         .store(c.irqs.load(Ordering::Relaxed) + 1, Ordering::Release);
-    gic::eoi(intid);
+    gic::eoi(iar);
 }
 
 #[panic_handler]

@@ -36,7 +36,7 @@ mod guest {
     use pv_abi::psci::{CPU_ON, PSCI_VERSION};
     use pv_abi::{HypercallId, Status};
     use test_guests::esr::EC_UNKNOWN;
-    use test_guests::gic::GICD_BASE;
+    use test_guests::gic::{self, GICD_BASE, gicd2};
     use test_guests::harness::Harness;
     use test_guests::rt::{self, Fault};
     use test_guests::smccc::{hvc, regs, smc, w0};
@@ -56,6 +56,9 @@ mod guest {
         id_registers(&mut h);
         far_with_mmu_on(&mut h);
         aarch32_el0(&mut h);
+        if gic::version() == 2 {
+            sgir_foreign_targets(&mut h);
+        }
         h.summary();
         fatal()
     }
@@ -90,14 +93,23 @@ mod guest {
     }
 
     fn writes_outside_ram(h: &mut Harness) {
-        let targets: [(&str, u64); 7] = [
+        // Past the distributor: its 64 KiB on a GICv3, its 4 KiB on a GICv2 (whose next
+        // frame, the CPU interface, this VM owns).
+        let past_gicd = if gic::version() == 2 {
+            GICD_BASE + 0x1000
+        } else {
+            0x0801_0000
+        };
+        let targets: [(&str, u64); 8] = [
             ("hostile::write_past_ram", RAM_END),
             ("hostile::write_high_ipa", 0x8000_0000),
             ("hostile::write_phys_uart", PHYS_UART),
             // Passed through to the probe VM on qemu-virt, but not to this one.
             ("hostile::write_rtc", PHYS_RTC),
             ("hostile::write_gich", 0x0803_0000),
-            ("hostile::write_past_gicd", 0x0801_0000),
+            // The hardware GICV (GICv2 machines): only its mapping at the guest's GICC.
+            ("hostile::write_phys_gicv", 0x0804_0000),
+            ("hostile::write_past_gicd", past_gicd),
             ("hostile::write_other_vcpu_gicr", 0x080C_0000),
         ];
         for (name, addr) in targets {
@@ -419,6 +431,21 @@ mod guest {
             e.elr,
             t32 + 2,
             e.kind
+        );
+    }
+
+    /// GICv2: GICD_SGIR naming CPU interfaces this VM does not have, and the reserved
+    /// filter, are ignored; Tandem and this vCPU carry on.
+    fn sgir_foreign_targets(h: &mut Harness) {
+        let d = gic::distributor();
+        d.write32(gicd2::SGIR, 0xfe << 16 | 1);
+        d.write32(gicd2::SGIR, 3 << 24 | 0xff << 16 | 2);
+        let pending = d.read32(gicd2::ISPENDR0) & 0xffff;
+        check!(
+            h,
+            "hostile::sgir_foreign_targets",
+            pending == 0,
+            "SGIs pending here after sends to other CPU interfaces: {pending:#x}"
         );
     }
 

@@ -6,7 +6,9 @@
 //!   `vcpu1 online ctx=…` and checks `VM_INFO`), ALREADY_ON, bad MPIDR, CPU_OFF, bad entry
 //!   point, CPU_ON again;
 //! - `vgic`: distributor and redistributor ID registers, byte-wide IPRIORITYR writes,
-//!   GICR_WAKER, an SGI to vCPU 1 and one to self;
+//!   GICR_WAKER, an SGI to vCPU 1 and one to self; on a GICv2 machine instead the GICv2
+//!   distributor's ID, banked SGI/PPI registers and ITARGETSR, and SGIs through GICD_SGIR
+//!   (to vCPU 1 with its source in GICC_IAR, to self by list and by the self filter);
 //! - `vtimer`: ten 1 ms deadlines (arrival, never early, latency), then one while in WFI;
 //! - `stage2`: the last word of RAM works; loads and stores past RAM and to the UART get an
 //!   injected synchronous external abort;
@@ -112,7 +114,7 @@ mod guest {
     use pv_abi::{FunctionId, HvcArgs, HypercallId, StatId};
     use test_guests::bench::{self, Timed};
     use test_guests::esr::EC_DATA_ABORT_SAME_EL;
-    use test_guests::gic::{self, GICD_BASE, gicd, gicr, sgi};
+    use test_guests::gic::{self, GICD_BASE, gicd, gicd2, gicr, sgi};
     use test_guests::harness::Harness;
     use test_guests::smccc::{hvc, regs, w0};
     use test_guests::units::Deci;
@@ -379,6 +381,9 @@ mod guest {
     }
 
     fn vgic(h: &mut Harness) {
+        if gic::version() == 2 {
+            return vgic_v2(h);
+        }
         let d = gic::distributor();
         let typer = d.read32(gicd::TYPER);
         let lines = (typer & 0x1f) + 1;
@@ -482,6 +487,115 @@ mod guest {
             "vgic::sgi_to_self",
             got && intid == u64::from(SGI_TO_SELF),
             "vcpu0 took INTID {intid}"
+        );
+    }
+
+    /// The `vgic` suite on a GICv2 machine: the distributor Tandem emulates (banked SGI/PPI
+    /// registers, ITARGETSR, GICD_SGIR) and the hardware's virtual CPU interface.
+    fn vgic_v2(h: &mut Harness) {
+        let d = gic::distributor();
+        let typer = d.read32(gicd::TYPER);
+        let lines = (typer & 0x1f) + 1;
+        check!(
+            h,
+            "vgic::gicd_typer",
+            lines * 32 <= 1024 && (typer >> 5) & 7 == 1 && typer & 1 << 10 == 0,
+            "GICD_TYPER={typer:#x}: {} INTIDs, {} CPU interfaces, SecurityExtn {}",
+            lines * 32,
+            ((typer >> 5) & 7) + 1,
+            (typer >> 10) & 1
+        );
+        let pidr2 = d.read32(gicd2::PIDR2);
+        check!(
+            h,
+            "vgic::gicd_pidr2_archrev",
+            (pidr2 >> 4) & 0xf == 2,
+            "GICD_PIDR2={pidr2:#x}"
+        );
+        gic::distributor_on();
+        let ctlr = d.read32(gicd::CTLR);
+        check!(
+            h,
+            "vgic::gicd_ctlr",
+            ctlr == 0b11,
+            "GICD_CTLR={ctlr:#x} after writing 0x3"
+        );
+        d.write32(gicd::IPRIORITYR + 40, 0xa0a0_a0a0);
+        d.write8(gicd::IPRIORITYR + 41, 0x80);
+        let (w, b) = (
+            d.read32(gicd::IPRIORITYR + 40),
+            d.read8(gicd::IPRIORITYR + 41),
+        );
+        check!(
+            h,
+            "vgic::gicd_ipriorityr_byte_write",
+            w == 0xa0a0_80a0 && b == 0x80,
+            "word {w:#010x} byte {b:#x} (want 0xa0a080a0, 0x80)"
+        );
+        d.write32(gicd::IPRIORITYR + 40, 0);
+        // SGIs 8..11 are banked: vCPU 0's copy.
+        d.write32(gicd::IPRIORITYR + 8, 0x9090_9090);
+        d.write8(gicd::IPRIORITYR + 10, 0x40);
+        let w = d.read32(gicd::IPRIORITYR + 8);
+        check!(
+            h,
+            "vgic::gicd_banked_ipriorityr_byte_write",
+            w == 0x9040_9090,
+            "word {w:#010x} (want 0x90409090)"
+        );
+        let own = d.read8(gicd2::ITARGETSR);
+        d.write8(gicd2::ITARGETSR + 44, 0b10);
+        let spi = d.read8(gicd2::ITARGETSR + 44);
+        d.write8(gicd2::ITARGETSR + 44, 0xff);
+        let all = d.read8(gicd2::ITARGETSR + 44);
+        d.write8(gicd2::ITARGETSR + 44, 1);
+        check!(
+            h,
+            "vgic::gicd_itargetsr",
+            own == 1 && spi == 0b10 && all == 0b11,
+            "own mask {own:#x} (want 0x1), SPI 44 -> {spi:#x} (want 0x2), all -> {all:#x} (want 0x3)"
+        );
+
+        gic::cpu_interface_on();
+        rt::irq_enable();
+        let (mine, theirs) = (rt::irq_count(0), rt::irq_count(1));
+        gic::send_sgi(SGI_TO_VCPU1, 1 << 1);
+        let until = timer::now() + timer::hz();
+        let got = timer::spin_until(until, || rt::irq_count(1) > theirs);
+        let (intid, _) = rt::last_irq(1);
+        let source = rt::last_sgi_source(1);
+        check!(
+            h,
+            "vgic::sgi_to_vcpu1",
+            got && intid == u64::from(SGI_TO_VCPU1) && source == 0 && rt::irq_count(0) == mine,
+            "vcpu1 took INTID {intid} from vcpu{source} ({} IRQs), vcpu0 took {}",
+            rt::irq_count(1) - theirs,
+            rt::irq_count(0) - mine
+        );
+
+        gic::enable_private(0, SGI_TO_SELF, PRIORITY);
+        gic::send_sgi(SGI_TO_SELF, 1 << 0);
+        let until = timer::now() + timer::hz();
+        let got = rt::wait_for_interrupt_until(until, || rt::irq_count(0) > mine);
+        let (intid, _) = rt::last_irq(0);
+        check!(
+            h,
+            "vgic::sgi_to_self",
+            got && intid == u64::from(SGI_TO_SELF),
+            "vcpu0 took INTID {intid}"
+        );
+        // TargetListFilter 2: this vCPU only, whatever the list says.
+        let before = rt::irq_count(0);
+        d.write32(gicd2::SGIR, 2 << 24 | 0b10 << 16 | SGI_TO_SELF);
+        let until = timer::now() + timer::hz();
+        let got = rt::wait_for_interrupt_until(until, || rt::irq_count(0) > before);
+        let (intid, _) = rt::last_irq(0);
+        check!(
+            h,
+            "vgic::sgir_self_filter",
+            got && intid == u64::from(SGI_TO_SELF) && rt::irq_count(1) == theirs + 1,
+            "vcpu0 took INTID {intid}; vcpu1 took {} more",
+            rt::irq_count(1) - theirs - 1
         );
     }
 
@@ -706,7 +820,9 @@ mod guest {
         // value), enabled.
         let d = gic::distributor();
         let (word, bit) = (4 * (rtc::INTID as usize / 32), 1u32 << (rtc::INTID % 32));
-        d.write32(gicd::IGROUPR + word, d.read32(gicd::IGROUPR + word) | bit);
+        if gic::version() == 3 {
+            d.write32(gicd::IGROUPR + word, d.read32(gicd::IGROUPR + word) | bit);
+        }
         d.write8(gicd::IPRIORITYR + rtc::INTID as usize, PRIORITY);
         let cfg = gicd::ICFGR + 4 * (rtc::INTID as usize / 16);
         let field = 0b11 << (2 * (rtc::INTID % 16));
@@ -998,8 +1114,8 @@ mod guest {
             "CONTEXTIDR_EL1",
             "CNTV_CVAL_EL0",
             "CNTV_CTL_EL0",
-            "ICC_PMR_EL1",
-            "ICC_IGRPEN1_EL1",
+            "ICC_PMR_EL1/GICC_PMR",
+            "ICC_IGRPEN1_EL1/GICC_CTLR",
             "FPCR",
         ];
         /// Their values.
@@ -1028,8 +1144,18 @@ mod guest {
             };
         }
 
-        /// The registers as they are now (CNTV_CTL_EL0: ENABLE and IMASK only).
+        /// The registers as they are now (CNTV_CTL_EL0: ENABLE and IMASK only); on a GICv2
+        /// the CPU interface's PMR and CTLR instead of the ICC registers.
         pub fn read() -> State {
+            let (pmr, enable) = if test_guests::gic::version() == 2 {
+                let c = test_guests::gic::cpu_interface();
+                (
+                    u64::from(c.read32(test_guests::gic::gicc::PMR)),
+                    u64::from(c.read32(test_guests::gic::gicc::CTLR)),
+                )
+            } else {
+                (mrs!("icc_pmr_el1"), mrs!("icc_igrpen1_el1"))
+            };
             [
                 mrs!("tpidr_el1"),
                 mrs!("tpidrro_el0"),
@@ -1037,8 +1163,8 @@ mod guest {
                 mrs!("contextidr_el1"),
                 mrs!("cntv_cval_el0"),
                 mrs!("cntv_ctl_el0") & 0b11,
-                mrs!("icc_pmr_el1"),
-                mrs!("icc_igrpen1_el1"),
+                pmr,
+                enable,
                 mrs!("fpcr"),
             ]
         }
@@ -1175,7 +1301,7 @@ mod guest {
     /// Enables the (reset) distributor as the `vgic` suite does, so that vCPU 1's doorbell SGI
     /// is delivered.
     fn distributor_on() {
-        gic::distributor().write32(gicd::CTLR, gicd::CTLR_ARE | gicd::CTLR_ENABLE_GRP1);
+        gic::distributor_on();
     }
 
     /// Orders vCPU 1 off with `command` (it is asleep in WFI); true once it is off.
