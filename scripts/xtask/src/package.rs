@@ -356,8 +356,8 @@ pub fn build(
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
-/// `tandem-rtos-selftest-gic2.bin`, `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin`
-/// and `tandem-rtos-gic2.bin`.
+/// `tandem-rtos-selftest-gic2.bin`, `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin`,
+/// `tandem-rtos-gic2.bin` and `tandem-gic2.bin` (the default set).
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
     const GIC2_SETS: [&[&str]; 4] = [
@@ -428,6 +428,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
             gic2_selections.push(selection);
         }
     }
+    gic2_selections.push(config.select(None, gic2)?);
     for selection in selections.iter().chain(&gic2_selections) {
         vms::check_image_files(selection)?;
     }
