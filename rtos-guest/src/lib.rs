@@ -11,7 +11,7 @@
 //! - [`dsp`]: the modem workload's computation (CRC-32, fixed-point FFT).
 //! - [`at`]: the AT-command line editor and interpreter.
 //! - [`board`]: the memory map and interrupt numbers (QEMU virt = a Tandem VM's IPA map).
-//! - [`dt`]: finds the GIC (version and frames) in the device tree the guest is booted with.
+//! - [`dt`]: reads the device tree the guest is booted with: its virtio back-ends and its GIC.
 //! - [`gic`], [`mmu`], [`pl011`]: register maps and bit formats of the hardware it drives.
 //! - [`fmt`]: a fixed-size text buffer for building console lines without allocation.
 //! - `arch` (bare-metal target only): boot, exception vectors, context switch, GIC, timer,
