@@ -17,6 +17,7 @@ pub mod aarch64;
 pub mod arch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;
+pub mod channel;
 pub mod drivers;
 pub mod fault;
 pub mod hyp;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
 /*
- * Tandem hypercall ABI 1.1 for C guests.
+ * Tandem hypercall ABI 1.2 for C guests.
  *
  * Generated from the pv-abi crate (pv-abi/tests/c_header.rs); do not edit.
  * Regenerate with: TANDEM_BLESS=1 cargo test -p pv-abi --test c_header
@@ -24,7 +24,7 @@
 
 /* ABI version (REVISION, VERSION). A guest requires MAJOR == 1. */
 #define TANDEM_ABI_VERSION_MAJOR	1
-#define TANDEM_ABI_VERSION_MINOR	1
+#define TANDEM_ABI_VERSION_MINOR	2
 
 /* Device-tree node; its "interrupts" is the console-input interrupt (edge). */
 #define TANDEM_DT_COMPATIBLE	"tandem,hypervisor"
@@ -44,16 +44,20 @@
 
 /*
  * Tandem calls: SMC64 fast calls, 0xC6000000 | n.
- * 0xC6000010..0xC600001F are reserved for inter-VM channels.
+ * 0xC6000010..0xC600001F belong to inter-VM channels (ABI 1.2 defines the first four).
  */
-#define TANDEM_HC_VERSION	0xC6000000
-#define TANDEM_HC_VM_INFO	0xC6000001
-#define TANDEM_HC_CONSOLE_WRITE	0xC6000002
-#define TANDEM_HC_CONSOLE_READ	0xC6000003
-#define TANDEM_HC_YIELD		0xC6000004
-#define TANDEM_HC_STATS		0xC6000005
-#define TANDEM_HC_CRASH		0xC6000006
-#define TANDEM_HC_WATCHDOG	0xC6000007
+#define TANDEM_HC_VERSION		0xC6000000
+#define TANDEM_HC_VM_INFO		0xC6000001
+#define TANDEM_HC_CONSOLE_WRITE		0xC6000002
+#define TANDEM_HC_CONSOLE_READ		0xC6000003
+#define TANDEM_HC_YIELD			0xC6000004
+#define TANDEM_HC_STATS			0xC6000005
+#define TANDEM_HC_CRASH			0xC6000006
+#define TANDEM_HC_WATCHDOG		0xC6000007
+#define TANDEM_HC_CHANNEL_NOTIFY	0xC6000010
+#define TANDEM_HC_VIRTIO_POLL		0xC6000011
+#define TANDEM_HC_VIRTIO_REPLY		0xC6000012
+#define TANDEM_HC_VIRTIO_INTERRUPT	0xC6000013
 
 /* Status codes, returned in x0 as a signed 64-bit value. */
 #define TANDEM_ST_SUCCESS		0
@@ -81,5 +85,33 @@
 
 /* Longest WATCHDOG timeout in ms (ABI 1.1; CRASH takes its reason like CONSOLE_WRITE). */
 #define TANDEM_WATCHDOG_MAX_MS	3600000
+
+/*
+ * Channels (ABI 1.2): device-tree compatibles of a channel's node in each guest.
+ * reg = the shared region, interrupts = the doorbell, tandem,channel = the id.
+ */
+#define TANDEM_DT_CHANNEL		"tandem,channel"
+#define TANDEM_DT_VIRTIO_BACKEND	"tandem,virtio-backend"
+
+/*
+ * Forwarded virtio-mmio: registers Tandem answers itself, the window size, and
+ * VIRTIO_INTERRUPT's bits.
+ */
+#define TANDEM_VIRTIO_WINDOW_SIZE	0x200
+#define TANDEM_VIRTIO_QUEUE_NOTIFY	0x050
+#define TANDEM_VIRTIO_INTERRUPT_STATUS	0x060
+#define TANDEM_VIRTIO_INTERRUPT_ACK	0x064
+#define TANDEM_VIRTIO_INT_USED_BUFFER	1
+#define TANDEM_VIRTIO_INT_CONFIG_CHANGE	2
+
+/*
+ * VIRTIO_POLL's access word (x2; 0 = none), VIRTIO_REPLY's x2: bit 63 valid,
+ * 62 write, 59..56 size in bytes, 55..48 vCPU, 47..16 sequence, 15..0 offset.
+ */
+#define TANDEM_VIRTIO_ACCESS_VALID	(1ULL << 63)
+#define TANDEM_VIRTIO_ACCESS_WRITE	(1ULL << 62)
+#define TANDEM_VIRTIO_ACCESS_SIZE(w)	((unsigned int)(((w) >> 56) & 0xf))
+#define TANDEM_VIRTIO_ACCESS_VCPU(w)	((unsigned int)(((w) >> 48) & 0xff))
+#define TANDEM_VIRTIO_ACCESS_OFFSET(w)	((unsigned int)((w) & 0xffff))
 
 #endif /* _TANDEM_ABI_H */

@@ -10,6 +10,7 @@ use crate::smccc::{FunctionId, OEN_VENDOR_HYP, VENDOR_HYP_CALL_UID, VENDOR_HYP_R
 use crate::stats::StatId;
 use crate::status::Status;
 use crate::uuid::Uuid;
+use crate::virtio::{INTERRUPT_BITS, MmioAccess};
 use crate::{ABI_VERSION_MAJOR, ABI_VERSION_MINOR};
 
 /// A Tandem call: an SMC64 fast call in the vendor hypervisor range, ID `0xC600_0000 | n`.
@@ -41,6 +42,16 @@ pub enum HypercallId {
     /// `0xC600_0007` (ABI 1.1): arm or pet the paravirtual watchdog with a timeout in ms (0
     /// disarms); if it expires, the VM is handled as if it had crashed.
     Watchdog = 0xC600_0007,
+    /// `0xC600_0010` (ABI 1.2): raise a channel's interrupt in the peer VM.
+    ChannelNotify = 0xC600_0010,
+    /// `0xC600_0011` (ABI 1.2): a virtio back-end collects notified queues and one forwarded
+    /// register access.
+    VirtioPoll = 0xC600_0011,
+    /// `0xC600_0012` (ABI 1.2): a virtio back-end answers a forwarded register access.
+    VirtioReply = 0xC600_0012,
+    /// `0xC600_0013` (ABI 1.2): a virtio back-end sets interrupt status bits and interrupts
+    /// the front-end.
+    VirtioInterrupt = 0xC600_0013,
 }
 
 impl HypercallId {
@@ -49,17 +60,16 @@ impl HypercallId {
     /// ```
     /// assert_eq!(pv_abi::HypercallId::ALL.len(), pv_abi::HypercallId::COUNT);
     /// ```
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 12;
 
     /// Every Tandem call, in ID order.
     ///
     /// ```
     /// use pv_abi::HypercallId;
     ///
-    /// // The IDs are consecutive from VERSION = 0xC600_0000.
-    /// for (n, hc) in HypercallId::ALL.iter().enumerate() {
-    ///     assert_eq!(hc.fid().raw(), 0xC600_0000 + n as u32);
-    /// }
+    /// // Core calls from 0xC600_0000, channel calls from 0xC600_0010.
+    /// assert_eq!(HypercallId::ALL[0].fid().raw(), 0xC600_0000);
+    /// assert_eq!(HypercallId::ALL[8].fid().raw(), 0xC600_0010);
     /// ```
     pub const ALL: [HypercallId; Self::COUNT] = [
         HypercallId::Version,
@@ -70,6 +80,10 @@ impl HypercallId {
         HypercallId::Stats,
         HypercallId::Crash,
         HypercallId::Watchdog,
+        HypercallId::ChannelNotify,
+        HypercallId::VirtioPoll,
+        HypercallId::VirtioReply,
+        HypercallId::VirtioInterrupt,
     ];
 
     /// The SMCCC function ID.
@@ -88,12 +102,17 @@ impl HypercallId {
     /// use pv_abi::{FunctionId, HypercallId};
     ///
     /// assert_eq!(HypercallId::from_fid(FunctionId::new(0xC600_0004)), Some(HypercallId::Yield));
-    /// assert_eq!(HypercallId::from_fid(FunctionId::new(0xC600_0010)), None); // reserved
+    /// assert_eq!(HypercallId::from_fid(FunctionId::new(0xC600_0014)), None); // reserved
     /// ```
     pub const fn from_fid(fid: FunctionId) -> Option<Self> {
-        // The IDs are consecutive from VERSION: index, then confirm.
-        let index = fid.raw().wrapping_sub(HypercallId::Version as u32) as usize;
-        if index < Self::COUNT && Self::ALL[index] as u32 == fid.raw() {
+        // Two runs of consecutive IDs: core calls from VERSION, channel calls from 0x10.
+        let raw = fid.raw();
+        let index = if raw >= HypercallId::ChannelNotify as u32 {
+            (raw - HypercallId::ChannelNotify as u32) as usize + 8
+        } else {
+            raw.wrapping_sub(HypercallId::Version as u32) as usize
+        };
+        if index < Self::COUNT && Self::ALL[index] as u32 == raw {
             Some(Self::ALL[index])
         } else {
             None
@@ -115,20 +134,27 @@ impl HypercallId {
             HypercallId::Stats => "STATS",
             HypercallId::Crash => "CRASH",
             HypercallId::Watchdog => "WATCHDOG",
+            HypercallId::ChannelNotify => "CHANNEL_NOTIFY",
+            HypercallId::VirtioPoll => "VIRTIO_POLL",
+            HypercallId::VirtioReply => "VIRTIO_REPLY",
+            HypercallId::VirtioInterrupt => "VIRTIO_INTERRUPT",
         }
     }
 }
 
-/// First function ID reserved for inter-VM channel calls (not defined in ABI 1.0).
+/// First function ID of the inter-VM channel range.
 ///
-/// `0xC600_0010..=0xC600_001F` are reserved for a later minor version; until then
-/// [`Call::decode`] answers them with [`Status::NotSupported`] like any unknown ID.
+/// `0xC600_0010..=0xC600_001F` belong to channels. ABI 1.2 defines `0x10..=0x13`
+/// ([`HypercallId::ChannelNotify`] to [`HypercallId::VirtioInterrupt`]); the rest are reserved
+/// for a later minor version, and until then [`Call::decode`] answers them with
+/// [`Status::NotSupported`] like any unknown ID.
 ///
 /// ```
-/// use pv_abi::{CHANNEL_RESERVED_FIRST, Call, HvcArgs, Status};
+/// use pv_abi::{CHANNEL_RESERVED_FIRST, Call, FunctionId, HvcArgs, Status};
 ///
-/// let args = HvcArgs::new(CHANNEL_RESERVED_FIRST);
+/// let args = HvcArgs::new(FunctionId::new(0xC600_0014));
 /// assert_eq!(Call::decode(args.x[0], &args), Err(Status::NotSupported));
+/// assert_eq!(CHANNEL_RESERVED_FIRST.raw(), 0xC600_0010);
 /// ```
 pub const CHANNEL_RESERVED_FIRST: FunctionId = FunctionId::fast(true, OEN_VENDOR_HYP, 0x0010);
 /// Last function ID reserved for inter-VM channel calls; see [`CHANNEL_RESERVED_FIRST`].
@@ -380,6 +406,29 @@ pub enum Call {
     /// `WATCHDOG` (1.1): `x1` = timeout in ms, 0..=[`WATCHDOG_MAX_MS`] (0 disarms); reply
     /// success. Every call starts the countdown again.
     Watchdog(u32),
+    /// `CHANNEL_NOTIFY` (1.2): `x1` = channel id; reply success.
+    ChannelNotify(u32),
+    /// `VIRTIO_POLL` (1.2): `x1` = channel id; reply `x1..x3` = a
+    /// [`VirtioPoll`](crate::virtio::VirtioPoll).
+    VirtioPoll(u32),
+    /// `VIRTIO_REPLY` (1.2): `x1` = channel id, `x2` = the [`MmioAccess`] word, `x3` = the
+    /// value read; reply success.
+    VirtioReply {
+        /// The channel.
+        channel: u32,
+        /// The access answered.
+        access: MmioAccess,
+        /// The value a read returns (ignored for a write).
+        value: u64,
+    },
+    /// `VIRTIO_INTERRUPT` (1.2): `x1` = channel id, `x2` = interrupt status bits (a non-empty
+    /// subset of [`INTERRUPT_BITS`]); reply success.
+    VirtioInterrupt {
+        /// The channel.
+        channel: u32,
+        /// `InterruptStatus` bits to set.
+        bits: u32,
+    },
 }
 
 /// Longest paravirtual watchdog timeout: one hour.
@@ -409,7 +458,7 @@ impl Call {
     /// assert_eq!(Call::decode(args.x[0], &args), Ok(Call::Stats(StatId::UptimeNs)));
     /// let bad = args.with(1, 99);
     /// assert_eq!(Call::decode(bad.x[0], &bad), Err(Status::InvalidParameter));
-    /// assert_eq!(Call::decode(0xC600_0010, &bad), Err(Status::NotSupported));
+    /// assert_eq!(Call::decode(0xC600_0014, &bad), Err(Status::NotSupported));
     /// ```
     pub fn decode(id: u64, args: &HvcArgs) -> Result<Call, Status> {
         let fid = FunctionId::from_reg(id);
@@ -446,6 +495,20 @@ impl Call {
                     .filter(|&ms| ms <= WATCHDOG_MAX_MS)
                     .ok_or(Status::InvalidParameter)?,
             ),
+            HypercallId::ChannelNotify => Call::ChannelNotify(channel_id(args)?),
+            HypercallId::VirtioPoll => Call::VirtioPoll(channel_id(args)?),
+            HypercallId::VirtioReply => Call::VirtioReply {
+                channel: channel_id(args)?,
+                access: MmioAccess::from_word(args.x[2]).ok_or(Status::InvalidParameter)?,
+                value: args.x[3],
+            },
+            HypercallId::VirtioInterrupt => Call::VirtioInterrupt {
+                channel: channel_id(args)?,
+                bits: u32::try_from(args.x[2])
+                    .ok()
+                    .filter(|&b| b != 0 && b & !INTERRUPT_BITS == 0)
+                    .ok_or(Status::InvalidParameter)?,
+            },
         })
     }
 
@@ -469,6 +532,10 @@ impl Call {
             Call::Stats(_) => HypercallId::Stats.fid(),
             Call::Crash(_) => HypercallId::Crash.fid(),
             Call::Watchdog(_) => HypercallId::Watchdog.fid(),
+            Call::ChannelNotify(_) => HypercallId::ChannelNotify.fid(),
+            Call::VirtioPoll(_) => HypercallId::VirtioPoll.fid(),
+            Call::VirtioReply { .. } => HypercallId::VirtioReply.fid(),
+            Call::VirtioInterrupt { .. } => HypercallId::VirtioInterrupt.fid(),
         }
     }
 
@@ -488,6 +555,20 @@ impl Call {
             }
             Call::Stats(id) => args.x[1] = id.as_raw(),
             Call::Watchdog(ms) => args.x[1] = u64::from(*ms),
+            Call::ChannelNotify(ch) | Call::VirtioPoll(ch) => args.x[1] = u64::from(*ch),
+            Call::VirtioReply {
+                channel,
+                access,
+                value,
+            } => {
+                args.x[1] = u64::from(*channel);
+                args.x[2] = access.to_word();
+                args.x[3] = *value;
+            }
+            Call::VirtioInterrupt { channel, bits } => {
+                args.x[1] = u64::from(*channel);
+                args.x[2] = u64::from(*bits);
+            }
             Call::CallUid
             | Call::Revision
             | Call::Version
@@ -497,6 +578,11 @@ impl Call {
         }
         args
     }
+}
+
+/// A channel id argument (`x1`): any 32-bit value; the hypervisor checks that it exists.
+fn channel_id(args: &HvcArgs) -> Result<u32, Status> {
+    u32::try_from(args.x[1]).map_err(|_| Status::InvalidParameter)
 }
 
 #[cfg(test)]
@@ -525,6 +611,25 @@ mod tests {
         for ms in [0, 1, WATCHDOG_MAX_MS] {
             calls.push(Call::Watchdog(ms));
         }
+        for ch in [0, 1, u32::MAX] {
+            calls.push(Call::ChannelNotify(ch));
+            calls.push(Call::VirtioPoll(ch));
+            calls.push(Call::VirtioInterrupt {
+                channel: ch,
+                bits: INTERRUPT_BITS,
+            });
+            calls.push(Call::VirtioReply {
+                channel: ch,
+                access: MmioAccess {
+                    vcpu: 1,
+                    seq: 3,
+                    write: false,
+                    size: 4,
+                    offset: 0x70,
+                },
+                value: u64::MAX,
+            });
+        }
         calls
     }
 
@@ -550,7 +655,8 @@ mod tests {
     fn hypercall_ids_are_vendor_hyp_smc64_fast() {
         for (n, hc) in HypercallId::ALL.into_iter().enumerate() {
             let fid = hc.fid();
-            assert_eq!(fid.raw(), 0xC600_0000 | n as u32);
+            let expected = if n < 8 { n } else { 0x10 + n - 8 };
+            assert_eq!(fid.raw(), 0xC600_0000 | expected as u32);
             assert!(fid.is_fast() && fid.is_smc64());
             assert_eq!(fid.oen(), OEN_VENDOR_HYP);
             assert_eq!(HypercallId::from_fid(fid), Some(hc));
@@ -582,12 +688,12 @@ mod tests {
         }
     }
 
-    /// The reserved channel range is not decodable in ABI 1.0.
+    /// The channel range beyond the calls of ABI 1.2 is not decodable.
     #[test]
     fn channel_range_is_reserved() {
         assert_eq!(CHANNEL_RESERVED_FIRST.raw(), 0xC600_0010);
         assert_eq!(CHANNEL_RESERVED_LAST.raw(), 0xC600_001F);
-        for id in CHANNEL_RESERVED_FIRST.raw()..=CHANNEL_RESERVED_LAST.raw() {
+        for id in 0xC600_0014..=CHANNEL_RESERVED_LAST.raw() {
             let args = HvcArgs::new(FunctionId::new(id));
             assert_eq!(Call::decode(args.x[0], &args), Err(Status::NotSupported));
         }
@@ -634,6 +740,25 @@ mod tests {
         }
         let s = stats.with(1, StatId::COUNT as u64);
         assert_eq!(Call::decode(s.x[0], &s), Err(Status::InvalidParameter));
+        let notify = HvcArgs::new(HypercallId::ChannelNotify.fid()).with(1, 1 << 32);
+        assert_eq!(
+            Call::decode(notify.x[0], &notify),
+            Err(Status::InvalidParameter)
+        );
+        let reply = HvcArgs::new(HypercallId::VirtioReply.fid()).with(2, 0);
+        assert_eq!(
+            Call::decode(reply.x[0], &reply),
+            Err(Status::InvalidParameter)
+        );
+        let irq = HvcArgs::new(HypercallId::VirtioInterrupt.fid());
+        for bad in [0, 4, 1 << 31, 1 << 32] {
+            let i = irq.with(2, bad);
+            assert_eq!(
+                Call::decode(i.x[0], &i),
+                Err(Status::InvalidParameter),
+                "{bad}"
+            );
+        }
     }
 
     /// Only `w0` selects the call, and unused argument registers are ignored.
@@ -693,7 +818,7 @@ mod tests {
         assert_eq!(HvcRet::from(Status::Busy).x, [(-5i64) as u64, 0, 0, 0]);
         let uid = HvcRet::call_uid(&crate::TANDEM_UUID);
         assert_eq!(uid.x, crate::TANDEM_UUID_REGS.map(u64::from));
-        assert_eq!(HvcRet::revision().x[..2], [1, 1]);
+        assert_eq!(HvcRet::revision().x[..2], [1, 2]);
         assert_eq!(
             HvcRet { x: [7, 0, 0, 0] }.into_result(),
             Err(Status::NotSupported)

@@ -654,6 +654,82 @@ impl<C: Conduit> Client<C> {
             .map(|_| ())
     }
 
+    /// `CHANNEL_NOTIFY` (ABI 1.2): raises channel `channel`'s interrupt in the peer VM.
+    /// [`Status::Denied`]: the peer is not running; [`Status::InvalidParameter`]: no such
+    /// channel, or the caller is not one of its ends.
+    ///
+    /// ```
+    /// # use pv_abi::{Client, HvcRet, HvcArgs, Status};
+    /// let mut c = Client::new(|_: HvcArgs| HvcRet::error(Status::Denied));
+    /// assert_eq!(c.channel_notify(0), Err(Status::Denied));
+    /// ```
+    pub fn channel_notify(&mut self, channel: u32) -> Result<(), Status> {
+        self.call(&Call::ChannelNotify(channel))
+            .into_result()
+            .map(|_| ())
+    }
+
+    /// `VIRTIO_POLL` (ABI 1.2, virtio back-ends): the queues notified since the last poll and
+    /// one forwarded register access, if any. Call it until it returns no access.
+    ///
+    /// ```
+    /// # use pv_abi::{Client, HvcRet, HvcArgs};
+    /// use pv_abi::virtio::MmioAccess;
+    /// let read = MmioAccess { vcpu: 0, seq: 1, write: false, size: 4, offset: 0 };
+    /// let mut c = Client::new(move |_: HvcArgs| HvcRet::success(0b10, read.to_word(), 0));
+    /// let poll = c.virtio_poll(0).unwrap();
+    /// assert_eq!((poll.queues, poll.access), (0b10, Some((read, 0))));
+    /// ```
+    pub fn virtio_poll(&mut self, channel: u32) -> Result<crate::virtio::VirtioPoll, Status> {
+        self.call(&Call::VirtioPoll(channel))
+            .into_result()
+            .map(|[x1, x2, x3]| crate::virtio::VirtioPoll::from_regs(x1, x2, x3))
+    }
+
+    /// `VIRTIO_REPLY` (ABI 1.2, virtio back-ends): answers `access` (from
+    /// [`virtio_poll`](Self::virtio_poll)); a read returns `value` to the front-end.
+    ///
+    /// ```
+    /// # use pv_abi::{Client, HvcRet, HvcArgs, Status};
+    /// use pv_abi::virtio::MmioAccess;
+    /// let a = MmioAccess { vcpu: 0, seq: 1, write: false, size: 4, offset: 0 };
+    /// let mut c = Client::new(|_: HvcArgs| HvcRet::error(Status::InvalidParameter));
+    /// assert_eq!(c.virtio_reply(0, a, 0x7472_6976), Err(Status::InvalidParameter)); // not outstanding
+    /// ```
+    pub fn virtio_reply(
+        &mut self,
+        channel: u32,
+        access: crate::virtio::MmioAccess,
+        value: u64,
+    ) -> Result<(), Status> {
+        self.call(&Call::VirtioReply {
+            channel,
+            access,
+            value,
+        })
+        .into_result()
+        .map(|_| ())
+    }
+
+    /// `VIRTIO_INTERRUPT` (ABI 1.2, virtio back-ends): sets `bits` in the device's
+    /// `InterruptStatus` and interrupts the front-end.
+    ///
+    /// ```
+    /// # use pv_abi::{Client, HvcRet, HvcArgs, Status};
+    /// use pv_abi::virtio::INTERRUPT_USED_BUFFER;
+    /// let mut c = Client::new(|_: HvcArgs| HvcRet::success(0, 0, 0));
+    /// c.virtio_interrupt(0, INTERRUPT_USED_BUFFER).unwrap();
+    /// assert_eq!(c.virtio_interrupt(0, 0), Err(Status::InvalidParameter));
+    /// ```
+    pub fn virtio_interrupt(&mut self, channel: u32, bits: u32) -> Result<(), Status> {
+        if bits == 0 || bits & !crate::virtio::INTERRUPT_BITS != 0 {
+            return Err(Status::InvalidParameter);
+        }
+        self.call(&Call::VirtioInterrupt { channel, bits })
+            .into_result()
+            .map(|_| ())
+    }
+
     /// PSCI `PSCI_VERSION`: `major << 16 | minor`.
     ///
     /// ```
@@ -946,7 +1022,7 @@ mod tests {
                 Err(e) => HvcRet::error(e),
                 Ok(Call::CallUid) => HvcRet::call_uid(&TANDEM_UUID),
                 Ok(Call::Revision) => HvcRet::revision(),
-                Ok(Call::Version) => HvcRet::success(1, 1, 0),
+                Ok(Call::Version) => HvcRet::success(1, 2, 0),
                 Ok(Call::VmInfo) => VmInfo {
                     vm_id: 1,
                     vcpu_id: 0,
@@ -971,6 +1047,12 @@ mod tests {
                 Ok(Call::Stats(id)) => HvcRet::success(100 + id.as_raw(), 0, 0),
                 Ok(Call::Crash(_)) => HvcRet::error(Status::Denied),
                 Ok(Call::Watchdog(_)) => HvcRet::success(0, 0, 0),
+                Ok(
+                    Call::ChannelNotify(_)
+                    | Call::VirtioReply { .. }
+                    | Call::VirtioInterrupt { .. },
+                ) => HvcRet::success(0, 0, 0),
+                Ok(Call::VirtioPoll(_)) => HvcRet::success(0, 0, 0),
             }
         }
     }
@@ -981,9 +1063,9 @@ mod tests {
         let mut hyp = FakeHyp::new();
         let mut c = Client::new(&mut hyp);
         assert!(c.is_tandem());
-        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 1)));
+        assert_eq!(c.discover(), Ok(AbiVersion::new(1, 2)));
         assert_eq!(c.version(), Ok(ABI_VERSION));
-        assert_eq!(c.probe(), Ok((1, 1)));
+        assert_eq!(c.probe(), Ok((1, 2)));
     }
 
     /// An unknown hypervisor (NOT_SUPPORTED in `w0`) or another UUID is not Tandem.
@@ -1017,7 +1099,7 @@ mod tests {
         assert_eq!(e, DiscoveryError::UnsupportedVersion(AbiVersion::new(2, 3)));
         assert_eq!(
             e.to_string(),
-            "Tandem ABI 2.3 is not supported: this guest speaks ABI 1.1 (the major versions must match)"
+            "Tandem ABI 2.3 is not supported: this guest speaks ABI 1.2 (the major versions must match)"
         );
         assert_eq!(Status::from(e), Status::NotSupported);
         assert_eq!(c.probe(), Err(Status::NotSupported));

@@ -301,6 +301,62 @@ pub fn watchdog(timeout_ms: u32) -> Result<(), Status> {
     client().watchdog(timeout_ms)
 }
 
+/// `CHANNEL_NOTIFY` (ABI 1.2): see [`Client::channel_notify`].
+///
+/// ```ignore
+/// // The channel id is the `tandem,channel` property of the channel's device-tree node.
+/// if pv_abi::guest::channel_notify(0) == Err(pv_abi::Status::Denied) {
+///     // The peer is not running: nobody to tell.
+/// }
+/// ```
+pub fn channel_notify(channel: u32) -> Result<(), Status> {
+    client().channel_notify(channel)
+}
+
+/// `VIRTIO_POLL` (ABI 1.2): see [`Client::virtio_poll`].
+///
+/// ```ignore
+/// // A back-end's doorbell handler: collect the work, answer every access.
+/// fn doorbell(ch: u32, registers: impl Fn(u16, bool, u64) -> u64) -> Result<u32, pv_abi::Status> {
+///     let mut queues = 0;
+///     loop {
+///         let poll = pv_abi::guest::virtio_poll(ch)?;
+///         queues |= poll.queues;
+///         let Some((access, value)) = poll.access else { return Ok(queues) };
+///         let read = registers(access.offset, access.write, value);
+///         pv_abi::guest::virtio_reply(ch, access, read)?;
+///     }
+/// }
+/// ```
+pub fn virtio_poll(channel: u32) -> Result<crate::virtio::VirtioPoll, Status> {
+    client().virtio_poll(channel)
+}
+
+/// `VIRTIO_REPLY` (ABI 1.2): see [`Client::virtio_reply`].
+///
+/// ```ignore
+/// use pv_abi::virtio::MmioAccess;
+///
+/// let access = MmioAccess { vcpu: 0, seq: 1, write: false, size: 4, offset: 0 };
+/// let _ = pv_abi::guest::virtio_reply(0, access, 0x7472_6976); // MagicValue "virt"
+/// ```
+pub fn virtio_reply(
+    channel: u32,
+    access: crate::virtio::MmioAccess,
+    value: u64,
+) -> Result<(), Status> {
+    client().virtio_reply(channel, access, value)
+}
+
+/// `VIRTIO_INTERRUPT` (ABI 1.2): see [`Client::virtio_interrupt`].
+///
+/// ```ignore
+/// let _ = pv_abi::guest::virtio_interrupt(0, pv_abi::virtio::INTERRUPT_USED_BUFFER);
+/// ```
+pub fn virtio_interrupt(channel: u32, bits: u32) -> Result<(), Status> {
+    client().virtio_interrupt(channel, bits)
+}
+
 /// PSCI `PSCI_VERSION`; see [`Client::psci_version`].
 ///
 /// ```ignore

@@ -19,6 +19,7 @@
 //! | [`console`] | console byte packing ([`pack_bytes`], [`unpack_bytes`], [`ConsoleChunk`]) |
 //! | [`stats`]   | [`StatId`] and the stable statistic names                            |
 //! | [`uuid`]    | [`Uuid`], [`TANDEM_UUID`] and its register form                      |
+//! | [`virtio`]  | channels and forwarded virtio-mmio: [`virtio::MmioAccess`], [`virtio::VirtioPoll`] |
 //! | [`client`]  | [`Client`]: every guest wrapper over an abstract [`Conduit`]; [`ConsoleWriter`] |
 //! | [`guest`]   | feature `guest`, bare-metal AArch64 only: [`guest::hvc_call`] and free wrappers |
 //!
@@ -76,7 +77,11 @@
 //! | `0xC600_0005` | `STATS` | `x1` [`StatId`] | `x1` value (u64) |
 //! | `0xC600_0006` | `CRASH` (1.1) | `x1` length ≤ 48, `x2..x7` reason bytes (as `CONSOLE_WRITE`) | none: the VM restarts or stops |
 //! | `0xC600_0007` | `WATCHDOG` (1.1) | `x1` timeout in ms ≤ [`call::WATCHDOG_MAX_MS`], 0 disarms | — |
-//! | `0xC600_0010..=0xC600_001F` | reserved | inter-VM channels (later minor) | `NOT_SUPPORTED` |
+//! | `0xC600_0010` | `CHANNEL_NOTIFY` (1.2) | `x1` channel id | — |
+//! | `0xC600_0011` | `VIRTIO_POLL` (1.2) | `x1` channel id (a virtio back-end's) | `x1` queues notified, `x2` a forwarded access word or 0, `x3` its value if a write |
+//! | `0xC600_0012` | `VIRTIO_REPLY` (1.2) | `x1` channel id, `x2` access word, `x3` value read | — |
+//! | `0xC600_0013` | `VIRTIO_INTERRUPT` (1.2) | `x1` channel id, `x2` interrupt status bits (1 used buffer, 2 config change) | — |
+//! | `0xC600_0014..=0xC600_001F` | reserved | more channel calls (later minor) | `NOT_SUPPORTED` |
 //!
 //! `CRASH` reports a fatal error (Linux: its panic notifier); Tandem then restarts the VM from
 //! its pristine images, after a back-off, or stops it, as the VM's configuration says
@@ -84,6 +89,17 @@
 //! the countdown again, and when it runs out Tandem handles the VM as crashed. Both are ABI
 //! 1.1: a guest checks the minor version first (an ABI 1.0 hypervisor answers
 //! `NOT_SUPPORTED`).
+//!
+//! **Channels** (ABI 1.2, [`virtio`]): a channel joins two VMs with shared memory (the same IPA
+//! in both) and an edge-triggered interrupt in each; both are in each guest's device tree
+//! (`compatible = "tandem,channel"` or, for a virtio back-end, `"tandem,virtio-backend"`:
+//! `reg` the shared region, `interrupts` the doorbell, `tandem,channel` the id, `tandem,peer`
+//! the other VM, `label` the channel's name). `CHANNEL_NOTIFY` raises the peer's interrupt:
+//! it never blocks, coalesces while the interrupt is pending, and returns `DENIED` when the
+//! peer is not running (stopped, paused, restarting) and `INVALID_PARAMETER` for a channel
+//! the caller is not an end of. A virtio channel's front-end sees a standard virtio-mmio
+//! device; its back-end serves it with `VIRTIO_POLL`, `VIRTIO_REPLY` and `VIRTIO_INTERRUPT`
+//! (see [`virtio`] for what Tandem forwards). Only the channel's back-end may make them.
 //!
 //! `VERSION` doubles as the null hypercall for benchmarks. VM ids are 1-based, in the order
 //! the boot package lists the VMs (the same ids Tandem's log prints: `VM 1 'rtos'`); vCPU ids
@@ -110,8 +126,8 @@
 //! | 0     | `SUCCESS`           | results follow in `x1..x3`                   |
 //! | -1    | `NOT_SUPPORTED`     | unknown function ID                          |
 //! | -2    | `NOT_REQUIRED`      | nothing to do on this system                 |
-//! | -3    | `INVALID_PARAMETER` | argument out of range (console length > 48, unknown stat id) |
-//! | -4    | `DENIED`            | the caller may not do this                   |
+//! | -3    | `INVALID_PARAMETER` | argument out of range (console length > 48, unknown stat id, a channel the caller is not an end of, an access that is not outstanding) |
+//! | -4    | `DENIED`            | the caller may not do this now (the channel's peer is not running) |
 //! | -5    | `BUSY`              | temporarily unavailable, retry               |
 //!
 //! The discovery queries are SMC32: their `w0` is the UUID word or the major version, and
@@ -171,7 +187,7 @@
 //!
 //! ## Versioning
 //!
-//! The ABI version is [`ABI_VERSION_MAJOR`]`.`[`ABI_VERSION_MINOR`] (1.1), reported by both
+//! The ABI version is [`ABI_VERSION_MAJOR`]`.`[`ABI_VERSION_MINOR`] (1.2), reported by both
 //! `Revision` and `VERSION`. A **minor** bump only adds: new calls (first the reserved channel
 //! range), new statistics at the end of [`StatId`], new result registers that were zero, new
 //! argument registers where zero keeps the old meaning. A **major** bump may change anything;
@@ -257,6 +273,7 @@ pub mod stats;
 pub mod status;
 pub mod uuid;
 pub mod version;
+pub mod virtio;
 
 // Compiled for guests; documented everywhere (`cfg(doc)`), so the porting guide that
 // `cargo doc -p pv-abi` builds on the host includes it. A documentation build on another
@@ -305,7 +322,7 @@ pub const ABI_VERSION_MAJOR: u32 = 1;
 /// let needed = AbiVersion::new(ABI_VERSION_MAJOR, ABI_VERSION_MINOR);
 /// assert!(AbiVersion::new(1, 99).supports(needed));
 /// ```
-pub const ABI_VERSION_MINOR: u32 = 1;
+pub const ABI_VERSION_MINOR: u32 = 2;
 
 /// The device-tree `compatible` of the node describing Tandem to a guest. Its `interrupts`
 /// property names the edge-triggered console-input virtual interrupt.
@@ -397,10 +414,10 @@ mod tests {
         }
     }
 
-    /// The ABI version is 1.1 (1.0 plus CRASH and WATCHDOG), as fixed for this release.
+    /// The ABI version is 1.2 (1.1 plus the channel calls), as fixed for this release.
     #[test]
-    fn abi_version_is_1_1() {
-        assert_eq!((ABI_VERSION_MAJOR, ABI_VERSION_MINOR), (1, 1));
-        assert_eq!(ABI_VERSION, AbiVersion::new(1, 1));
+    fn abi_version_is_1_2() {
+        assert_eq!((ABI_VERSION_MAJOR, ABI_VERSION_MINOR), (1, 2));
+        assert_eq!(ABI_VERSION, AbiVersion::new(1, 2));
     }
 }

@@ -90,7 +90,7 @@ mod tests {
     /// Display is `major.minor`, ordering is by major then minor.
     #[test]
     fn display_and_order() {
-        assert_eq!(ABI_VERSION.to_string(), "1.1");
+        assert_eq!(ABI_VERSION.to_string(), "1.2");
         assert_eq!(AbiVersion::new(12, 34).to_string(), "12.34");
         assert!(AbiVersion::new(1, 9) < AbiVersion::new(2, 0));
         assert!(AbiVersion::new(1, 0) < AbiVersion::new(1, 1));

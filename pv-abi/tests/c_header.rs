@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use pv_abi::console::{CONSOLE_READ_MAX, CONSOLE_WRITE_MAX};
+use pv_abi::virtio;
 use pv_abi::{
     ABI_VERSION_MAJOR, ABI_VERSION_MINOR, CALLS, CHANNEL_RESERVED_FIRST, CHANNEL_RESERVED_LAST,
     DISCOVERY_CALLS, DT_COMPATIBLE, STAT_IDS, STATUS_CODES, StatId, TANDEM_UUID, TANDEM_UUID_REGS,
@@ -144,7 +145,7 @@ fn render() -> String {
     let calls_comment = [
         "Tandem calls: SMC64 fast calls, 0xC6000000 | n.".to_string(),
         format!(
-            "{}..{} are reserved for inter-VM channels.",
+            "{}..{} belong to inter-VM channels (ABI 1.2 defines the first four).",
             hex(CHANNEL_RESERVED_FIRST.raw()),
             hex(CHANNEL_RESERVED_LAST.raw())
         ),
@@ -204,6 +205,79 @@ fn render() -> String {
             "TANDEM_WATCHDOG_MAX_MS".into(),
             pv_abi::call::WATCHDOG_MAX_MS.to_string(),
         )],
+    );
+    defines(
+        &mut h,
+        &[
+            "Channels (ABI 1.2): device-tree compatibles of a channel's node in each guest.",
+            "reg = the shared region, interrupts = the doorbell, tandem,channel = the id.",
+        ],
+        &[
+            (
+                "TANDEM_DT_CHANNEL".into(),
+                format!("\"{}\"", virtio::DT_CHANNEL),
+            ),
+            (
+                "TANDEM_DT_VIRTIO_BACKEND".into(),
+                format!("\"{}\"", virtio::DT_VIRTIO_BACKEND),
+            ),
+        ],
+    );
+    defines(
+        &mut h,
+        &[
+            "Forwarded virtio-mmio: registers Tandem answers itself, the window size, and",
+            "VIRTIO_INTERRUPT's bits.",
+        ],
+        &[
+            (
+                "TANDEM_VIRTIO_WINDOW_SIZE".into(),
+                format!("0x{:X}", virtio::WINDOW_SIZE),
+            ),
+            (
+                "TANDEM_VIRTIO_QUEUE_NOTIFY".into(),
+                format!("0x{:03X}", virtio::QUEUE_NOTIFY),
+            ),
+            (
+                "TANDEM_VIRTIO_INTERRUPT_STATUS".into(),
+                format!("0x{:03X}", virtio::INTERRUPT_STATUS),
+            ),
+            (
+                "TANDEM_VIRTIO_INTERRUPT_ACK".into(),
+                format!("0x{:03X}", virtio::INTERRUPT_ACK),
+            ),
+            (
+                "TANDEM_VIRTIO_INT_USED_BUFFER".into(),
+                virtio::INTERRUPT_USED_BUFFER.to_string(),
+            ),
+            (
+                "TANDEM_VIRTIO_INT_CONFIG_CHANGE".into(),
+                virtio::INTERRUPT_CONFIG_CHANGE.to_string(),
+            ),
+        ],
+    );
+    defines(
+        &mut h,
+        &[
+            "VIRTIO_POLL's access word (x2; 0 = none), VIRTIO_REPLY's x2: bit 63 valid,",
+            "62 write, 59..56 size in bytes, 55..48 vCPU, 47..16 sequence, 15..0 offset.",
+        ],
+        &[
+            ("TANDEM_VIRTIO_ACCESS_VALID".into(), "(1ULL << 63)".into()),
+            ("TANDEM_VIRTIO_ACCESS_WRITE".into(), "(1ULL << 62)".into()),
+            (
+                "TANDEM_VIRTIO_ACCESS_SIZE(w)".into(),
+                "((unsigned int)(((w) >> 56) & 0xf))".into(),
+            ),
+            (
+                "TANDEM_VIRTIO_ACCESS_VCPU(w)".into(),
+                "((unsigned int)(((w) >> 48) & 0xff))".into(),
+            ),
+            (
+                "TANDEM_VIRTIO_ACCESS_OFFSET(w)".into(),
+                "((unsigned int)((w) & 0xffff))".into(),
+            ),
+        ],
     );
     h.push_str("#endif /* _TANDEM_ABI_H */\n");
     h
@@ -310,7 +384,16 @@ fn header_contains_spec_values() {
         ("TANDEM_HC_CRASH", "0xC6000006"),
         ("TANDEM_HC_WATCHDOG", "0xC6000007"),
         ("TANDEM_WATCHDOG_MAX_MS", "3600000"),
-        ("TANDEM_ABI_VERSION_MINOR", "1"),
+        ("TANDEM_ABI_VERSION_MINOR", "2"),
+        ("TANDEM_HC_CHANNEL_NOTIFY", "0xC6000010"),
+        ("TANDEM_HC_VIRTIO_POLL", "0xC6000011"),
+        ("TANDEM_HC_VIRTIO_REPLY", "0xC6000012"),
+        ("TANDEM_HC_VIRTIO_INTERRUPT", "0xC6000013"),
+        ("TANDEM_VIRTIO_QUEUE_NOTIFY", "0x050"),
+        ("TANDEM_VIRTIO_INTERRUPT_STATUS", "0x060"),
+        ("TANDEM_VIRTIO_INTERRUPT_ACK", "0x064"),
+        ("TANDEM_VIRTIO_WINDOW_SIZE", "0x200"),
+        ("TANDEM_DT_VIRTIO_BACKEND", "\"tandem,virtio-backend\""),
         ("TANDEM_ST_SUCCESS", "0"),
         ("TANDEM_ST_NOT_SUPPORTED", "(-1)"),
         ("TANDEM_ST_NOT_REQUIRED", "(-2)"),

@@ -122,12 +122,12 @@ fn linux_beside_rtos_on_gicv2() {
 fn linux_beside_rtos_lifecycle() {
     let mut q =
         Qemu::spawn("linux_beside_rtos_lifecycle", &machine()).unwrap_or_else(|e| panic!("{e}"));
-    q.wait_for("tandem: Tandem hypervisor detected, ABI 1.1", BOOT)
+    q.wait_for("tandem: Tandem hypervisor detected, ABI 1.2", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     q.wait_for(PROMPT, BOOT).unwrap_or_else(|e| panic!("{e}"));
 
     run(&mut q, "cat /sys/hypervisor/type", "linux | tandem\n");
-    run(&mut q, "cat /sys/hypervisor/version", "linux | 1.1\n");
+    run(&mut q, "cat /sys/hypervisor/version", "linux | 1.2\n");
     run(&mut q, "nproc", "linux | 2\n");
     run(
         &mut q,

@@ -91,6 +91,9 @@ pub struct FakeCpu {
     pub console_in: VecDeque<u8>,
     pub terminal: Terminal,
     pub powered_off: bool,
+    /// An idle CPU sleeps until its EL2 timer (else time stands still while
+    /// it idles, as if the other CPUs were infinitely fast).
+    pub sleeps_to_timer: bool,
     /// Interrupts acknowledged since the CPU last entered a guest or slept.
     acks_in_a_row: usize,
 }
@@ -118,6 +121,7 @@ impl FakeCpu {
             console_in: VecDeque::new(),
             terminal: Terminal::default(),
             powered_off: false,
+            sleeps_to_timer: true,
             acks_in_a_row: 0,
         }
     }
@@ -196,6 +200,15 @@ pub fn load32_exit(ipa: u64) -> ExitSnapshot {
         esr: (0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (2 << 16) | 0x06,
         far: ipa,
         hpfar: (ipa >> 12) << 4,
+    }
+}
+
+/// An exit snapshot for a 32-bit store of `w2` to unmapped IPA `ipa`.
+pub fn store32_exit(ipa: u64) -> ExitSnapshot {
+    ExitSnapshot {
+        // As `load32_exit`, with WnR (bit 6) set.
+        esr: load32_exit(ipa).esr | (1 << 6),
+        ..load32_exit(ipa)
     }
 }
 
@@ -307,6 +320,7 @@ impl Cpu for FakeCpu {
         self.acks_in_a_row = 0;
         self.events.push(Event::Wfi);
         if self.pending.is_empty()
+            && self.sleeps_to_timer
             && let Some(c) = self.hyp_timer
             && c > self.now
         {

@@ -284,4 +284,40 @@ fn list_vms(hv: &Hypervisor, hw: &mut impl Hw) {
             ));
         }
     }
+    for (id, ch) in hv.channels.iter().enumerate() {
+        let s = &ch.stats;
+        let n = crate::channel::ChannelStats::get;
+        let [a, b] = ch.desc.vms.map(|v| hv.vms[usize::from(v)].name());
+        let virtio = VirtioCounters(ch);
+        hw.print(format_args!(
+            "  channel {id} {:<12} {a} <-> {b}  {} KiB  doorbells {a}={} {b}={} denied={}{virtio}\n",
+            ch.desc.name(),
+            ch.desc.size >> 10,
+            n(&s.doorbells[0]),
+            n(&s.doorbells[1]),
+            n(&s.denied),
+        ));
+    }
+}
+
+/// A virtio channel's counters for the monitor (nothing for a plain channel).
+struct VirtioCounters<'a>(&'a crate::channel::Channel);
+
+impl core::fmt::Display for VirtioCounters<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (d, s) = (&self.0.desc, &self.0.stats);
+        if !d.is_virtio() {
+            return Ok(());
+        }
+        let n = crate::channel::ChannelStats::get;
+        write!(
+            f,
+            "  virtio device {}: forwarded={} notifies={} interrupts={} timeouts={}",
+            d.virtio_device,
+            n(&s.forwarded),
+            n(&s.queue_notifies),
+            n(&s.interrupts),
+            n(&s.timeouts)
+        )
+    }
 }

@@ -230,6 +230,10 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     fn watchdog(&mut self, timeout_ms: u32) {
         self.hv.arm_watchdog(self.vm, timeout_ms, self.hw);
     }
+    #[inline(never)]
+    fn channel(&mut self, call: pv_abi::Call) -> Result<[u64; 3], pv_abi::Status> {
+        super::channel::call(self.hv, self.vm, call, self.hw)
+    }
     fn stat(&self, id: pv_abi::StatId) -> u64 {
         let s = &self.vm.stats;
         match id {
@@ -317,6 +321,9 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
     let mut vgic = vm.vgic.lock();
     let Some((frame, offset)) = vgic.decode_ipa(a.ipa, v.index) else {
         drop(vgic);
+        if let Some(outcome) = super::channel::front_access(hv, vm, v, hw, a) {
+            return outcome;
+        }
         return inject_abort(hv, vm, v, hw, a.ipa, a.va, a.write);
     };
     vm.stats.mmio.fetch_add(1, Ordering::Relaxed);

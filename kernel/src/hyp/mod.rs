@@ -19,6 +19,7 @@
 //! and one [`pcpu::Pcpu`] per CPU to `arch::aarch64`.
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod console;
 pub mod exits;
 pub mod irq;
@@ -122,6 +123,8 @@ pub struct Hypervisor {
     pub emulator_tick: Option<u64>,
     /// Counter frequency in Hz.
     pub counter_hz: u64,
+    /// The channels between VMs (`CHANNEL_NOTIFY` ids are indices).
+    pub channels: Vec<crate::channel::Channel>,
 }
 
 impl Hypervisor {
@@ -150,6 +153,7 @@ impl Hypervisor {
             uart_intid: 0,
             emulator_tick: None,
             counter_hz: counter_hz.max(1),
+            channels: Vec::new(),
         }
     }
 
@@ -228,6 +232,7 @@ impl Hypervisor {
         for v in &vm.vcpus {
             v.set_power(PowerState::Off);
         }
+        channel::vm_down(self, vm, hw);
         self.attention_all(vm, hw);
     }
 
@@ -330,6 +335,7 @@ impl Hypervisor {
             v.set_power(PowerState::Off);
         }
         warn!("VM {} '{}' stopped: {}", vm.id, vm.name(), why);
+        channel::vm_down(self, vm, hw);
         self.attention_all(vm, hw);
         if self.vms.iter().all(|vm| vm.state() == VmState::Stopped) {
             info!("all VMs have stopped: powering off");
@@ -360,6 +366,7 @@ impl Hypervisor {
             }
             vm.reset_devices();
             passthrough::reset(self, vm, hw);
+            channel::vm_down(self, vm, hw);
             vm.reload_done.store(0, Ordering::Relaxed);
             vm.reload_owner.store(me, Ordering::Release);
             return ResetProgress::Working;

@@ -30,6 +30,19 @@ use crate::vcpu::exit;
 use crate::vcpu::regs::{GuestRegs, VcpuContext};
 use crate::vgic::{MAX_LRS, Vgic};
 
+/// A front-end vCPU's register access forwarded to a virtio back-end.
+#[derive(Clone, Copy, Debug)]
+pub struct Awaiting {
+    /// The channel (index in [`Hypervisor::channels`]).
+    pub channel: usize,
+    /// The access's sequence number.
+    pub seq: u32,
+    /// The trapped access, completed when the answer comes.
+    pub access: crate::vcpu::exit::MmioAccess,
+    /// Counter value after which it completes without an answer.
+    pub deadline: u64,
+}
+
 /// A vCPU as its physical CPU holds it.
 pub struct Vcpu {
     /// Its VM's index in [`Hypervisor::vms`].
@@ -51,6 +64,8 @@ pub struct Vcpu {
     need_flush: bool,
     /// Waiting in WFI for an interrupt.
     pub blocked: bool,
+    /// Stopped on a forwarded register access until the back-end answers.
+    pub awaiting: Option<Awaiting>,
     /// Since when it could run but waits for this CPU (its stolen time).
     waiting_since: Option<u64>,
 }
@@ -68,6 +83,7 @@ impl Vcpu {
             lr_used: 0,
             need_flush: true,
             blocked: false,
+            awaiting: None,
             waiting_since: None,
         }
     }
@@ -326,6 +342,11 @@ impl Pcpu {
             }
         }
         let now = hw.now();
+        for v in &mut self.vcpus {
+            if v.awaiting.is_some() && super::channel::complete(hv, v, now) {
+                v.blocked = false;
+            }
+        }
         self.charge(now, hv);
         let count = self.vcpus.len().min(64);
         let mask = (0..count)
@@ -382,6 +403,7 @@ impl Pcpu {
             // The VM was reloaded: this vCPU's state, LRs included, is gone.
             v.epoch = epoch;
             v.blocked = false;
+            v.awaiting = None;
             v.lr_used = 0;
             v.need_flush = true;
         }
@@ -416,6 +438,7 @@ impl Pcpu {
         }
         let shared = &vm.vcpus[v.index];
         match shared.power() {
+            PowerState::On if v.awaiting.is_some() => false,
             PowerState::On => {
                 !v.blocked
                     || shared.vgic_dirty.load(Ordering::Acquire)
@@ -481,8 +504,15 @@ impl Pcpu {
             .policy
             .next_event(self.current.map(|c| (c, self.charged_at)));
         let vms = self.vm_deadlines(hv, now);
-        let next =
-            sched::next_deadline(slice_end, unloaded.chain(policy).chain(vms), self.tick_next);
+        let accesses = self
+            .vcpus
+            .iter()
+            .filter_map(|v| v.awaiting.map(|w| w.deadline));
+        let next = sched::next_deadline(
+            slice_end,
+            unloaded.chain(policy).chain(vms).chain(accesses),
+            self.tick_next,
+        );
         hw.set_hyp_timer(next);
     }
 
@@ -521,6 +551,13 @@ impl Pcpu {
         }
         if self.tick_next.is_some_and(|n| n <= now) {
             self.tick_next = None;
+        }
+        for v in &mut self.vcpus {
+            if v.awaiting.is_some_and(|w| w.deadline <= now) && super::channel::complete(hv, v, now)
+            {
+                v.blocked = false;
+                self.resched = true;
+            }
         }
         self.check_vm_deadlines(hv, hw, now);
         // Re-arm now: the timer's interrupt stays asserted while its deadline is past.

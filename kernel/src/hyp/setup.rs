@@ -25,7 +25,7 @@ use crate::platform::BOARD;
 use crate::platform::fdt::{GicVersion, MachineFacts, PsciConduit};
 use crate::sync::Lock;
 use crate::vgic::VgicLayout;
-use crate::vm::package::Package;
+use crate::vm::package::{ChannelDesc, Package};
 
 static HV: spin::Once<Hypervisor> = spin::Once::new();
 static PSCI_CONDUIT: Lock<Option<PsciConduit>> = Lock::new(None);
@@ -112,11 +112,16 @@ fn create_vms(
         }
         ok
     });
+    let mut channels = Vec::new();
     if let Some(pkg) = pkg {
+        let shared = allocate_channels(pkg, hw);
+        // Package index → index in `vms`, for the VMs that could be built.
+        let mut built = [None; crate::vm::package::MAX_VMS];
         for i in 0..pkg.vm_count() {
             let started = hw.now();
-            match build_vm(pkg, i, vms.len(), online, &spis, hw) {
+            match build_vm(pkg, i, vms.len(), online, &spis, &shared, hw) {
                 Ok(vm) => {
+                    built[i] = Some(vms.len());
                     info!(
                         "VM {} '{}': {} MiB at {:#x}, {} vCPU(s) on pCPU {:?}, RAM ready in {} us",
                         vm.id,
@@ -133,12 +138,35 @@ fn create_vms(
                 Err(e) => warn!("VM #{i} not started: {e}"),
             }
         }
+        for (mut desc, pa) in shared.into_iter().flatten() {
+            let ends = desc.vms.map(|v| built[usize::from(v)]);
+            let [Some(a), Some(b)] = ends else {
+                warn!(
+                    "channel '{}': one of its VMs did not start; dropped",
+                    desc.name()
+                );
+                continue;
+            };
+            desc.vms = [a as u8, b as u8];
+            info!(
+                "channel {} '{}': {} KiB at IPA {:#x} between '{}' and '{}'{}",
+                channels.len(),
+                desc.name(),
+                desc.size >> 10,
+                desc.ipa,
+                vms[a].name(),
+                vms[b].name(),
+                if desc.is_virtio() { " (virtio)" } else { "" }
+            );
+            channels.push(crate::channel::Channel::new(desc, pa));
+        }
     }
     if vms.is_empty() {
         info!("no VMs to run: Tandem idles (leave QEMU with Ctrl-A X)");
     }
     let hz = hwv::counter_frequency();
     let mut hv = Hypervisor::new(vms, spis, hz);
+    hv.channels = channels;
     hv.color = facts.bootarg("tandem.color") == Some("on");
     hv.uart_intid = UART_INTID.load(Ordering::Relaxed);
     // Only where VMs run on several pCPUs at once: a lone VM's measurements,
@@ -175,13 +203,35 @@ fn create_vms(
     cpu::send_event();
 }
 
-/// Builds VM `pkg_index` of the package as the `index`th VM: RAM, stage 2, devices.
+/// Each channel of the package with its shared region's physical address
+/// (zeroed), or `None` where memory ran out.
+fn allocate_channels(pkg: Package<'static>, hw: &mut impl Hw) -> Vec<Option<(ChannelDesc, u64)>> {
+    (0..pkg.channel_count())
+        .map(|i| {
+            let desc = pkg.channel(i).ok()?;
+            let Some(pa) = frames::alloc_frames(desc.size as usize, 4096) else {
+                warn!(
+                    "channel '{}': not enough memory for its region; dropped",
+                    desc.name()
+                );
+                return None;
+            };
+            hw.clear(pa, desc.size);
+            Some((desc, pa))
+        })
+        .collect()
+}
+
+/// Builds VM `pkg_index` of the package as the `index`th VM: RAM, stage 2,
+/// devices, and the shared regions of its channels.
+#[allow(clippy::too_many_arguments)]
 fn build_vm(
     pkg: Package<'static>,
     pkg_index: usize,
     index: usize,
     online_cpus: usize,
     spis: &SpiOwners,
+    channels: &[Option<(ChannelDesc, u64)>],
     hw: &mut impl Hw,
 ) -> Result<Vm, &'static str> {
     let desc = pkg.vm(pkg_index).map_err(|_| "invalid VM record")?;
@@ -251,6 +301,18 @@ fn build_vm(
             stage2_attrs(Perms::RW, MemType::Device),
         )
         .map_err(|_| "cannot map the GICV frame at stage 2")?;
+    }
+    for (c, pa) in channels.iter().flatten() {
+        if c.end_of(pkg_index).is_some() {
+            s2.map(
+                &mut tables,
+                c.ipa,
+                *pa,
+                c.size,
+                stage2_attrs(Perms::RW, MemType::Normal),
+            )
+            .map_err(|_| "cannot map a channel's shared region at stage 2")?;
+        }
     }
     let vttbr = s2.root() | (u64::from(id) << 48);
     // No stale translations for this VMID may survive from firmware or a former owner.

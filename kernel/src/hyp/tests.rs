@@ -21,6 +21,9 @@ use crate::vm::package::{self, Package, VmSpec};
 /// The review's findings on guest-reachable code, each with its regression test.
 mod hardening;
 
+/// Channels and forwarded virtio-mmio between VMs.
+mod channels;
+
 const RAM_IPA: u64 = 0x4000_0000;
 const ENTRY: u64 = 0x4008_0000;
 const HZ: u64 = 62_500_000;
@@ -66,7 +69,19 @@ impl Machine {
     /// A machine as [`Machine::with_tick`] makes, whose VMs have virtual
     /// counter offset `cntvoff`.
     fn build(cpus: usize, specs: &[VmSpec], tick: Option<u64>, cntvoff: u64) -> Self {
-        let bytes: &'static [u8] = Box::leak(package::encode(specs).into_boxed_slice());
+        Self::with_channels(cpus, specs, tick, cntvoff, &[])
+    }
+
+    /// A machine as [`Machine::build`] makes, with `channels` between its VMs.
+    fn with_channels(
+        cpus: usize,
+        specs: &[VmSpec],
+        tick: Option<u64>,
+        cntvoff: u64,
+        channels: &[package::ChannelDesc],
+    ) -> Self {
+        let bytes: &'static [u8] =
+            Box::leak(package::encode_with_channels(specs, channels, 3).into_boxed_slice());
         let pkg = Package::parse(bytes).expect("package");
         let vms: Vec<Vm> = (0..pkg.vm_count())
             .map(|i| {
@@ -77,6 +92,12 @@ impl Machine {
             .collect();
         let mut hv = Hypervisor::new(vms, SpiOwners::default(), HZ);
         hv.emulator_tick = tick;
+        hv.channels = (0..pkg.channel_count())
+            .map(|i| {
+                let desc = pkg.channel(i).expect("channel record");
+                crate::channel::Channel::new(desc, 0xC000_0000 + ((i as u64) << 24))
+            })
+            .collect();
         let hv: &'static Hypervisor = Box::leak(Box::new(hv));
         let mut hws: Vec<FakeCpu> = (0..cpus).map(|i| FakeCpu::new(i, 4)).collect();
         for (i, p) in hv.pcpus.iter().enumerate().take(cpus) {

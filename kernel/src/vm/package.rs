@@ -8,12 +8,14 @@
 //! ```text
 //! offset  size  header
 //!      0     8  magic "TNDMPKG1"
-//!      8     4  format version (3)
+//!      8     4  format version (4)
 //!     12     4  number of VMs
 //!     16     8  total package size in bytes (header, VM records, blobs)
 //!     24     4  GIC version the guests' device trees describe (2 or 3; 0 means 3)
-//!     28    36  reserved (zero)
-//!     64   ...  VM records, VM_RECORD_SIZE bytes each, then blobs (4 KiB aligned)
+//!     28     4  number of channels (0..=MAX_CHANNELS)
+//!     32    32  reserved (zero)
+//!     64   ...  VM records, VM_RECORD_SIZE bytes each, then channel
+//!               records, CHANNEL_RECORD_SIZE bytes each, then blobs (4 KiB aligned)
 //!
 //! VM record
 //!      0    16  name, NUL-padded UTF-8
@@ -37,6 +39,25 @@
 //!    380     4  reserved (zero)
 //! ```
 //!
+//! ```text
+//! Channel record
+//!      0    16  name, NUL-padded UTF-8
+//!     16     1  VM a (package index): a virtio channel's front-end
+//!     17     1  VM b: a virtio channel's back-end
+//!     18     2  reserved (zero)
+//!     20     4  virtio device ID (0: a plain channel)
+//!     24     8  shared region IPA, the same in both VMs (4 KiB aligned)
+//!     32     8  shared region size (a non-zero 4 KiB multiple)
+//!     40     4  the channel's interrupt (INTID) in VM a
+//!     44     4  the channel's interrupt (INTID) in VM b
+//!     48     8  virtio: the register window's IPA in VM a (0 otherwise)
+//!     56     8  reserved (zero)
+//! ```
+//!
+//! A channel is shared memory between two VMs plus a doorbell interrupt in
+//! each (`kernel::channel`); a virtio channel also forwards VM a's accesses
+//! to a virtio-mmio window to VM b.
+//!
 //! A passthrough device is a physical MMIO window the VM owns: Tandem maps it
 //! at the same IPA in the VM's stage 2 and forwards its physical interrupt to
 //! the VM as the same virtual INTID (`kernel::hyp::passthrough`).
@@ -44,7 +65,7 @@
 //! The kernel decodes with [`Package::parse`], which checks every bound and
 //! never panics; xtask encodes with [`encode`] (host only). Version 1 had no
 //! device table (168-byte records), version 2 no scheduling fields (368-byte
-//! records); both are refused.
+//! records), version 3 no channels; all are refused.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -52,13 +73,15 @@ use core::fmt;
 /// Package magic.
 pub const MAGIC: [u8; 8] = *b"TNDMPKG1";
 /// Format version.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Header size.
 pub const HEADER_SIZE: usize = 64;
 /// Size of one VM record.
 pub const VM_RECORD_SIZE: usize = 384;
 /// Offset of the GIC version in the header.
 const GIC_AT: usize = 24;
+/// Offset of the channel count in the header.
+const CHANNELS_AT: usize = 28;
 /// Offset of the scheduling fields in a VM record.
 const SCHED_AT: usize = 368;
 /// Blobs per VM.
@@ -79,6 +102,14 @@ const DEVICE_SIZE: usize = 24;
 pub const DEVICE_ALIGN: u64 = 4096;
 /// Stage 2 covers a 32-bit IPA space: device windows end at or below this.
 pub const IPA_LIMIT: u64 = 1 << 32;
+
+/// Size of one channel record.
+pub const CHANNEL_RECORD_SIZE: usize = 64;
+/// Channels per package.
+pub const MAX_CHANNELS: usize = 16;
+/// Shared regions lie in this IPA window (normal memory above every VM's
+/// RAM: a VM with a channel has its RAM below it).
+pub const CHANNEL_WINDOW: (u64, u64) = (0xC000_0000, 0x1_0000_0000);
 
 /// Device flag: the interrupt is edge-triggered (else level-sensitive, active high).
 pub const DEVICE_EDGE: u32 = 1 << 0;
@@ -129,6 +160,43 @@ impl Device {
     /// The interrupt is edge-triggered.
     pub fn edge(&self) -> bool {
         self.flags & DEVICE_EDGE != 0
+    }
+}
+
+/// A channel between two VMs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelDesc {
+    /// Name (NUL-padded).
+    pub name: [u8; NAME_LEN],
+    /// The two VMs (package indices); for virtio, a is the front-end.
+    pub vms: [u8; 2],
+    /// Virtio device ID, 0 for a plain channel.
+    pub virtio_device: u32,
+    /// Shared region IPA (the same in both VMs).
+    pub ipa: u64,
+    /// Shared region size.
+    pub size: u64,
+    /// The channel's interrupt in each VM.
+    pub intids: [u32; 2],
+    /// Virtio: the register window's IPA in VM a.
+    pub window: u64,
+}
+
+impl ChannelDesc {
+    /// The name as text.
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// Whether it carries a virtio device.
+    pub fn is_virtio(&self) -> bool {
+        self.virtio_device != 0
+    }
+
+    /// Which end (0 or 1) VM `vm` (package index) is, if any.
+    pub fn end_of(&self, vm: usize) -> Option<usize> {
+        self.vms.iter().position(|&v| usize::from(v) == vm)
     }
 }
 
@@ -205,6 +273,8 @@ pub enum PackageError {
     BadVm(usize, &'static str),
     /// The header names a GIC version other than 2 or 3.
     GicVersion(u32),
+    /// Channel `index` is invalid: the reason.
+    BadChannel(usize, &'static str),
 }
 
 impl fmt::Display for PackageError {
@@ -215,6 +285,7 @@ impl fmt::Display for PackageError {
             Self::Truncated => write!(f, "guest package is truncated"),
             Self::BadVm(i, why) => write!(f, "guest package VM #{i}: {why}"),
             Self::GicVersion(v) => write!(f, "guest package is for GIC version {v}, not 2 or 3"),
+            Self::BadChannel(i, why) => write!(f, "guest package channel #{i}: {why}"),
         }
     }
 }
@@ -232,6 +303,7 @@ fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 pub struct Package<'a> {
     bytes: &'a [u8],
     vm_count: usize,
+    channel_count: usize,
 }
 
 impl<'a> Package<'a> {
@@ -260,10 +332,20 @@ impl<'a> Package<'a> {
         if vm_count > MAX_VMS {
             return Err(PackageError::BadVm(vm_count, "too many VMs"));
         }
-        if HEADER_SIZE + vm_count * VM_RECORD_SIZE > bytes.len() {
+        let channel_count = u32_at(bytes, CHANNELS_AT).ok_or(PackageError::Truncated)? as usize;
+        if channel_count > MAX_CHANNELS {
+            return Err(PackageError::BadChannel(channel_count, "too many channels"));
+        }
+        if HEADER_SIZE + vm_count * VM_RECORD_SIZE + channel_count * CHANNEL_RECORD_SIZE
+            > bytes.len()
+        {
             return Err(PackageError::Truncated);
         }
-        let pkg = Self { bytes, vm_count };
+        let pkg = Self {
+            bytes,
+            vm_count,
+            channel_count,
+        };
         for i in 0..vm_count {
             let vm = pkg.vm(i)?;
             // A device belongs to one VM: no window or interrupt is given twice.
@@ -287,7 +369,110 @@ impl<'a> Package<'a> {
                 }
             }
         }
+        for i in 0..channel_count {
+            pkg.channel(i)?;
+        }
         Ok(pkg)
+    }
+
+    /// Number of channels.
+    pub fn channel_count(&self) -> usize {
+        self.channel_count
+    }
+
+    /// Channel `i`, validated against its two VMs.
+    pub fn channel(&self, i: usize) -> Result<ChannelDesc, PackageError> {
+        let bad = |why| PackageError::BadChannel(i, why);
+        let at = HEADER_SIZE + self.vm_count * VM_RECORD_SIZE + i * CHANNEL_RECORD_SIZE;
+        let r = self
+            .bytes
+            .get(at..at + CHANNEL_RECORD_SIZE)
+            .ok_or(PackageError::Truncated)?;
+        let word = |off| u64_at(r, off).unwrap_or(0);
+        let half = |off| u32_at(r, off).unwrap_or(0);
+        let mut c = ChannelDesc {
+            vms: [r[16], r[17]],
+            virtio_device: half(20),
+            ipa: word(24),
+            size: word(32),
+            intids: [half(40), half(44)],
+            window: word(48),
+            ..ChannelDesc::default()
+        };
+        c.name.copy_from_slice(&r[..NAME_LEN]);
+        let name_len = c.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        if name_len == 0 || core::str::from_utf8(&c.name[..name_len]).is_err() {
+            return Err(bad("name is empty or not UTF-8"));
+        }
+        let [a, b] = c.vms.map(usize::from);
+        if a == b || a >= self.vm_count || b >= self.vm_count {
+            return Err(bad("it must join two different VMs of the package"));
+        }
+        let (lo, hi) = CHANNEL_WINDOW;
+        if c.size == 0
+            || !c.size.is_multiple_of(DEVICE_ALIGN)
+            || !c.ipa.is_multiple_of(DEVICE_ALIGN)
+            || c.ipa < lo
+            || c.ipa.checked_add(c.size).is_none_or(|e| e > hi)
+        {
+            return Err(bad(
+                "shared region must be 4 KiB pages in 0xc000_0000..0x1_0000_0000",
+            ));
+        }
+        for (end, vm) in [a, b].into_iter().enumerate() {
+            let d = self.vm(vm)?;
+            if d.ram_ipa + d.ram_size > lo {
+                return Err(bad(
+                    "a VM with a channel must have its RAM below 0xc000_0000",
+                ));
+            }
+            let intid = c.intids[end];
+            if !(32..=1019).contains(&intid)
+                || intid == d.console_intid
+                || d.devices().iter().any(|dev| dev.intid == intid)
+            {
+                return Err(bad("each interrupt must be a free SPI of its VM"));
+            }
+        }
+        if c.is_virtio() {
+            let front = self.vm(a)?;
+            if !c.window.is_multiple_of(0x200)
+                || c.window.checked_add(0x200).is_none_or(|e| e > lo)
+                || front
+                    .devices()
+                    .iter()
+                    .any(|d| d.overlaps(c.window & !0xfff, 0x1000))
+                || (c.window < front.ram_ipa + front.ram_size && c.window + 0x200 > front.ram_ipa)
+            {
+                return Err(bad(
+                    "virtio window must be 0x200 bytes of the front-end's free MMIO",
+                ));
+            }
+        } else if c.window != 0 {
+            return Err(bad("a plain channel has no virtio window"));
+        }
+        for j in 0..i {
+            let e = self.channel(j)?;
+            if c.ipa < e.ipa + e.size && e.ipa < c.ipa + c.size {
+                return Err(bad("two channels share memory"));
+            }
+            for (end, vm) in c.vms.iter().enumerate() {
+                if let Some(other) = e.end_of(usize::from(*vm)) {
+                    if e.intids[other] == c.intids[end] {
+                        return Err(bad("two channels share an interrupt in a VM"));
+                    }
+                    if c.is_virtio()
+                        && e.is_virtio()
+                        && end == 0
+                        && other == 0
+                        && e.window == c.window
+                    {
+                        return Err(bad("two virtio devices share a window"));
+                    }
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Number of VMs.
@@ -482,8 +667,20 @@ pub fn encode(vms: &[VmSpec]) -> alloc::vec::Vec<u8> {
 /// version `gic` (2 or 3).
 #[cfg(not(target_os = "none"))]
 pub fn encode_for_gic(vms: &[VmSpec], gic: u8) -> alloc::vec::Vec<u8> {
+    encode_with_channels(vms, &[], gic)
+}
+
+/// Encodes VMs and the channels between them into a package for a GIC of
+/// version `gic` (host side).
+#[cfg(not(target_os = "none"))]
+pub fn encode_with_channels(
+    vms: &[VmSpec],
+    channels: &[ChannelDesc],
+    gic: u8,
+) -> alloc::vec::Vec<u8> {
     use alloc::vec::Vec;
-    let records_end = HEADER_SIZE + vms.len() * VM_RECORD_SIZE;
+    let records_end =
+        HEADER_SIZE + vms.len() * VM_RECORD_SIZE + channels.len() * CHANNEL_RECORD_SIZE;
     let mut blob_area: Vec<u8> = Vec::new();
     let mut records: Vec<u8> = Vec::new();
     let align = |n: usize| n.next_multiple_of(4096);
@@ -526,6 +723,19 @@ pub fn encode_for_gic(vms: &[VmSpec], gic: u8) -> alloc::vec::Vec<u8> {
         r[SCHED_AT + 8..SCHED_AT + 12].copy_from_slice(&period.to_le_bytes());
         records.extend_from_slice(&r);
     }
+    for c in channels {
+        let mut r = [0u8; CHANNEL_RECORD_SIZE];
+        r[..NAME_LEN].copy_from_slice(&c.name);
+        r[16] = c.vms[0];
+        r[17] = c.vms[1];
+        r[20..24].copy_from_slice(&c.virtio_device.to_le_bytes());
+        r[24..32].copy_from_slice(&c.ipa.to_le_bytes());
+        r[32..40].copy_from_slice(&c.size.to_le_bytes());
+        r[40..44].copy_from_slice(&c.intids[0].to_le_bytes());
+        r[44..48].copy_from_slice(&c.intids[1].to_le_bytes());
+        r[48..56].copy_from_slice(&c.window.to_le_bytes());
+        records.extend_from_slice(&r);
+    }
     let total = blobs_start + blob_area.len();
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&MAGIC);
@@ -533,6 +743,7 @@ pub fn encode_for_gic(vms: &[VmSpec], gic: u8) -> alloc::vec::Vec<u8> {
     out.extend_from_slice(&(vms.len() as u32).to_le_bytes());
     out.extend_from_slice(&(total as u64).to_le_bytes());
     out.extend_from_slice(&u32::from(gic).to_le_bytes());
+    out.extend_from_slice(&(channels.len() as u32).to_le_bytes());
     out.resize(HEADER_SIZE, 0);
     out.extend_from_slice(&records);
     out.resize(blobs_start, 0);
@@ -819,14 +1030,192 @@ mod tests {
         ));
     }
 
+    /// A virtio channel from `other` (front, VM 1) to `spec` (back, VM 0).
+    fn net() -> ChannelDesc {
+        let mut name = [0u8; NAME_LEN];
+        name[..9].copy_from_slice(b"modem-net");
+        ChannelDesc {
+            name,
+            vms: [1, 0],
+            virtio_device: 1,
+            ipa: 0xC000_0000,
+            size: 1 << 20,
+            intids: [95, 94],
+            window: 0x0a00_0000,
+        }
+    }
+
+    fn channel_err(c: ChannelDesc) -> PackageError {
+        Package::parse(&encode_with_channels(&[spec(), other()], &[c], 3)).unwrap_err()
+    }
+
+    /// Channels round-trip, and each end finds itself.
+    #[test]
+    fn channels_round_trip() {
+        let plain = ChannelDesc {
+            virtio_device: 0,
+            window: 0,
+            ipa: 0xC010_0000,
+            intids: [93, 93],
+            ..net()
+        };
+        let bytes = encode_with_channels(&[spec(), other()], &[net(), plain], 3);
+        let pkg = Package::parse(&bytes).unwrap();
+        assert_eq!(pkg.channel_count(), 2);
+        assert_eq!(pkg.channel(0), Ok(net()));
+        assert_eq!(pkg.channel(1), Ok(plain));
+        let c = pkg.channel(0).unwrap();
+        assert_eq!(
+            (c.name(), c.end_of(1), c.end_of(0), c.end_of(2)),
+            ("modem-net", Some(0), Some(1), None)
+        );
+        // The VMs' blobs are still where their records say.
+        let vm = pkg.vm(0).unwrap();
+        assert_eq!(pkg.blob_bytes(&vm.blobs()[0]), &[0xaa; 5000][..]);
+    }
+
+    /// Every malformed channel record is refused with its reason.
+    #[test]
+    fn bad_channel_records() {
+        let cases = [
+            (
+                ChannelDesc {
+                    vms: [0, 0],
+                    ..net()
+                },
+                "it must join two different VMs of the package",
+            ),
+            (
+                ChannelDesc {
+                    vms: [0, 2],
+                    ..net()
+                },
+                "it must join two different VMs of the package",
+            ),
+            (
+                ChannelDesc {
+                    ipa: 0x8000_0000,
+                    ..net()
+                },
+                "shared region must be 4 KiB pages in 0xc000_0000..0x1_0000_0000",
+            ),
+            (
+                ChannelDesc {
+                    ipa: 0xC000_0800,
+                    ..net()
+                },
+                "shared region must be 4 KiB pages in 0xc000_0000..0x1_0000_0000",
+            ),
+            (
+                ChannelDesc { size: 0, ..net() },
+                "shared region must be 4 KiB pages in 0xc000_0000..0x1_0000_0000",
+            ),
+            (
+                ChannelDesc {
+                    ipa: 0xFFFF_F000,
+                    size: 0x2000,
+                    ..net()
+                },
+                "shared region must be 4 KiB pages in 0xc000_0000..0x1_0000_0000",
+            ),
+            (
+                ChannelDesc {
+                    intids: [48, 94],
+                    ..net()
+                },
+                "each interrupt must be a free SPI of its VM",
+            ),
+            (
+                ChannelDesc {
+                    intids: [95, 34],
+                    ..net()
+                },
+                "each interrupt must be a free SPI of its VM",
+            ),
+            (
+                ChannelDesc {
+                    intids: [16, 94],
+                    ..net()
+                },
+                "each interrupt must be a free SPI of its VM",
+            ),
+            (
+                ChannelDesc {
+                    window: 0x0a00_0100,
+                    ..net()
+                },
+                "virtio window must be 0x200 bytes of the front-end's free MMIO",
+            ),
+            (
+                ChannelDesc {
+                    window: 0x4000_0000,
+                    ..net()
+                },
+                "virtio window must be 0x200 bytes of the front-end's free MMIO",
+            ),
+            (
+                ChannelDesc {
+                    virtio_device: 0,
+                    ..net()
+                },
+                "a plain channel has no virtio window",
+            ),
+        ];
+        for (c, why) in cases {
+            assert_eq!(channel_err(c), PackageError::BadChannel(0, why), "{c:?}");
+        }
+        let mut big = spec();
+        big.ram_size = 0x8000_0000 + (2 << 20);
+        big.blobs.clear();
+        let err = Package::parse(&encode_with_channels(&[big, other()], &[net()], 3)).unwrap_err();
+        assert_eq!(
+            err,
+            PackageError::BadChannel(0, "a VM with a channel must have its RAM below 0xc000_0000")
+        );
+        // Two channels may not share memory or an interrupt.
+        let twin = ChannelDesc {
+            window: 0x0a00_0200,
+            intids: [93, 92],
+            ..net()
+        };
+        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PackageError::BadChannel(1, "two channels share memory")
+        );
+        let twin = ChannelDesc {
+            ipa: 0xC010_0000,
+            window: 0x0a00_0200,
+            ..net()
+        };
+        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PackageError::BadChannel(1, "two channels share an interrupt in a VM")
+        );
+        let twin = ChannelDesc {
+            ipa: 0xC010_0000,
+            intids: [93, 92],
+            ..net()
+        };
+        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PackageError::BadChannel(1, "two virtio devices share a window")
+        );
+    }
+
     /// Random garbage after a valid magic never panics the parser.
     #[test]
     fn garbage_never_panics() {
         let mut seed = 0x1234_5678_u64;
-        // Header and both VM records, device tables included.
-        let span = HEADER_SIZE + 2 * VM_RECORD_SIZE;
+        // Header, both VM records (device tables included) and the channel record.
+        let span = HEADER_SIZE + 2 * VM_RECORD_SIZE + CHANNEL_RECORD_SIZE;
         for _ in 0..4000 {
-            let mut bytes = encode(&[spec(), other()]);
+            let mut bytes = encode_with_channels(&[spec(), other()], &[net()], 3);
             for _ in 0..8 {
                 seed = seed
                     .wrapping_mul(6364136223846793005)
@@ -835,6 +1224,9 @@ mod tests {
                 bytes[i] = (seed >> 24) as u8;
             }
             if let Ok(p) = Package::parse(&bytes) {
+                for i in 0..p.channel_count() {
+                    let _ = p.channel(i);
+                }
                 for i in 0..p.vm_count() {
                     let _ = p.vm(i).map(|vm| {
                         let devices = vm.devices().iter().map(|d| d.end()).max();

@@ -63,6 +63,8 @@ pub struct GuestDt<'a> {
     pub watchdog_s: Option<u32>,
     /// GIC version (2 or 3) the VM gets, as the machine's.
     pub gic: u8,
+    /// The VM's ends of channels.
+    pub channels: &'a [ChannelNode],
 }
 
 /// The emulated GIC: a GICv3 (distributor and one redistributor per vCPU), or
@@ -99,6 +101,90 @@ fn gic_node(w: &mut String, dt: &GuestDt<'_>) {
         cells(frames[1].1)
     );
     let _ = writeln!(w, "\t}};\n");
+}
+
+/// One end of a channel, as its VM's device tree describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelNode {
+    /// The id `CHANNEL_NOTIFY` and the virtio calls take (`tandem,channel`).
+    pub id: u32,
+    /// The channel's name (`label`).
+    pub name: String,
+    /// The shared region (the same IPA in both VMs).
+    pub ipa: u64,
+    /// Its size.
+    pub size: u64,
+    /// The doorbell the peer rings (INTID, edge).
+    pub intid: u32,
+    /// The VM at the other end (`tandem,peer`).
+    pub peer: String,
+    /// What this end is.
+    pub role: ChannelRole,
+}
+
+/// What a VM is at its end of a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelRole {
+    /// A plain channel: shared memory and doorbells (`tandem,channel`).
+    Plain,
+    /// A virtio device's front-end: a standard `virtio,mmio` node at
+    /// `window` whose DMA is restricted to the shared region.
+    Front {
+        /// The register window's IPA.
+        window: u64,
+    },
+    /// A virtio device's back-end (`tandem,virtio-backend`).
+    Back {
+        /// The virtio device ID it serves.
+        device: u32,
+    },
+}
+
+/// The channel nodes (and, for virtio front-ends, the memory, DMA pool and
+/// `virtio,mmio` nodes).
+fn channel_nodes(w: &mut String, channels: &[ChannelNode]) {
+    for c in channels {
+        let reg = format!("reg = <{} {}>;", cells(c.ipa), cells(c.size));
+        let irq = spi_cells(c.intid, true);
+        let common = format!(
+            "\t\tinterrupts = <{irq}>;\n\t\ttandem,channel = <{}>;\n\t\ttandem,peer = \"{}\";\n\t\tlabel = \"{}\";",
+            c.id, c.peer, c.name
+        );
+        match c.role {
+            ChannelRole::Front { window } => {
+                let _ = writeln!(
+                    w,
+                    "\n\t/* Channel {} \"{}\": a virtio device served by VM \"{}\"; its DMA stays in the shared region. */",
+                    c.id, c.name, c.peer
+                );
+                let _ = writeln!(
+                    w,
+                    "\tmemory@{:x} {{\n\t\tdevice_type = \"memory\";\n\t\t{reg}\n\t}};",
+                    c.ipa
+                );
+                let _ = writeln!(
+                    w,
+                    "\n\tvirtio_mmio@{window:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} 0x0 0x200>;\n\t\tdma-coherent;\n\t\tmemory-region = <&channel{}>;\n{common}\n\t}};",
+                    cells(window),
+                    c.id
+                );
+            }
+            ChannelRole::Back { .. } | ChannelRole::Plain => {
+                let (compatible, device) = match c.role {
+                    ChannelRole::Back { device } => (
+                        pv_abi::virtio::DT_VIRTIO_BACKEND,
+                        format!("\t\ttandem,virtio-device = <{device}>;\n"),
+                    ),
+                    _ => (pv_abi::virtio::DT_CHANNEL, String::new()),
+                };
+                let _ = writeln!(
+                    w,
+                    "\n\t/* Channel {}: shared with VM \"{}\"; the interrupt is its doorbell. */\n\tchannel@{:x} {{\n\t\tcompatible = \"{compatible}\";\n\t\t{reg}\n{device}{common}\n\t}};",
+                    c.id, c.peer, c.ipa
+                );
+            }
+        }
+    }
 }
 
 /// The `interrupts` cells of an SPI: `<0 spi flags>`, flags 1 = edge rising, 4 = level high.
@@ -220,7 +306,23 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
         cells(pv_time),
         cells(PV_TIME_REGION)
     );
-    let _ = writeln!(w, "\t\t\tno-map;\n\t\t}};\n\t}};\n");
+    let _ = writeln!(w, "\t\t\tno-map;\n\t\t}};");
+    // A virtio front-end's DMA goes through a pool in the shared region only
+    // (Linux: restricted DMA), so its back-end sees nothing else of this VM.
+    for c in dt.channels {
+        if let ChannelRole::Front { .. } = c.role {
+            let _ = writeln!(
+                w,
+                "\n\t\tchannel{}: {}@{:x} {{\n\t\t\tcompatible = \"restricted-dma-pool\";\n\t\t\treg = <{} {}>;\n\t\t}};",
+                c.id,
+                c.name,
+                c.ipa,
+                cells(c.ipa),
+                cells(c.size)
+            );
+        }
+    }
+    let _ = writeln!(w, "\t}};\n");
 
     let _ = writeln!(
         w,
@@ -272,6 +374,7 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
     }
     let _ = writeln!(w, "\t}};");
     device_nodes(w, dt.devices);
+    channel_nodes(w, dt.channels);
     let _ = writeln!(w, "}};");
     s
 }
@@ -313,6 +416,7 @@ mod tests {
             devices: &[],
             watchdog_s: None,
             gic: 3,
+            channels: &[],
         }
     }
 
@@ -326,6 +430,7 @@ mod tests {
             devices: &[],
             watchdog_s: None,
             gic: 3,
+            channels: &[],
         }
     }
 
@@ -455,14 +560,90 @@ mod tests {
             devices: &devs,
             ..rtos()
         };
+        let (front, back) = channel_ends();
+        let linux_front = GuestDt {
+            channels: &front,
+            ..linux()
+        };
+        let rtos_back = GuestDt {
+            channels: &back,
+            ..rtos()
+        };
         for (dt, name) in [
             (linux(), "linux"),
             (rtos(), "rtos"),
             (with_devices, "devices"),
+            (linux_front, "front"),
+            (rtos_back, "back"),
         ] {
             let dtb = compile(&dts(&dt), &dir.join(name)).unwrap();
             assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed], "FDT magic");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Both ends of a virtio-net channel and a plain one, as linux and rtos see them.
+    fn channel_ends() -> (Vec<ChannelNode>, Vec<ChannelNode>) {
+        let net = |role, peer: &str| ChannelNode {
+            id: 0,
+            name: "modem-net".into(),
+            ipa: 0xC000_0000,
+            size: 1 << 20,
+            intid: 95,
+            peer: peer.into(),
+            role,
+        };
+        let plain = |peer: &str| ChannelNode {
+            id: 1,
+            name: "plain".into(),
+            ipa: 0xC020_0000,
+            size: 0x1000,
+            intid: 94,
+            peer: peer.into(),
+            role: ChannelRole::Plain,
+        };
+        (
+            vec![
+                net(
+                    ChannelRole::Front {
+                        window: 0x0a00_0000,
+                    },
+                    "rtos",
+                ),
+                plain("rtos"),
+            ],
+            vec![
+                net(ChannelRole::Back { device: 1 }, "linux"),
+                plain("linux"),
+            ],
+        )
+    }
+
+    /// A virtio front-end gets memory, a restricted DMA pool and a virtio,mmio node that
+    /// uses it; the back-end and plain ends get channel nodes with their ids and doorbells.
+    #[test]
+    fn channel_trees() {
+        let (front, back) = channel_ends();
+        let f = dts(&GuestDt {
+            channels: &front,
+            ..linux()
+        });
+        for want in [
+            "memory@c0000000 {\n\t\tdevice_type = \"memory\";\n\t\treg = <0x0 0xc0000000 0x0 0x100000>;",
+            "channel0: modem-net@c0000000 {\n\t\t\tcompatible = \"restricted-dma-pool\";",
+            "virtio_mmio@a000000 {\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <0x0 0xa000000 0x0 0x200>;\n\t\tdma-coherent;\n\t\tmemory-region = <&channel0>;\n\t\tinterrupts = <0 63 1>;\n\t\ttandem,channel = <0>;",
+            "channel@c0200000 {\n\t\tcompatible = \"tandem,channel\";\n\t\treg = <0x0 0xc0200000 0x0 0x1000>;\n\t\tinterrupts = <0 62 1>;\n\t\ttandem,channel = <1>;\n\t\ttandem,peer = \"rtos\";\n\t\tlabel = \"plain\";",
+        ] {
+            assert!(f.contains(want), "missing {want:?} in\n{f}");
+        }
+        let b = dts(&GuestDt {
+            channels: &back,
+            ..rtos()
+        });
+        assert!(
+            b.contains("channel@c0000000 {\n\t\tcompatible = \"tandem,virtio-backend\";\n\t\treg = <0x0 0xc0000000 0x0 0x100000>;\n\t\ttandem,virtio-device = <1>;\n\t\tinterrupts = <0 63 1>;"),
+            "{b}"
+        );
+        assert!(!b.contains("virtio,mmio") && !b.contains("restricted-dma-pool"));
     }
 }

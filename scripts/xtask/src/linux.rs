@@ -682,6 +682,11 @@ fn initramfs(cache: &Path, series: &Series, inputs: &Inputs) -> Result<PathBuf, 
         0o755,
         &series.initramfs_file("tandem-stress")?.bytes,
     );
+    a.file(
+        "usr/bin/modem-at",
+        0o755,
+        &series.initramfs_file("modem-at")?.bytes,
+    );
     a.file("bin/busybox", 0o755, &busybox);
     // The rest of the applets are linked at boot by `busybox --install -s`.
     a.symlink("bin/sh", "busybox");

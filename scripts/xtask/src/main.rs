@@ -7,6 +7,7 @@
 //! `default = true` ones, or those named by `--vms`) into the boot image.
 
 mod bench;
+mod channels;
 mod examples;
 mod guest_dt;
 mod image;

@@ -22,11 +22,11 @@ use std::process::Stdio;
 
 use kernel::vm::package::{
     DEVICE_EDGE, Device, FLAG_CONSOLE_FOCUS, FLAG_RESTART_ON_CRASH, FLAG_RESTART_ON_RESET, Package,
-    VmSpec, encode_for_gic,
+    VmSpec, encode_with_channels,
 };
 use object::{Object, ObjectSymbol};
 
-use crate::guest_dt::{self, CONSOLE_INTID, GuestDt};
+use crate::guest_dt::{self, CONSOLE_INTID, ChannelNode, ChannelRole, GuestDt};
 use crate::setup::{self, Need};
 use crate::util::{cargo, say};
 use crate::vms::{
@@ -63,6 +63,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::RtosSelftest => Some(("rtos-guest", "rtos", &["selftest"])),
         GuestImage::TestProbe => Some(("test-guests", "probe", &[])),
         GuestImage::TestHostile => Some(("test-guests", "hostile", &[])),
+        GuestImage::TestVhostile => Some(("test-guests", "vhostile", &[])),
         GuestImage::Linux => None,
     }
 }
@@ -118,12 +119,40 @@ fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
 }
 
 /// Places one VM's pieces, builds its device tree and describes it for the package.
+/// VM `index` of `selection`'s ends of channels, as its device tree shows them.
+fn channel_nodes(selection: &Selection, index: usize) -> Vec<ChannelNode> {
+    selection
+        .channels
+        .iter()
+        .filter_map(|p| {
+            let end = p.vms.iter().position(|&v| v == index)?;
+            let role = match (p.channel.virtio, p.window, end) {
+                (Some(_), Some(window), 0) => ChannelRole::Front { window },
+                (Some(kind), _, _) => ChannelRole::Back {
+                    device: kind.device_id(),
+                },
+                (None, _, _) => ChannelRole::Plain,
+            };
+            Some(ChannelNode {
+                id: p.id,
+                name: p.channel.name.clone(),
+                ipa: p.ipa,
+                size: p.channel.size,
+                intid: p.intids[end],
+                peer: selection.vms[p.vms[1 - end]].name.clone(),
+                role,
+            })
+        })
+        .collect()
+}
+
 fn vm_spec(
     file: &str,
     vm: &vms::Vm,
     built: &Built,
     dt_dir: &Path,
     gic: u8,
+    channels: &[ChannelNode],
 ) -> Result<VmSpec, String> {
     let layout = vms::plan(
         file,
@@ -140,6 +169,7 @@ fn vm_spec(
         devices: &vm.devices,
         watchdog_s: vm.watchdog_s,
         gic,
+        channels,
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -253,13 +283,38 @@ pub fn assemble(
 
     let mut built: HashMap<Image, Built> = HashMap::new();
     let mut specs = Vec::new();
-    for vm in &selection.vms {
+    for (i, vm) in selection.vms.iter().enumerate() {
         if let Entry::Vacant(slot) = built.entry(vm.image.clone()) {
             slot.insert(vm_guest(root, file, vm)?);
         }
-        specs.push(vm_spec(file, vm, &built[&vm.image], &dt_dir, machine.gic)?);
+        let channels = channel_nodes(selection, i);
+        specs.push(vm_spec(
+            file,
+            vm,
+            &built[&vm.image],
+            &dt_dir,
+            machine.gic,
+            &channels,
+        )?);
     }
-    let package = encode_for_gic(&specs, machine.gic);
+    for c in &selection.channels {
+        say(&format!(
+            "channel {}: \"{}\" between {} and {}, {} KiB at {:#x}{}",
+            c.id,
+            c.channel.name,
+            selection.vms[c.vms[0]].name,
+            selection.vms[c.vms[1]].name,
+            c.channel.size >> 10,
+            c.ipa,
+            c.channel.virtio.map_or(String::new(), |v| format!(
+                ", virtio-{} at {:#x}",
+                v.name(),
+                c.window.unwrap_or(0)
+            ))
+        ));
+    }
+    let descs: Vec<_> = selection.channels.iter().map(|c| c.desc()).collect();
+    let package = encode_with_channels(&specs, &descs, machine.gic);
     // Self-check: the kernel's own decoder accepts what we wrote.
     let parsed = Package::parse(&package)
         .map_err(|e| format!("internal error: the package does not decode: {e}"))?;
@@ -477,7 +532,7 @@ mod tests {
     /// The package lands at the span rounded up to 4 KiB and image_size covers the file.
     #[test]
     fn pack_places_the_package() {
-        let package = encode_for_gic(&[spec()], 3);
+        let package = kernel::vm::package::encode_for_gic(&[spec()], 3);
         let out = pack(&hyp(5000), 0x1_2345, &package).unwrap();
         let at = 0x1_3000;
         assert!(out[24..5000] == hyp(5000)[24..], "the hypervisor is kept");

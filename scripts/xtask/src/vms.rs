@@ -24,6 +24,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use kernel::vm::package::{MAX_DEVICES, MAX_VCPUS, MAX_VMS, NAME_LEN};
+
+use crate::channels::{Channel, Placed};
 use serde::Deserialize;
 
 /// Every VM's RAM starts at this IPA (each VM has its own stage 2).
@@ -119,7 +121,7 @@ impl Device {
         self.base.saturating_add(self.size)
     }
 
-    fn overlaps(&self, start: u64, end: u64) -> bool {
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
         self.base < end && start < self.end()
     }
 }
@@ -158,16 +160,19 @@ pub enum GuestImage {
     TestProbe,
     /// test-guests' `hostile` binary.
     TestHostile,
+    /// test-guests' `vhostile` binary: a hostile virtio front-end.
+    TestVhostile,
 }
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 5] = [
+    pub const ALL: [(&'static str, GuestImage); 6] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
         ("test-probe", GuestImage::TestProbe),
         ("test-hostile", GuestImage::TestHostile),
+        ("test-vhostile", GuestImage::TestVhostile),
     ];
 
     /// The name used in vms.toml.
@@ -366,6 +371,8 @@ struct RawFile {
     /// Layout name → what it is for.
     #[serde(default)]
     layouts: BTreeMap<String, String>,
+    #[serde(default)]
+    channel: Vec<crate::channels::RawChannel>,
 }
 
 #[derive(Deserialize)]
@@ -559,6 +566,8 @@ pub struct Config {
     pub vms: Vec<Vm>,
     /// Layouts by name, with what each is for.
     pub layouts: BTreeMap<String, String>,
+    /// The channels between VMs, in file order.
+    pub channels: Vec<Channel>,
 }
 
 /// The VMs chosen for one boot image, checked together.
@@ -576,6 +585,10 @@ pub struct Selection {
     pub layout: Option<String>,
     /// The boot image's name, when set by [`Selection::with_guest`].
     pub name: Option<String>,
+    /// The file's channels (for [`Selection::with_guest`]).
+    pub all_channels: Vec<Channel>,
+    /// The channels between the selected VMs, placed.
+    pub channels: Vec<Placed>,
 }
 
 impl Selection {
@@ -588,6 +601,8 @@ impl Selection {
             notes: Vec::new(),
             layout: None,
             name: Some("tandem-novm.bin".into()),
+            all_channels: Vec::new(),
+            channels: Vec::new(),
         }
     }
 
@@ -608,6 +623,7 @@ impl Selection {
             file: self.file.clone(),
             vms: self.vms.iter().cloned().chain([guest]).collect(),
             layouts: BTreeMap::new(),
+            channels: self.all_channels.clone(),
         };
         let names: Vec<String> = config.vms.iter().map(|v| v.name.clone()).collect();
         let mut selection = config.select(Some(&names), machine)?;
@@ -902,11 +918,13 @@ impl Config {
                 ));
             }
         }
+        let channels = crate::channels::check(file, raw.channel, &vms, &mut |e| errors.push(e));
         finish(
             Self {
                 file: file.to_string(),
                 vms,
                 layouts: raw.layouts,
+                channels,
             },
             errors,
         )
@@ -932,6 +950,7 @@ impl Config {
         let placed = Config {
             file: self.file.clone(),
             layouts: self.layouts.clone(),
+            channels: self.channels.clone(),
             vms: self
                 .vms
                 .iter()
@@ -1078,6 +1097,10 @@ impl Config {
         let is_default = !chosen.is_empty()
             && chosen.len() == defaults.len()
             && chosen.iter().zip(&defaults).all(|(a, b)| a.name == b.name);
+        let channels =
+            crate::channels::place(file, &self.channels, &chosen, &mut notes, &mut |e| {
+                errors.push(e)
+            });
         let vms = chosen.into_iter().cloned().collect();
         finish(
             Selection {
@@ -1087,6 +1110,8 @@ impl Config {
                 notes,
                 layout: None,
                 name: None,
+                all_channels: self.channels.clone(),
+                channels,
             },
             errors,
         )
@@ -2160,7 +2185,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, test-probe, test-hostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, test-probe, test-hostile, test-vhostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }

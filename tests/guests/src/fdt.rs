@@ -1,10 +1,12 @@
 //! Just enough of the flattened device tree format (DTSpec 0.4, chapter 5) to read a property
 //! of the root node, such as the `model` Tandem writes into each VM's tree
-//! (`"Tandem VM <name>"`, scripts/xtask/src/guest_dt.rs). Pure code, host-tested.
+//! (`"Tandem VM <name>"`, scripts/xtask/src/guest_dt.rs), and the `reg` and `interrupts` of
+//! a node by its `compatible`. Pure code, host-tested.
 
 /// `magic` of an FDT header.
 pub const MAGIC: u32 = 0xd00d_feed;
 const FDT_BEGIN_NODE: u32 = 0x1;
+const FDT_END_NODE: u32 = 0x2;
 const FDT_PROP: u32 = 0x3;
 const FDT_NOP: u32 = 0x4;
 /// Bytes of the header fields this reader uses (magic .. off_dt_strings).
@@ -67,6 +69,79 @@ pub fn root_property<'a>(blob: &'a [u8], name: &str) -> Option<&'a [u8]> {
     }
 }
 
+/// A node found by [`find_compatible`]: its first `reg` entry (2 address and 2 size cells,
+/// as Tandem's trees have) and its first interrupt's INTID (3 cells: type, number, flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// `reg` base.
+    pub base: u64,
+    /// `reg` size.
+    pub size: u64,
+    /// The interrupt as a GIC INTID (SPI n = 32 + n, PPI n = 16 + n), if any.
+    pub intid: Option<u32>,
+    /// Its `tandem,channel` cell (a Tandem channel's id), if any.
+    pub channel: Option<u32>,
+}
+
+/// The first node (depth-first) whose `compatible` list contains `compatible` and that has a
+/// `reg`, or `None` (also for a malformed blob).
+pub fn find_compatible(blob: &[u8], compatible: &str) -> Option<Node> {
+    let total = total_size(blob)?;
+    let blob = blob.get(..total)?;
+    if total < HEADER_LEN {
+        return None;
+    }
+    let strings = be32(blob, 12)? as usize;
+    let mut p = be32(blob, 8)? as usize;
+    let (mut matches, mut reg, mut intid, mut channel) = (false, None, None, None);
+    loop {
+        let token = be32(blob, p)?;
+        if matches!(token, FDT_BEGIN_NODE | FDT_END_NODE) {
+            // A node's properties come before its subnodes and its end: it is complete.
+            if let (true, Some((base, size))) = (matches, reg) {
+                return Some(Node {
+                    base,
+                    size,
+                    intid,
+                    channel,
+                });
+            }
+            (matches, reg, intid, channel) = (false, None, None, None);
+        }
+        match token {
+            FDT_NOP | FDT_END_NODE => p += 4,
+            FDT_BEGIN_NODE => {
+                let len = blob.get(p + 4..)?.iter().position(|&b| b == 0)?;
+                p = align4(p + 4 + len + 1)?;
+            }
+            FDT_PROP => {
+                let len = be32(blob, p + 4)? as usize;
+                let name_off = be32(blob, p + 8)? as usize;
+                let value = blob.get(p + 12..(p + 12).checked_add(len)?)?;
+                let names = blob.get(strings.checked_add(name_off)?..)?;
+                let name = &names[..names.iter().position(|&b| b == 0)?];
+                match name {
+                    b"compatible" => {
+                        matches = value.split(|&b| b == 0).any(|c| c == compatible.as_bytes())
+                    }
+                    b"reg" if len >= 16 => {
+                        let cell = |i: usize| be32(value, 4 * i).map(u64::from);
+                        reg = Some((cell(0)? << 32 | cell(1)?, cell(2)? << 32 | cell(3)?));
+                    }
+                    b"tandem,channel" if len == 4 => channel = be32(value, 0),
+                    b"interrupts" if len >= 12 => {
+                        let (kind, n) = (be32(value, 0)?, be32(value, 4)?);
+                        intid = Some(if kind == 0 { 32 + n } else { 16 + n });
+                    }
+                    _ => {}
+                }
+                p = align4(p + 12 + len)?;
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// A string property's value without its terminating NUL.
 pub fn as_str(value: &[u8]) -> Option<&str> {
     core::str::from_utf8(value.strip_suffix(&[0])?).ok()
@@ -95,6 +170,26 @@ mod tests {
         assert_eq!(root_property(QEMU_VIRT, "device_type"), None);
         assert_eq!(root_property(QEMU_VIRT, "migrate"), None);
         assert_eq!(root_property(QEMU_VIRT, "no-such-property"), None);
+    }
+
+    /// Nodes are found by any entry of their `compatible` list, with `reg` and `interrupts`.
+    #[test]
+    fn finds_nodes_by_compatible() {
+        let uart = find_compatible(QEMU_VIRT, "arm,pl011").unwrap();
+        assert_eq!(
+            (uart.base, uart.size, uart.intid),
+            (0x0900_0000, 0x1000, Some(33))
+        );
+        let rtc = find_compatible(QEMU_VIRT, "arm,primecell").unwrap();
+        assert!((0x0900_0000..0x0910_0000).contains(&rtc.base), "{rtc:?}");
+        // QEMU virt's last virtio-mmio transport comes first in its tree.
+        let virtio = find_compatible(QEMU_VIRT, "virtio,mmio").unwrap();
+        assert_eq!(virtio.size, 0x200);
+        assert_eq!(find_compatible(QEMU_VIRT, "tandem,channel"), None);
+        let _ = find_compatible(CORRUPTED, "virtio,mmio");
+        for len in 0..QEMU_VIRT.len().min(2048) {
+            let _ = find_compatible(&QEMU_VIRT[..len], "virtio,mmio");
+        }
     }
 
     /// Anything that is not a whole device tree gives `None`, never a panic.

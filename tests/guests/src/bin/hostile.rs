@@ -8,6 +8,8 @@
 //! 2. `hostile::el2_*`: GIC hypervisor-control and stage-2 registers (`ICH_HCR_EL2`,
 //!    `ICH_LR0_EL2`, `ICH_VTR_EL2`, `VTTBR_EL2`) at EL1 → UNDEFINED at EL1 (EC 0x00).
 //! 3. `hostile::hvc_*`: unknown and malformed hypercalls → their SMCCC or PSCI error codes;
+//!    channel calls of a VM that is no end of the channel (`hostile::channel_*`,
+//!    `hostile::virtio_*`) → INVALID_PARAMETER;
 //!    a 32-bit ID with garbage in the upper half of x0 is the call in w0 (SMCCC).
 //! 4. `hostile::smc_*`: `smc #0` is answered like `hvc #0` and execution continues after it.
 //! 5. `hostile::udf`: `udf #0` → the guest's own UNDEFINED handler (EC 0x00).
@@ -166,7 +168,7 @@ mod guest {
     fn hypercalls(h: &mut Harness) {
         let not_supported = Status::NotSupported.to_reg();
         let invalid = Status::InvalidParameter.to_reg();
-        let cases: [(&str, [u64; 8], u64); 5] = [
+        let cases: [(&str, [u64; 8], u64); 8] = [
             (
                 "hostile::hvc_unknown_id",
                 regs(0xC600_00FF, &[]),
@@ -174,8 +176,30 @@ mod guest {
             ),
             (
                 "hostile::hvc_reserved_channel",
-                regs(0xC600_0010, &[]),
+                regs(0xC600_0014, &[]),
                 not_supported,
+            ),
+            // This VM has no channel: ringing or serving one is refused.
+            (
+                "hostile::channel_notify_not_an_end",
+                regs(HypercallId::ChannelNotify.fid().to_reg(), &[0]),
+                invalid,
+            ),
+            (
+                "hostile::virtio_poll_not_a_back_end",
+                regs(
+                    HypercallId::VirtioPoll.fid().to_reg(),
+                    &[u64::from(u32::MAX)],
+                ),
+                invalid,
+            ),
+            (
+                "hostile::virtio_reply_forged",
+                regs(
+                    HypercallId::VirtioReply.fid().to_reg(),
+                    &[0, 0x8400_0000_0001_0070, 0],
+                ),
+                invalid,
             ),
             (
                 "hostile::hvc_console_write_too_long",
