@@ -100,7 +100,9 @@ fn ring(hv: &Hypervisor, ch: &Channel, end: usize, hw: &mut impl Hw) -> Result<(
 
 /// A front-end access to a virtio window of `vm`, if `a` is one: Tandem's
 /// registers are answered here; anything else is forwarded and the vCPU
-/// waits (`Outcome::Block` with `v.awaiting` set).
+/// waits (`Outcome::Block` with `v.awaiting` set). Out of line, so the
+/// exit path of every other exit keeps its registers.
+#[inline(never)]
 pub fn front_access(
     hv: &Hypervisor,
     vm: &Vm,
