@@ -7,6 +7,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(all(target_os = "none", not(feature = "selftest")))]
+mod backends;
+#[cfg(all(target_os = "none", not(feature = "selftest")))]
 mod modem;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod selftest;
@@ -58,7 +60,7 @@ mod boot {
     }
 
     /// CPU 0's Rust entry (from guest-rt's `_start`, on its own stack, MMU off, x0 = DTB,
-    /// read for the GIC).
+    /// read for the GIC and the modem's virtio back-ends).
     #[unsafe(no_mangle)]
     extern "C" fn guest_main(dtb: u64) -> ! {
         mmu::enable();
@@ -112,6 +114,7 @@ mod boot {
         {
             let _ = cpu1;
             crate::modem::spawn();
+            crate::backends::spawn(dtb);
         }
         kernel::start()
     }

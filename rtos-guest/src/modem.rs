@@ -149,7 +149,12 @@ fn print_stats() {
     let (mut line, mut detail) = (LineBuf::<256>::new(), LineBuf::<256>::new());
     let _ = r.write_line(&mut line);
     let _ = r.write_detail(&mut detail);
-    println!("{}\n{}", line.as_str(), detail.as_str());
+    let mut virtio = LineBuf::<512>::new();
+    let _ = crate::backends::write_lines(&mut virtio, "", "\n");
+    match virtio.as_str().trim_end() {
+        "" => println!("{}\n{}", line.as_str(), detail.as_str()),
+        v => println!("{}\n{}\n{}", line.as_str(), detail.as_str(), v),
+    }
 }
 
 fn stats_task(_: usize) {
@@ -162,13 +167,16 @@ fn stats_task(_: usize) {
     }
 }
 
-struct Handset;
+/// The modem as the AT interpreter sees it (on the console and on the virtio AT port).
+pub struct Handset;
 
 impl Modem for Handset {
+    /// The `rtos-stats:` line, then the back-ends' lines if there are any.
     fn stats_line(&self, w: &mut dyn Write) -> core::fmt::Result {
         let mut line = LineBuf::<256>::new();
         report().write_line(&mut line)?;
-        w.write_str(line.as_str())
+        w.write_str(line.as_str())?;
+        crate::backends::write_lines(w, "\r\n", "")
     }
 
     fn signal_quality(&self) -> (u8, u8) {
