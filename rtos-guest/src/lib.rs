@@ -14,11 +14,15 @@
 //! - [`dt`]: reads the device tree the guest is booted with: its virtio back-ends and its GIC.
 //! - [`gic`], [`mmu`], [`pl011`]: register maps and bit formats of the hardware it drives.
 //! - [`fmt`]: a fixed-size text buffer for building console lines without allocation.
+//! - [`virtio`]: virtio devices served to another VM (shared pool, split virtqueues, the
+//!   virtio-mmio registers, virtio-net and the virtio-console AT port).
+//! - [`inet`]: ARP, IPv4, ICMP echo and UDP echo for the modem's own address.
 //! - `arch` (bare-metal target only): boot, exception vectors, context switch, GIC, timer,
 //!   console, PSCI, and the task-facing kernel API.
 //!
-//! The `rtos` binary (`main.rs`) adds the modem workload (`modem.rs`) or, with the `selftest`
-//! feature, the in-guest tests (`selftest.rs`).
+//! The `rtos` binary (`main.rs`) adds the modem workload (`modem.rs`) and the virtio back-ends
+//! its device tree names (`backends.rs`), or, with the `selftest` feature, the in-guest tests
+//! (`selftest.rs`).
 #![cfg_attr(not(test), no_std)]
 
 pub mod at;
