@@ -123,13 +123,13 @@ fn abi_suite(r: &mut Runner) {
     r.check("abi", "is_tandem", true);
     r.check(
         "abi",
-        "revision_1_1",
-        pv_abi::guest::abi_version() == AbiVersion::new(1, 1),
+        "revision_1_2",
+        pv_abi::guest::abi_version() == AbiVersion::new(1, 2),
     );
     r.check(
         "abi",
-        "discover_1_1",
-        pv_abi::guest::discover() == Ok(AbiVersion::new(1, 1)),
+        "discover_1_2",
+        pv_abi::guest::discover() == Ok(AbiVersion::new(1, 2)),
     );
     // ABI 1.1: the watchdog arms, pets and disarms; an hour and a millisecond is refused.
     r.check(
@@ -142,8 +142,17 @@ fn abi_suite(r: &mut Runner) {
     );
     r.check(
         "abi",
-        "version_1_1",
-        pv_abi::guest::version() == Ok(AbiVersion::new(1, 1)),
+        "version_1_2",
+        pv_abi::guest::version() == Ok(AbiVersion::new(1, 2)),
+    );
+    // ABI 1.2: this VM is no end of any channel, so every channel call is refused.
+    let invalid = Err(pv_abi::Status::InvalidParameter);
+    r.check(
+        "abi",
+        "channel_calls_without_channel",
+        pv_abi::guest::channel_notify(0) == invalid
+            && pv_abi::guest::virtio_poll(0).map(|_| ()) == invalid
+            && pv_abi::guest::virtio_interrupt(0, 1) == invalid,
     );
     let info = pv_abi::guest::vm_info();
     // VM ids start at 1 (as in Tandem's log); vCPU ids at 0.

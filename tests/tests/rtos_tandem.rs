@@ -91,7 +91,8 @@ fn selftest_on(gic: u8) {
     );
     for test in [
         "abi::is_tandem",
-        "abi::discover_1_1",
+        "abi::discover_1_2",
+        "abi::channel_calls_without_channel",
         "abi::watchdog_arm_disarm",
         "abi::console_write_49_invalid",
         "abi::unknown_call_not_supported",
