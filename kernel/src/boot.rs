@@ -356,12 +356,14 @@ fn start_secondaries(facts: &MachineFacts, max_cpus: usize) {
                 warn!("CPUs use PSCI but the DT has no /psci node: secondary CPUs stay off");
                 return;
             }
-            (EnableMethod::SpinTable(_), _) => {
-                warn!(
-                    "spin-table CPU start is not supported yet (rpi4 port): MPIDR {:#x} stays off",
-                    c.mpidr
-                );
-                continue;
+            (EnableMethod::SpinTable(release), _) => {
+                if !crate::arch::aarch64::spin_table_release(release, next_index) {
+                    warn!(
+                        "MPIDR {:#x}: spin-table release address {release:#x} unusable: it stays off",
+                        c.mpidr
+                    );
+                    continue;
+                }
             }
         }
         next_index += 1;

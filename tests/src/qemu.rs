@@ -67,6 +67,10 @@ impl MachineConfig {
                         .replace("{mem}", &self.memory)
                         .replace("{cpu}", &self.cpu)
                         .replace(
+                            "{images}",
+                            &paths::image_dir(&self.platform).display().to_string(),
+                        )
+                        .replace(
                             "{virtualization}",
                             if self.virtualization { "on" } else { "off" },
                         ),

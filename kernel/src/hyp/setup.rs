@@ -176,8 +176,19 @@ fn create_vms(
         .iter()
         .flat_map(|vm| vm.vcpus.iter().map(|v| v.pcpu))
         .fold(0u32, |m, p| m | 1 << p);
-    hv.emulator_tick = BOARD
-        .emulator_tick_ns
+    // The board's, or on an emulated board that has none (QEMU raspi4b runs the Pi's own
+    // device tree) the one `tandem.emulator_tick_us` asks for.
+    let tick_ns = BOARD.emulator_tick_ns.or_else(|| {
+        let arg = facts.bootarg("tandem.emulator_tick_us")?;
+        match arg.parse::<u64>() {
+            Ok(us) if (1..=1_000_000).contains(&us) => Some(us * 1000),
+            _ => {
+                warn!("tandem.emulator_tick_us={arg}: not 1..=1000000 microseconds: no tick");
+                None
+            }
+        }
+    });
+    hv.emulator_tick = tick_ns
         .filter(|_| hv.vms.len() > 1 && pcpus_used.count_ones() > 1)
         .map(|ns| crate::sched::ns_to_ticks(ns, hz));
     for (p, m) in hv.pcpus.iter().zip(&ONLINE_MPIDR) {

@@ -15,6 +15,7 @@ mod linux;
 mod native;
 mod pacer;
 mod package;
+mod rpi4;
 mod setup;
 mod util;
 mod vms;
@@ -112,10 +113,11 @@ struct MachineArgs {
     /// [default: 1G; for `run --native linux`, the Linux VM's RAM].
     #[arg(long)]
     memory: Option<String>,
-    /// GIC version of the emulated machine (qemu-virt only); the VMs' device trees
-    /// describe the same, and a GICv2 image is named …-gic2.bin.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
-    gic: u8,
+    /// GIC version of the emulated machine (qemu-virt; rpi4 has a GIC-400, a GICv2) [default:
+    /// 3 on qemu-virt]; the VMs' device trees describe the same, and a qemu-virt GICv2 image
+    /// is named …-gic2.bin.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: Option<u8>,
 }
 
 impl MachineArgs {
@@ -127,6 +129,34 @@ impl MachineArgs {
     /// `--memory`, or 1G.
     fn memory(&self) -> String {
         self.memory.clone().unwrap_or_else(|| "1G".into())
+    }
+
+    /// `--gic`, or the board's: 3 on qemu-virt, 2 on rpi4.
+    fn gic(&self) -> u8 {
+        self.gic
+            .unwrap_or(if self.platform == "rpi4" { 2 } else { 3 })
+    }
+
+    /// The machine the VMs must fit on; the options rpi4 does not have are errors.
+    fn machine(&self) -> Result<Machine, String> {
+        if self.platform != "rpi4" {
+            return Ok(Machine::new(self.smp(), &self.memory())?.with_gic(self.gic()));
+        }
+        let fixed = [
+            (
+                self.gic == Some(3),
+                "--gic 3 (the Raspberry Pi 4 has a GIC-400, a GICv2)",
+            ),
+            (self.smp.is_some(), "--smp (the Raspberry Pi 4 has 4 CPUs)"),
+            (
+                self.memory.is_some(),
+                "--memory (Tandem uses the RAM the board's device tree describes)",
+            ),
+        ];
+        if let Some((_, what)) = fixed.iter().find(|(given, _)| *given) {
+            return Err(format!("--platform rpi4 takes no {what}"));
+        }
+        Ok(Machine::RPI4)
     }
 }
 
@@ -224,20 +254,19 @@ fn prepare(needs: &[Need]) -> Result<(), String> {
 }
 
 fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
-    if m.platform == "rpi4" {
-        return Err(
-            "the rpi4 platform is a placeholder in this version: see platforms/rpi4/README.md"
-                .into(),
-        );
-    }
-    let machine = Machine::new(m.smp(), &m.memory())?.with_gic(m.gic);
+    let machine = m.machine()?;
     let vms = match (&m.vms, m.no_vms, &m.layout) {
         (_, true, _) => Vms::None,
         (Some(names), false, _) => Vms::Named(names),
         (None, false, Some(layout)) => Vms::Layout(layout),
         (None, false, None) => Vms::Default,
     };
-    package::build(root, &m.platform, !m.debug, vms, m.guest.as_ref(), machine)
+    let image = package::build(root, &m.platform, !m.debug, vms, m.guest.as_ref(), machine)?;
+    if m.platform == "rpi4" {
+        // QEMU raspi4b boots with the board's device tree (-dtb), beside the image.
+        rpi4::dtb(root, image.parent().unwrap_or(root))?;
+    }
+    Ok(image)
 }
 
 fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
@@ -256,16 +285,14 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     let mut config = machine_config(&args, image);
     // A native guest runs at EL1, as it would on firmware without a hypervisor.
     config.virtualization = native.is_none();
-    // Coloured VM tags when a person is watching.
-    if std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && !args.qemu_args.iter().any(|a| a == "-append")
-    {
-        config
-            .extra
-            .extend(["-append".to_string(), "tandem.color=on".to_string()]);
-    }
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && !args.qemu_args.iter().any(|a| a == "-append");
     config.extra.extend(args.qemu_args);
-    let qemu_args = config.args()?;
+    let mut qemu_args = config.args()?;
+    // Coloured VM tags when a person is watching (beside the platform's own boot arguments).
+    if colour {
+        add_boot_argument(&mut qemu_args, "tandem.color=on");
+    }
     say(&format!("{QEMU} {}", shell_line(&qemu_args)));
     say(&format!(
         "booting {}; leave QEMU with Ctrl-A X",
@@ -289,10 +316,20 @@ fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     run(Command::new(QEMU).args(&qemu_args))
 }
 
+/// Adds `arg` to the `-append` boot arguments in `qemu_args` (the platform's, if any).
+fn add_boot_argument(qemu_args: &mut Vec<String>, arg: &str) {
+    match qemu_args.iter().position(|a| a == "-append") {
+        Some(i) if i + 1 < qemu_args.len() => {
+            qemu_args[i + 1] = format!("{} {arg}", qemu_args[i + 1]);
+        }
+        _ => qemu_args.extend(["-append".to_string(), arg.to_string()]),
+    }
+}
+
 /// The emulated machine of `run`, booting `kernel`.
 fn machine_config(args: &RunArgs, kernel: PathBuf) -> MachineConfig {
     let mut config = MachineConfig::new(&args.machine.platform, kernel);
-    config.gic = args.machine.gic;
+    config.gic = args.machine.gic();
     config.smp = args.machine.smp();
     config.memory = args.machine.memory();
     config.cpu = args.cpu.clone();

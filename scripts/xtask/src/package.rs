@@ -338,7 +338,7 @@ pub fn assemble(
     let (start, end) = image_span(&out_dir.join("tandem.elf"))?;
     let hyp = read(&out_dir.join(image::NOVM_IMAGE))?;
     let image = pack(&hyp, end - start, &package)?;
-    let out = out_dir.join(machine.image_file(&selection.image_name()));
+    let out = out_dir.join(machine.image_file(platform, &selection.image_name()));
     std::fs::write(&out, &image).map_err(|e| format!("{}: {e}", out.display()))?;
     say(&format!(
         "{} ({} bytes: hypervisor, then {} VM(s) in a {}-byte package at +{:#x})",
@@ -412,7 +412,8 @@ pub fn build(
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
 /// `tandem-rtos-selftest-gic2.bin`, `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin`,
-/// `tandem-rtos-gic2.bin` and `tandem-gic2.bin` (the default set).
+/// `tandem-rtos-gic2.bin` and `tandem-gic2.bin` (the default set); and in
+/// `target/tandem/rpi4/` the rpi4 default set `tandem.bin` and `bcm2711-rpi-4-b.dtb`.
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
     const GIC2_SETS: [&[&str]; 4] = [
@@ -495,6 +496,12 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
     for selection in &gic2_selections {
         assemble(root, PLATFORM, selection, gic2)?;
     }
+    // The Raspberry Pi 4: its default set for QEMU raspi4b, and the board's device tree.
+    let rpi4 = Config::load(root, "rpi4")?.select(None, Machine::RPI4)?;
+    vms::check_image_files(&rpi4)?;
+    image::build_hypervisor(root, "rpi4", true)?;
+    let image = assemble(root, "rpi4", &rpi4, Machine::RPI4)?;
+    crate::rpi4::dtb(root, image.parent().unwrap_or(root))?;
     Ok(())
 }
 

@@ -318,6 +318,14 @@ impl Machine {
         gic: 3,
     };
 
+    /// The Raspberry Pi 4 as QEMU raspi4b and its firmware describe it: 4 CPUs, the 960 MiB
+    /// of RAM below the VideoCore's share in the low gigabyte, a GIC-400.
+    pub const RPI4: Machine = Machine {
+        cpus: 4,
+        ram: 960 << 20,
+        gic: 2,
+    };
+
     /// From `--smp N` and `--memory SIZE` (QEMU `-m` syntax), with a GICv3.
     pub fn new(smp: u32, memory: &str) -> Result<Self, String> {
         Ok(Self {
@@ -332,11 +340,11 @@ impl Machine {
         Self { gic, ..self }
     }
 
-    /// The boot image `name` (`tandem….bin`) for this machine: GICv2 builds
-    /// end in `-gic2.bin`, so both kinds can sit side by side.
-    pub fn image_file(&self, name: &str) -> String {
-        match (self.gic, name.strip_suffix(".bin")) {
-            (2, Some(stem)) => format!("{stem}-gic2.bin"),
+    /// The boot image `name` (`tandem….bin`) for this machine on `platform`: qemu-virt's
+    /// GICv2 builds end in `-gic2.bin`, so both kinds sit side by side (rpi4 has one GIC).
+    pub fn image_file(&self, platform: &str, name: &str) -> String {
+        match (platform, self.gic, name.strip_suffix(".bin")) {
+            ("qemu-virt", 2, Some(stem)) => format!("{stem}-gic2.bin"),
             _ => name.to_string(),
         }
     }
@@ -1733,8 +1741,15 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
     #[test]
     fn gic2_image_names() {
         let m = Machine::DEFAULT;
-        assert_eq!(m.image_file("tandem-probe.bin"), "tandem-probe.bin");
-        assert_eq!(m.with_gic(2).image_file("tandem.bin"), "tandem-gic2.bin");
+        assert_eq!(
+            m.image_file("qemu-virt", "tandem-probe.bin"),
+            "tandem-probe.bin"
+        );
+        assert_eq!(
+            m.with_gic(2).image_file("qemu-virt", "tandem.bin"),
+            "tandem-gic2.bin"
+        );
+        assert_eq!(Machine::RPI4.image_file("rpi4", "tandem.bin"), "tandem.bin");
     }
 
     #[test]

@@ -67,6 +67,27 @@ secondary_entry:
     bl      rust_secondary_main
     b       park
 
+// Spin-table starts (Raspberry Pi firmware, QEMU raspi4b): the firmware's spin
+// code jumps to the released address with x0 = 0, so each logical CPU index has
+// its own entry that supplies it. spin_entries[n - 1] starts CPU index n.
+.macro spin_entry n
+spin_entry_\n:
+    mov     x0, #\n
+    b       secondary_entry
+.endm
+    spin_entry 1
+    spin_entry 2
+    spin_entry 3
+    spin_entry 4
+    spin_entry 5
+    spin_entry 6
+    spin_entry 7
+.balign 8
+.global spin_entries
+spin_entries:
+    .quad   spin_entry_1, spin_entry_2, spin_entry_3, spin_entry_4
+    .quad   spin_entry_5, spin_entry_6, spin_entry_7
+
 // Known values for the EL2 registers that are UNKNOWN at reset.
 el2_early_setup:
     msr     spsel, #1
