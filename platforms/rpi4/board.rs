@@ -1,8 +1,8 @@
-//! Raspberry Pi 4 (BCM2711) — PLACEHOLDER: the rpi4 port is a later issue.
+//! Raspberry Pi 4 (BCM2711): what its device tree does not say.
 //!
-//! The addresses below are the measured ones (QEMU raspi4b and the BCM2711
-//! DT after `ranges` translation); the port itself (spin-table CPUs, GICv2
-//! backend, firmware config) is not done yet, and xtask refuses to build it.
+//! The rest (RAM, the GIC-400 frames, the PL011 and its interrupt, the
+//! spin-table CPUs) comes from the device tree the firmware (or QEMU raspi4b
+//! with `-dtb`) passes, through `/soc` `ranges`: platforms/rpi4/README.md.
 
 use crate::platform::desc::{BoardDesc, Reserved};
 use crate::platform::fdt::Region;
@@ -14,7 +14,8 @@ pub const BOARD: BoardDesc = BoardDesc {
     load_addr: 0x8_0000,
     // PL011 UART0 at bus address 0x7e20_1000.
     early_uart: 0xfe20_1000,
-    // Peripherals and the GIC-400 in the "low peripheral" mode.
+    // Peripherals (0xfe00_0000..) and the GIC-400 (0xff84_0000..) in the "low
+    // peripheral" mode the firmware sets up.
     mmio_windows: &[Region {
         base: 0xfc00_0000,
         size: 0x400_0000,
@@ -27,5 +28,6 @@ pub const BOARD: BoardDesc = BoardDesc {
         },
         why: "firmware stub and spin tables",
     }],
+    // Hardware. QEMU raspi4b asks for a tick with `tandem.emulator_tick_us`.
     emulator_tick_ns: None,
 };

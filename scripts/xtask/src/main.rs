@@ -63,6 +63,14 @@ enum Cmd {
         #[arg(value_parser = examples::parse)]
         name: String,
     },
+    /// Write a Raspberry Pi 4 boot folder into DIR (the SD card's mounted boot partition,
+    /// or a folder to copy onto it): kernel8.img (Tandem with the rpi4 default VMs),
+    /// config.txt and a README naming the firmware files to add and the serial wiring.
+    Sdcard {
+        /// The folder to write into (must exist and be writable).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Measure Tandem and write the report (deterministic, under -icount). Today's one
     /// benchmark, `latency`: the RTOS's release latency natively, alone on Tandem, and
     /// in each layout beside an idle and a stressed Linux, as one table.
@@ -218,6 +226,25 @@ fn main() -> ExitCode {
             say(&format!(
                 "boot it beside Linux and the RTOS: cargo xtask run --guest {}",
                 bin.strip_prefix(&root).unwrap_or(&bin).display()
+            ));
+            Ok(())
+        }),
+        Cmd::Sdcard { out } => rpi4::check_boot_folder(&out).and_then(|_| {
+            prepare(&[Need::Dtc, Need::LinuxBuild])?;
+            let image = package::build(
+                &root,
+                "rpi4",
+                true,
+                Vms::Default,
+                None,
+                vms::Machine::RPI4,
+            )?;
+            let bytes =
+                std::fs::read(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+            rpi4::write_boot_folder(&out, &bytes)?;
+            say(&format!(
+                "add start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb and overlays/disable-bt.dtbo from the Raspberry Pi firmware release: see {}",
+                out.join("README.txt").display()
             ));
             Ok(())
         }),
