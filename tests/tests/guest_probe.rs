@@ -363,6 +363,7 @@ fn gicv2_vgic_and_suites() {
             "gicd_itargetsr",
             "sgi_to_vcpu1",
             "sgi_to_self",
+            "sgi_source_in_iar",
             "sgir_self_filter",
         ],
     );

@@ -68,7 +68,9 @@ register_structs! {
         (0x000c => _reserved0),
         (0x0010 => misr: ReadOnly<u32>),
         (0x0014 => _reserved1),
-        (0x0020 => eisr0: ReadOnly<u32>),
+        // GICH_EISR0 is not read: an LR it flags (deactivated with an EOI request) is
+        // empty, so GICH_ELRSR0 flags it too.
+        (0x0020 => _eisr0: ReadOnly<u32>),
         (0x0024 => _reserved2),
         (0x0030 => elrsr0: ReadOnly<u32>),
         (0x0034 => _reserved3),
@@ -285,11 +287,6 @@ impl GicV2 {
     #[inline]
     pub fn empty_lrs(&self) -> u32 {
         self.hyp.elrsr0.get()
-    }
-
-    /// GICH_EISR0: bit n set when LR n was deactivated with an EOI maintenance request.
-    pub fn eoi_lrs(&self) -> u32 {
-        self.hyp.eisr0.get()
     }
 
     /// Writes GICH_HCR.
