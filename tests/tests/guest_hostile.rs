@@ -95,6 +95,9 @@ fn contained(image: &str, gic: u8, checks: &[&str]) {
     let ok = |r: Result<(), String>| r.unwrap_or_else(|e| panic!("{e}"));
     ok(q.wait_for(&format!("{TAG}[T] hostile::fatal about to happen"), TIMEOUT));
     ok(q.wait_for(STOPPED, TIMEOUT));
+    // The whole report line, not just its start, before the log is read.
+    let at = q.log().find(STOPPED).expect("waited for it");
+    wait_after(&q, at, "\n", deadline).unwrap_or_else(|e| panic!("{e}"));
     let log = q.log();
     let stop_at = log.find(STOPPED).expect("waited for it");
 
