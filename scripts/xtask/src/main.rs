@@ -299,6 +299,12 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
 fn cmd_run(root: &Path, args: RunArgs) -> Result<(), String> {
     prepare(&[Need::Qemu, Need::Dtc])?;
     let native = args.native;
+    if native.is_some() && args.machine.platform != "qemu-virt" {
+        return Err(format!(
+            "--native boots a guest on QEMU virt only, not on --platform {}",
+            args.machine.platform
+        ));
+    }
     if native == Some(NativeGuest::Linux) {
         return run_native_linux(root, args);
     }
@@ -530,5 +536,31 @@ mod tests {
             (2, "512M".to_string())
         );
         assert!(run_args(&["--smp", "9"]).is_err());
+    }
+
+    /// The GIC follows the board (3 on qemu-virt, 2 on rpi4); rpi4 refuses what it cannot
+    /// change, naming the option.
+    #[test]
+    fn gic_and_rpi4_machine() {
+        let m = |args: &[&str]| run_args(args).unwrap().machine;
+        assert_eq!(m(&[]).machine().unwrap().gic, 3);
+        assert_eq!(m(&["--gic", "2"]).machine().unwrap().gic, 2);
+        assert!(run_args(&["--gic", "4"]).is_err());
+        assert_eq!(m(&["--platform", "rpi4"]).machine().unwrap(), Machine::RPI4);
+        assert_eq!(
+            m(&["--platform", "rpi4", "--gic", "2"]).machine().unwrap(),
+            Machine::RPI4
+        );
+        for (args, named) in [
+            (&["--platform", "rpi4", "--gic", "3"][..], "--gic 3"),
+            (&["--platform", "rpi4", "--smp", "2"][..], "--smp"),
+            (&["--platform", "rpi4", "--memory", "2G"][..], "--memory"),
+        ] {
+            let e = m(args).machine().unwrap_err();
+            assert!(
+                e.starts_with(&format!("--platform rpi4 takes no {named}")),
+                "{e}"
+            );
+        }
     }
 }
