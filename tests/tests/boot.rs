@@ -75,6 +75,33 @@ fn boot_gicv2_frames() {
     );
 }
 
+/// A package built for the other GIC version is refused with the fix named, in both
+/// directions, and Tandem idles instead of starting guests that would not find their GIC.
+#[test]
+fn package_for_the_other_gic_is_refused() {
+    for (image, machine_gic, built_for) in [
+        ("tandem-rtos.bin", 2u8, 3u8),
+        ("tandem-rtos-gic2.bin", 3, 2),
+    ] {
+        let image = built_image("qemu-virt", image).unwrap_or_else(|e| panic!("{e}"));
+        let mut m = MachineConfig::new("qemu-virt", image);
+        m.gic = machine_gic;
+        m.icount = true;
+        let q = boot(
+            &format!("package_for_the_other_gic_is_refused_{machine_gic}"),
+            &m,
+            &[
+                &format!(
+                    "WARN  the guest package was built for a GICv{built_for} (cargo xtask --gic \
+                     {built_for}), but this machine has a GICv{machine_gic}: no VMs will run"
+                ),
+                "no VMs to run: Tandem idles",
+            ],
+        );
+        assert!(!q.log().contains("rtos |"), "{}", q.failure("a guest ran"));
+    }
+}
+
 /// Other CPU models and memory sizes boot too.
 #[test]
 fn boot_cortex_a53_and_max() {
