@@ -160,6 +160,7 @@ fn vgic_sgi_and_registers() {
             "gicr_typer_affinity",
             "sgi_to_vcpu1",
             "sgi_to_self",
+            "more_pending_than_lrs",
         ],
     );
 }
@@ -365,6 +366,7 @@ fn gicv2_vgic_and_suites() {
             "sgi_to_self",
             "sgi_source_in_iar",
             "sgir_self_filter",
+            "more_pending_than_lrs",
         ],
     );
     assert_suite_on(2, "psci", &["cpu_on", "cpu_off", "cpu_on_after_off"]);

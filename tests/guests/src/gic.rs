@@ -47,6 +47,8 @@ pub mod gicd {
     pub const IPRIORITYR: usize = 0x0400;
     /// GICD_ICFGR<n>: two bits per INTID, bit 1 of each = edge-triggered.
     pub const ICFGR: usize = 0x0C00;
+    /// GICD_ISPENDR<n>: write 1 to make pending.
+    pub const ISPENDR: usize = 0x0200;
     /// GICD_PIDR2: ArchRev \[7:4\] (3 for GICv3).
     pub const PIDR2: usize = 0xFFE8;
 }

@@ -494,6 +494,41 @@ mod guest {
             got && intid == u64::from(SGI_TO_SELF),
             "vcpu0 took INTID {intid}"
         );
+        more_pending_than_lrs(h);
+    }
+
+    /// SPIs made pending at once, more than the CPU has list registers, while vCPU 0
+    /// spins without exiting: all arrive, so the underflow maintenance interrupt refilled
+    /// the list registers (a WFI or another exit would refill them too, so there is none).
+    fn more_pending_than_lrs(h: &mut Harness) {
+        const FIRST: u32 = 40;
+        const COUNT: u32 = 6;
+        let d = gic::distributor();
+        for intid in FIRST..FIRST + COUNT {
+            let (word, bit) = (4 * (intid as usize / 32), 1u32 << (intid % 32));
+            if gic::version() == 3 {
+                d.write32(gicd::IGROUPR + word, d.read32(gicd::IGROUPR + word) | bit);
+            }
+            d.write8(gicd::IPRIORITYR + intid as usize, PRIORITY);
+            let cfg = gicd::ICFGR + 4 * (intid as usize / 16);
+            d.write32(cfg, d.read32(cfg) | 0b10 << (2 * (intid % 16)));
+            d.write32(gicd::ISENABLER + word, bit);
+        }
+        rt::irq_disable();
+        let before = rt::irq_count(0);
+        let word = 4 * (FIRST as usize / 32);
+        d.write32(gicd::ISPENDR + word, ((1 << COUNT) - 1) << (FIRST % 32));
+        rt::irq_enable();
+        let until = timer::now() + timer::hz() / 10;
+        let all = timer::spin_until(until, || rt::irq_count(0) >= before + u64::from(COUNT));
+        check!(
+            h,
+            "vgic::more_pending_than_lrs",
+            all && rt::irq_count(0) == before + u64::from(COUNT),
+            "{} of {COUNT} SPIs (INTIDs {FIRST}..{}) taken without an exit",
+            rt::irq_count(0) - before,
+            FIRST + COUNT - 1
+        );
     }
 
     /// The `vgic` suite on a GICv2 machine: the distributor Tandem emulates (banked SGI/PPI
@@ -619,6 +654,7 @@ mod guest {
             "vcpu0 took INTID {intid}; vcpu1 took {} more",
             rt::irq_count(1) - theirs
         );
+        more_pending_than_lrs(h);
     }
 
     /// The `vtimer` suite; returns the shortest and longest deadline latency in ticks, if
