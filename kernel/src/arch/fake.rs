@@ -19,7 +19,9 @@ use super::{Console, Cpu, Gic, Ram};
 use crate::vcpu::exit::{ExitSnapshot, ExitVector};
 use crate::vcpu::inject::{El1Exception, take_exception};
 use crate::vcpu::regs::{GuestRegs, TimerRegs, VcpuContext, VgicCpuRegs};
-use crate::vgic::lr::IchLr;
+use core::marker::PhantomData;
+
+use crate::vgic::lr::{IchLr, LrFormat};
 use crate::vm::console::Terminal;
 
 /// INTID of the EL1 virtual timer PPI.
@@ -67,8 +69,9 @@ pub enum Event {
     Wfi,
 }
 
-/// One fake physical CPU.
-pub struct FakeCpu {
+/// One fake physical CPU whose list registers hold format `L` (GICv3 by
+/// default; [`crate::vgic::lr::GichLr`] makes it a GICv2 one).
+pub struct FakeCpu<L = IchLr> {
     pub index: usize,
     pub now: u64,
     /// Counter ticks each guest entry costs (so time moves while guests run).
@@ -96,11 +99,19 @@ pub struct FakeCpu {
     pub sleeps_to_timer: bool,
     /// Interrupts acknowledged since the CPU last entered a guest or slept.
     acks_in_a_row: usize,
+    format: PhantomData<L>,
 }
 
 impl FakeCpu {
-    /// A CPU with `lr_count` list registers and no guests.
+    /// A GICv3 CPU with `lr_count` list registers and no guests.
     pub fn new(index: usize, lr_count: usize) -> Self {
+        Self::with_lr_format(index, lr_count)
+    }
+}
+
+impl<L> FakeCpu<L> {
+    /// A CPU with `lr_count` list registers in format `L` and no guests.
+    pub fn with_lr_format(index: usize, lr_count: usize) -> Self {
         Self {
             index,
             now: 1000,
@@ -123,6 +134,7 @@ impl FakeCpu {
             powered_off: false,
             sleeps_to_timer: true,
             acks_in_a_row: 0,
+            format: PhantomData,
         }
     }
 
@@ -222,7 +234,7 @@ pub fn irq_exit() -> ExitSnapshot {
     }
 }
 
-impl Cpu for FakeCpu {
+impl<L> Cpu for FakeCpu<L> {
     fn index(&self) -> usize {
         self.index
     }
@@ -336,8 +348,8 @@ impl Cpu for FakeCpu {
     }
 }
 
-impl Gic for FakeCpu {
-    type Lr = IchLr;
+impl<L: LrFormat> Gic for FakeCpu<L> {
+    type Lr = L;
 
     fn ack(&mut self) -> Option<u32> {
         self.acks_in_a_row += 1;
@@ -406,7 +418,7 @@ impl Gic for FakeCpu {
     }
 }
 
-impl Ram for FakeCpu {
+impl<L> Ram for FakeCpu<L> {
     fn clear(&mut self, pa: u64, len: u64) {
         self.events.push(Event::Clear { pa, len });
     }
@@ -425,7 +437,7 @@ impl Ram for FakeCpu {
     }
 }
 
-impl Console for FakeCpu {
+impl<L> Console for FakeCpu<L> {
     fn print(&mut self, args: core::fmt::Arguments<'_>) {
         use core::fmt::Write;
         let _ = self.console_out.write_fmt(args);

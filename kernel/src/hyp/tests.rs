@@ -6,7 +6,7 @@ use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::sync::atomic::Ordering;
 
 use super::passthrough::SpiOwners;
@@ -16,6 +16,7 @@ use super::{Hypervisor, INTID_HYP_TIMER, KICK_SGI};
 use crate::arch::fake::{Event, FakeCpu, GuestView, hvc_exit, wfi_exit};
 use crate::hypercall::PowerState;
 use crate::vcpu::exit::ExitSnapshot;
+use crate::vgic::lr::{GichLr, IchLr, LrFormat};
 use crate::vm::package::{self, Package, VmSpec};
 
 /// The review's findings on guest-reachable code, each with its regression test.
@@ -50,10 +51,19 @@ fn spec(name: &str, pcpus: &[u8]) -> VmSpec {
 }
 
 /// Several fake CPUs sharing one hypervisor; SGIs are routed between them.
-struct Machine {
+/// Their list registers hold format `L`: GICv3 by default, GICv2 with
+/// [`Machine::gicv2`].
+struct Machine<L = IchLr> {
     hv: &'static Hypervisor,
     pcpus: Vec<Pcpu>,
-    hws: Vec<FakeCpu>,
+    hws: Vec<FakeCpu<L>>,
+}
+
+impl Machine<GichLr> {
+    /// A GICv2 machine: its VMs get the GICv2 vGIC, its CPUs GICH list registers.
+    fn gicv2(cpus: usize, specs: &[VmSpec]) -> Self {
+        Self::assemble(cpus, specs, None, 0, &[], 2)
+    }
 }
 
 impl Machine {
@@ -80,8 +90,22 @@ impl Machine {
         cntvoff: u64,
         channels: &[package::ChannelDesc],
     ) -> Self {
+        Self::assemble(cpus, specs, tick, cntvoff, channels, 3)
+    }
+}
+
+impl<L: LrFormat> Machine<L> {
+    /// The machine of [`Machine::with_channels`], for guests of GIC version `gic`.
+    fn assemble(
+        cpus: usize,
+        specs: &[VmSpec],
+        tick: Option<u64>,
+        cntvoff: u64,
+        channels: &[package::ChannelDesc],
+        gic: u8,
+    ) -> Self {
         let bytes: &'static [u8] =
-            Box::leak(package::encode_with_channels(specs, channels, 3).into_boxed_slice());
+            Box::leak(package::encode_with_channels(specs, channels, gic).into_boxed_slice());
         let pkg = Package::parse(bytes).expect("package");
         let vms: Vec<Vm> = (0..pkg.vm_count())
             .map(|i| {
@@ -99,7 +123,7 @@ impl Machine {
             })
             .collect();
         let hv: &'static Hypervisor = Box::leak(Box::new(hv));
-        let mut hws: Vec<FakeCpu> = (0..cpus).map(|i| FakeCpu::new(i, 4)).collect();
+        let mut hws: Vec<FakeCpu<L>> = (0..cpus).map(|i| FakeCpu::with_lr_format(i, 4)).collect();
         for (i, p) in hv.pcpus.iter().enumerate().take(cpus) {
             p.mpidr.store(i as u64, Ordering::Relaxed);
         }
@@ -235,6 +259,97 @@ fn enable_spi(vm: &Vm, intid: u32) {
         .unwrap();
     g.mmio_write(crate::vgic::Frame::Dist, 0x100 + word, 4, bit)
         .unwrap();
+}
+
+/// GICv2: the guest's distributor writes go to vCPU `v`'s banked view.
+fn v2_write(vm: &Vm, v: usize, offset: u64, value: u64) {
+    vm.vgic
+        .lock()
+        .mmio_write(crate::vgic::Frame::CpuDist(v), offset, 4, value)
+        .unwrap();
+}
+
+/// GICv2: the virtual timer reaches the running guest as a GICH list register
+/// (group 0, as a GICv2 guest's interrupts reset), and the guest completing
+/// it (the LR read back empty at its next WFI) leaves it idle in the vGIC.
+#[test]
+fn gicv2_vtimer_reaches_the_guest_in_a_gich_lr() {
+    let mut m = Machine::gicv2(1, &[spec("a", &[0])]);
+    let vm = m.vm("a");
+    v2_write(vm, 0, 0x100, 1 << 27); // GICD_ISENABLER0 (banked)
+    v2_write(vm, 0, 0x000, 1); // GICD_CTLR.EnableGrp0
+    let seen = Rc::new(Cell::new(None));
+    let s = seen.clone();
+    m.hws[0].script(1, move |g| {
+        if g.context.timer.ctl == 0 && s.get().is_none() {
+            g.context.timer.cval = g.now + 100;
+            g.context.timer.ctl = 1;
+        }
+        let pending_27 = |&lr: &u64| {
+            let d = GichLr::decode(lr);
+            d.vintid == 27 && d.state.pending()
+        };
+        if let Some(i) = g.lrs.iter().position(pending_27) {
+            let lr = GichLr::decode(g.lrs[i]);
+            s.set(Some(lr));
+            // Acknowledge and end it: the hardware empties the LR. Then idle (WFI,
+            // which reads the list registers back).
+            g.lrs[i] &= !GichLr::STATE_BITS;
+            g.context.timer.ctl = 0;
+            return wfi_exit();
+        }
+        g.regs.args.x[0] = SMCCC_VERSION;
+        hvc_exit()
+    });
+    m.run(60);
+    let lr = seen.get().expect("INTID 27 in a list register");
+    assert_eq!(lr.state, crate::vgic::lr::LrState::Pending);
+    assert!(!lr.group1, "GICv2 guests' interrupts are group 0");
+    m.run(5);
+    let view = vm.vgic.lock().irq(0, 27).unwrap();
+    assert!(
+        !view.pending && !view.active && view.in_lr.is_none(),
+        "{view:?}"
+    );
+}
+
+/// GICv2: more pending interrupts than list registers fill all four in GICH
+/// format and ask for the underflow maintenance interrupt; once the guest has
+/// completed them, the refill places the rest.
+#[test]
+fn gicv2_underflow_refills_the_list_registers() {
+    let mut m = Machine::gicv2(1, &[spec("a", &[0])]);
+    let vm = m.vm("a");
+    v2_write(vm, 0, 0x000, 1);
+    v2_write(vm, 0, 0x104, 0x3f << 8); // GICD_ISENABLER1: SPIs 40..=45
+    v2_write(vm, 0, 0x204, 0x3f << 8); // GICD_ISPENDR1
+    let taken = Rc::new(RefCell::new(Vec::new()));
+    let t = taken.clone();
+    m.hws[0].script(1, move |g| {
+        for lr in g.lrs.iter_mut() {
+            let d = GichLr::decode(*lr);
+            if d.state.pending() {
+                t.borrow_mut().push(d.vintid);
+                *lr &= !GichLr::STATE_BITS;
+            }
+        }
+        g.regs.args.x[0] = SMCCC_VERSION;
+        hvc_exit()
+    });
+    m.step(0);
+    m.step(0);
+    assert!(
+        m.hws[0].underflow,
+        "six pending, four LRs: underflow requested"
+    );
+    assert_eq!(taken.borrow().len(), 4);
+    // The maintenance interrupt (INTID 25) brings the CPU back for the rest.
+    m.hws[0].pending.push_back(super::INTID_MAINTENANCE);
+    m.run(4);
+    let mut all = taken.borrow().clone();
+    all.sort();
+    assert_eq!(all, (40..46).collect::<Vec<u32>>());
+    assert!(!m.hws[0].underflow);
 }
 
 /// A vCPU restarted (CPU_OFF, then CPU_ON) while its old state is still in

@@ -197,8 +197,8 @@ impl Vgic {
         let t = &self.table;
         match reg {
             Reg::Ctlr => {
-                u32::from(t.enable_grp0) * CTLR_ENABLE_GRP0
-                    | u32::from(t.enable_grp1) * CTLR_ENABLE_GRP1
+                (u32::from(t.enable_grp0) * CTLR_ENABLE_GRP0)
+                    | (u32::from(t.enable_grp1) * CTLR_ENABLE_GRP1)
             }
             Reg::Typer => {
                 let it_lines = t.intid_limit() / 32 - 1;

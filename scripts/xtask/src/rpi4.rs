@@ -33,10 +33,10 @@ pub fn dtb(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let out = out_dir.join(DTB);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(built), Some(source)) = (modified(&out), modified(&src)) {
-        if built > source {
-            return Ok(out);
-        }
+    if let (Some(built), Some(source)) = (modified(&out), modified(&src))
+        && built > source
+    {
+        return Ok(out);
     }
     let pre = out_dir.join("bcm2711-rpi-4-b.pre.dts");
     let status = Command::new("cpp")
