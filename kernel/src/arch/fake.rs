@@ -92,6 +92,8 @@ pub struct FakeCpu<L = IchLr> {
     pub events: Vec<Event>,
     pub console_out: String,
     pub console_in: VecDeque<u8>,
+    /// Free bytes Tandem's console ring reports (fixed; tests lower it).
+    pub console_room: usize,
     pub terminal: Terminal,
     pub powered_off: bool,
     /// An idle CPU sleeps until its EL2 timer (else time stands still while
@@ -130,6 +132,7 @@ impl<L> FakeCpu<L> {
             events: Vec::new(),
             console_out: String::new(),
             console_in: VecDeque::new(),
+            console_room: 16384,
             terminal: Terminal::default(),
             powered_off: false,
             sleeps_to_timer: true,
@@ -221,6 +224,18 @@ pub fn store32_exit(ipa: u64) -> ExitSnapshot {
         // As `load32_exit`, with WnR (bit 6) set.
         esr: load32_exit(ipa).esr | (1 << 6),
         ..load32_exit(ipa)
+    }
+}
+
+/// An exit snapshot for a store of `size` bytes (1, 2, 4 or 8) from x2 to `ipa`.
+pub fn store_exit(ipa: u64, size: u8) -> ExitSnapshot {
+    let sas = u64::from(size.trailing_zeros());
+    ExitSnapshot {
+        vector: ExitVector::Sync,
+        // EC 0x24, IL, ISV, SAS, SRT = 2, WnR, DFSC = translation fault level 2.
+        esr: (0x24 << 26) | (1 << 25) | (1 << 24) | (sas << 22) | (2 << 16) | (1 << 6) | 0x06,
+        far: ipa,
+        hpfar: (ipa >> 12) << 4,
     }
 }
 
@@ -452,7 +467,7 @@ impl<L> Console for FakeCpu<L> {
         let r = f(
             &mut term,
             &mut |b| out.push_str(&String::from_utf8_lossy(b)),
-            16384,
+            self.console_room,
         );
         self.terminal = term;
         r

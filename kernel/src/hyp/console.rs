@@ -153,7 +153,12 @@ fn deliver(hv: &Hypervisor, target: Focus, bytes: &[u8], hw: &mut impl Hw) {
         return;
     }
     let accepted = vm.console.lock().push_input(bytes);
-    if accepted > 0 && vm.desc.console_intid != 0 {
+    if accepted == 0 {
+        return;
+    }
+    if vm.transparent() {
+        super::uart::received(hv, vm, hw);
+    } else if vm.desc.console_intid != 0 {
         hv.inject(vm, vm.desc.console_intid, None, hw);
     }
 }
@@ -243,7 +248,7 @@ fn list_vms(hv: &Hypervisor, hw: &mut impl Hw) {
             VmState::Stopped => "stopped",
         };
         hw.print(format_args!(
-            "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  prio {}  exits={} (hvc={} irq={} wfi={} mmio={} sysreg={} aborts={}) virqs={} resets={} crashes={}\n",
+            "  {} {:<12} {:<9} {} vCPU(s) {:>5} MiB  prio {}  exits={} (hvc={} irq={} wfi={} mmio={} uart={} sysreg={} aborts={}) console_writes={} virqs={} resets={} crashes={}\n",
             vm.id,
             vm.name(),
             state,
@@ -255,8 +260,10 @@ fn list_vms(hv: &Hypervisor, hw: &mut impl Hw) {
             n(&s.irq_exits),
             n(&s.wfi),
             n(&s.mmio),
+            n(&s.uart),
             n(&s.sysreg),
             n(&s.aborts),
+            n(&s.console_writes),
             n(&s.virqs),
             n(&s.resets),
             n(&s.crashes),

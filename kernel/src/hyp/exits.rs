@@ -1,4 +1,5 @@
-//! What each kind of exit does: SMCCC calls, emulated MMIO (the vGIC),
+//! What each kind of exit does: SMCCC calls, emulated MMIO (the vGIC, the
+//! virtual PL011),
 //! trapped system registers, WFI/WFE, aborts and the exits that stop a VM.
 //!
 //! Handlers get the VM and the vCPU as its CPU holds it, decide, and return
@@ -211,7 +212,11 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     fn is_ram(&self, ipa: u64) -> bool {
         self.vm.is_ram(ipa)
     }
+    fn hides_tandem(&self) -> bool {
+        self.vm.transparent()
+    }
     fn console_write(&mut self, bytes: &[u8]) -> usize {
+        self.vm.stats.console_writes.fetch_add(1, Ordering::Relaxed);
         super::console::vm_output(self.hv, self.vm, bytes, self.hw)
     }
     fn console_read(&mut self, out: &mut [u8]) -> usize {
@@ -321,6 +326,10 @@ fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess
     let mut vgic = vm.vgic.lock();
     let Some((frame, offset)) = vgic.decode_ipa(a.ipa, v.index) else {
         drop(vgic);
+        if super::uart::claims(vm, a.ipa) {
+            super::uart::access(hv, vm, v, hw, a);
+            return Outcome::Continue;
+        }
         if let Some(outcome) = super::channel::front_access(hv, vm, v, hw, a) {
             return outcome;
         }

@@ -7,6 +7,7 @@ use log::debug;
 use super::pcpu::Pcpu;
 use super::{
     Hypervisor, INTID_HYP_TIMER, INTID_MAINTENANCE, INTID_VTIMER, KICK_SGI, console, passthrough,
+    uart,
 };
 use crate::arch::Hw;
 
@@ -22,6 +23,7 @@ pub fn handle(p: &mut Pcpu, hv: &Hypervisor, hw: &mut impl Hw) {
             i if i == hv.uart_intid && i != 0 => {
                 console::input(hv, hw);
                 hw.pump();
+                uart::drain_backlogs(hv, hw);
             }
             // Forwarded to its VM, or disabled: passthrough ends the interrupt itself.
             i @ 32..=1019 => {

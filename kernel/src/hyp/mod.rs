@@ -11,6 +11,7 @@
 //! - [`irq`]: physical interrupts taken while a guest ran or the CPU idled.
 //! - [`console`]: console input focus and Tandem's monitor.
 //! - [`passthrough`]: devices and SPIs a VM owns.
+//! - [`uart`]: the virtual PL011 of a transparent VM.
 //! - `setup` (target only): building VMs from the boot package.
 //!
 //! Everything here but `setup` reaches the hardware only through
@@ -29,6 +30,7 @@ pub mod pcpu;
 pub mod setup;
 #[cfg(test)]
 mod tests;
+pub mod uart;
 pub mod vm;
 
 use alloc::vec::Vec;

@@ -21,6 +21,8 @@ use crate::vm::package::{self, Package, VmSpec};
 
 /// The review's findings on guest-reachable code, each with its regression test.
 mod hardening;
+/// The virtual PL011 of a transparent VM, end to end through the run loop.
+mod uart;
 
 /// Channels and forwarded virtio-mmio between VMs.
 mod channels;

@@ -24,6 +24,7 @@ use crate::sync::Lock;
 use crate::vgic::{Vgic, VgicLayout};
 use crate::vm::console::VmConsole;
 use crate::vm::package::{FLAG_RESTART_ON_CRASH, FLAG_RESTART_ON_RESET, Package, VmDesc};
+use crate::vm::vpl011::Vpl011;
 
 /// SPIs each VM's distributor offers (INTIDs 32..96).
 pub const VM_SPIS: u32 = 64;
@@ -79,6 +80,10 @@ pub struct VmStats {
     pub sysreg: AtomicU64,
     /// Aborts injected for accesses to unmapped IPAs.
     pub aborts: AtomicU64,
+    /// Accesses to its virtual PL011 (each one exit).
+    pub uart: AtomicU64,
+    /// CONSOLE_WRITE calls.
+    pub console_writes: AtomicU64,
 }
 
 /// What other CPUs can see of a vCPU.
@@ -167,6 +172,10 @@ pub struct Vm {
     pub vcpus: Vec<VcpuShared>,
     /// Console buffers.
     pub console: Lock<VmConsole>,
+    /// The virtual PL011 of a transparent VM (`VmDesc::pl011`).
+    pub uart: Option<Lock<Vpl011>>,
+    /// Its transmit FIFO holds bytes Tandem's console ring had no room for.
+    pub uart_backlog: AtomicBool,
     /// Counters.
     pub stats: VmStats,
     state: AtomicU8,
@@ -294,6 +303,8 @@ impl Vm {
             vgic: Lock::new(Self::fresh_vgic(&mpidrs, pkg.gic_version())),
             vcpus,
             console: Lock::new(VmConsole::default()),
+            uart: desc.pl011().map(|_| Lock::new(Vpl011::new())),
+            uart_backlog: AtomicBool::new(false),
             stats: VmStats::default(),
             state: AtomicU8::new(VmState::Running as u8),
             epoch: AtomicU32::new(0),
@@ -372,6 +383,12 @@ impl Vm {
         self.vcpus.iter().fold(0, |m, v| m | 1 << v.pcpu)
     }
 
+    /// Whether the VM sees no Tandem: its console is a virtual PL011 and
+    /// Tandem's vendor hypervisor service is hidden from it.
+    pub fn transparent(&self) -> bool {
+        self.uart.is_some()
+    }
+
     /// Whether a power-off or reset by the guest restarts the VM (`restart = true`).
     pub fn restarts(&self) -> bool {
         self.desc.has(FLAG_RESTART_ON_RESET)
@@ -414,6 +431,7 @@ impl Vm {
         let mpidrs: Vec<u64> = self.vcpus.iter().map(|v| v.mpidr).collect();
         *self.vgic.lock() = Self::fresh_vgic(&mpidrs, self.pkg.gic_version());
         *self.console.lock() = VmConsole::default();
+        super::uart::reset(self);
         self.watchdog_deadline.store(0, Ordering::Release);
         self.aborts.store(0, Ordering::Relaxed);
     }

@@ -32,6 +32,11 @@ pub trait CallEnv {
     fn power_state(&self, i: usize) -> PowerState;
     /// Whether `ipa` is guest RAM (for CPU_ON entry points).
     fn is_ram(&self, ipa: u64) -> bool;
+    /// Whether the VM is transparent: Tandem's vendor service is hidden from
+    /// it, and its calls get `NOT_SUPPORTED` as on bare hardware.
+    fn hides_tandem(&self) -> bool {
+        false
+    }
     /// Takes console output; returns how many bytes were accepted.
     fn console_write(&mut self, bytes: &[u8]) -> usize;
     /// Gives up to `out.len()` bytes of pending console input.
@@ -106,7 +111,7 @@ pub fn dispatch_in_place(regs: &mut HvcArgs, env: &mut impl CallEnv) -> CallActi
             put(regs, ret)
         }
         OEN_STANDARD_HYP if fid.is_fast() => apply(regs, pv_time_call(fid, regs, env)),
-        OEN_VENDOR_HYP => tandem_call(fid, regs, env),
+        OEN_VENDOR_HYP if !env.hides_tandem() => tandem_call(fid, regs, env),
         OEN_STANDARD if fid.is_fast() => apply(regs, psci_call(fid, regs, env)),
         _ => put(regs, HvcRet::error(Status::NotSupported)),
     }

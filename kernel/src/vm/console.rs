@@ -196,6 +196,11 @@ impl VmConsole {
         n
     }
 
+    /// Input bytes waiting for the guest.
+    pub fn input_len(&self) -> usize {
+        self.in_len
+    }
+
     /// Gives queued input to the guest.
     pub fn read_input(&mut self, out: &mut [u8]) -> usize {
         let n = self.in_len.min(out.len());

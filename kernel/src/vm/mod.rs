@@ -1,4 +1,5 @@
-//! Virtual machines: their description, console and memory.
+//! Virtual machines: their description, console, memory and virtual UART.
 
 pub mod console;
 pub mod package;
+pub mod vpl011;

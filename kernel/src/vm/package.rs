@@ -36,7 +36,8 @@
 //!    368     4  scheduling priority of its vCPUs (0..=255, higher first)
 //!    372     4  CPU budget per period in µs (0: unlimited)
 //!    376     4  budget period in µs (0 when unlimited)
-//!    380     4  reserved (zero)
+//!    380     4  IPA of the VM's virtual PL011 (4 KiB aligned; 0: none, the
+//!               hypercall console); with one, the console INTID is its SPI
 //! ```
 //!
 //! ```text
@@ -61,6 +62,10 @@
 //! A passthrough device is a physical MMIO window the VM owns: Tandem maps it
 //! at the same IPA in the VM's stage 2 and forwards its physical interrupt to
 //! the VM as the same virtual INTID (`kernel::hyp::passthrough`).
+//!
+//! A VM with a virtual PL011 is *transparent*: its console is that UART
+//! (`kernel::vm::vpl011`, a window Tandem traps), and Tandem's vendor
+//! hypervisor service is hidden from it, as on bare hardware.
 //!
 //! The kernel decodes with [`Package::parse`], which checks every bound and
 //! never panics; xtask encodes with [`encode`] (host only). Version 1 had no
@@ -235,6 +240,8 @@ pub struct VmDesc {
     pub budget_us: u32,
     /// The budget's period in µs.
     pub period_us: u32,
+    /// IPA of its virtual PL011's 4 KiB window; 0 for none.
+    pub pl011_ipa: u64,
 }
 
 impl VmDesc {
@@ -257,6 +264,11 @@ impl VmDesc {
     /// Whether `flag` is set.
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Its virtual PL011's window base, if it is transparent.
+    pub fn pl011(&self) -> Option<u64> {
+        (self.pl011_ipa != 0).then_some(self.pl011_ipa)
     }
 }
 
@@ -524,6 +536,7 @@ impl<'a> Package<'a> {
             priority: 0,
             budget_us: half(SCHED_AT + 4),
             period_us: half(SCHED_AT + 8),
+            pl011_ipa: u64::from(half(SCHED_AT + 12)),
         };
         d.priority = u8::try_from(half(SCHED_AT)).map_err(|_| bad("priority must be 0..=255"))?;
         if d.budget_us > d.period_us || (d.budget_us == 0) != (d.period_us == 0) {
@@ -616,6 +629,22 @@ impl<'a> Package<'a> {
             }
             d.devices[n] = dev;
         }
+        if let Some(base) = d.pl011() {
+            if !base.is_multiple_of(DEVICE_ALIGN) {
+                return Err(bad("virtual PL011 window must be 4 KiB aligned"));
+            }
+            if base < ram_end && d.ram_ipa < base + DEVICE_ALIGN {
+                return Err(bad("virtual PL011 window overlaps the VM's RAM"));
+            }
+            if d.devices().iter().any(|e| e.overlaps(base, DEVICE_ALIGN)) {
+                return Err(bad("virtual PL011 window overlaps a passthrough device"));
+            }
+            if !(32..=1019).contains(&d.console_intid) {
+                return Err(bad(
+                    "virtual PL011 interrupt must be an SPI (INTID 32..=1019)",
+                ));
+            }
+        }
         Ok(d)
     }
 
@@ -655,6 +684,8 @@ pub struct VmSpec {
     pub priority: u8,
     /// (budget µs, period µs), if limited.
     pub budget: Option<(u32, u32)>,
+    /// IPA of a virtual PL011 (the VM is transparent), if any.
+    pub pl011: Option<u64>,
 }
 
 /// Encodes VMs into a package for a GICv3 machine (host side: used by xtask and tests).
@@ -721,6 +752,8 @@ pub fn encode_with_channels(
         let (budget, period) = vm.budget.unwrap_or((0, 0));
         r[SCHED_AT + 4..SCHED_AT + 8].copy_from_slice(&budget.to_le_bytes());
         r[SCHED_AT + 8..SCHED_AT + 12].copy_from_slice(&period.to_le_bytes());
+        let pl011 = vm.pl011.map_or(0, |ipa| ipa as u32);
+        r[SCHED_AT + 12..SCHED_AT + 16].copy_from_slice(&pl011.to_le_bytes());
         records.extend_from_slice(&r);
     }
     for c in channels {
@@ -788,6 +821,7 @@ mod tests {
             devices: vec![RTC],
             priority: 7,
             budget: Some((300, 1000)),
+            pl011: None,
         }
     }
 
@@ -849,6 +883,60 @@ mod tests {
         assert_eq!(vm.devices(), &[RTC]);
         assert_eq!((vm.priority, vm.budget_us, vm.period_us), (7, 300, 1000));
         assert!(!vm.devices()[0].edge());
+    }
+
+    /// A virtual PL011 round-trips; its window and SPI are checked.
+    #[test]
+    fn virtual_pl011() {
+        let uart = VmSpec {
+            pl011: Some(0x0900_0000),
+            console_intid: 33,
+            ..spec()
+        };
+        let bytes = encode(core::slice::from_ref(&uart));
+        let vm = Package::parse(&bytes).unwrap().vm(0).unwrap();
+        assert_eq!((vm.pl011(), vm.console_intid), (Some(0x0900_0000), 33));
+        assert_eq!(
+            Package::parse(&encode(&[spec()]))
+                .unwrap()
+                .vm(0)
+                .unwrap()
+                .pl011(),
+            None
+        );
+        let cases: [(VmSpec, &str); 4] = [
+            (
+                VmSpec {
+                    pl011: Some(0x0900_0800),
+                    ..uart.clone()
+                },
+                "virtual PL011 window must be 4 KiB aligned",
+            ),
+            (
+                VmSpec {
+                    pl011: Some(0x4000_0000),
+                    ..uart.clone()
+                },
+                "virtual PL011 window overlaps the VM's RAM",
+            ),
+            (
+                VmSpec {
+                    pl011: Some(RTC.base),
+                    ..uart.clone()
+                },
+                "virtual PL011 window overlaps a passthrough device",
+            ),
+            (
+                VmSpec {
+                    console_intid: 27,
+                    ..uart
+                },
+                "virtual PL011 interrupt must be an SPI (INTID 32..=1019)",
+            ),
+        ];
+        for (s, why) in cases {
+            assert_eq!(vm_err(&[s]), PackageError::BadVm(0, why));
+        }
     }
 
     /// A package of format version 1 (or any other) is refused by version, not misread.
