@@ -7,7 +7,9 @@
 //! an `arm,gic-400` (distributor at 0x0800_0000, CPU interface at
 //! 0x0801_0000), the architected timer,
 //! and the `tandem,hypervisor` node whose SPI 0 (INTID 32) says console input
-//! is waiting. `/chosen` carries fixed `rng-seed` and `kaslr-seed` values so
+//! is waiting. A transparent VM (`console = "pl011"`) gets no Tandem node but
+//! the board's PL011 as QEMU describes it (Tandem's virtual PL011), which
+//! `/chosen/stdout-path` names. `/chosen` carries fixed `rng-seed` and `kaslr-seed` values so
 //! a guest boots identically run to run under `-icount`
 //! (/work/shared/notes/determinism.md), plus, for Linux, the command line and
 //! the initramfs range.
@@ -65,6 +67,8 @@ pub struct GuestDt<'a> {
     pub gic: u8,
     /// The VM's ends of channels.
     pub channels: &'a [ChannelNode],
+    /// A virtual PL011 (base, INTID) instead of the Tandem node: a transparent VM.
+    pub pl011: Option<(u64, u32)>,
 }
 
 /// The emulated GIC: a GICv3 (distributor and one redistributor per vCPU), or
@@ -192,9 +196,10 @@ fn spi_cells(intid: u32, edge: bool) -> String {
     format!("0 {} {}", intid - 32, if edge { 1 } else { 4 })
 }
 
-/// The nodes of the passthrough devices (and the clock the PL031 needs).
-fn device_nodes(w: &mut String, devices: &[Device]) {
-    if devices.iter().any(|d| d.name == "rtc") {
+/// The nodes of the passthrough devices and the virtual PL011 (and the clock
+/// the PrimeCells need).
+fn device_nodes(w: &mut String, devices: &[Device], pl011: Option<(u64, u32)>) {
+    if pl011.is_some() || devices.iter().any(|d| d.name == "rtc") {
         let _ = writeln!(
             w,
             "
@@ -204,6 +209,19 @@ fn device_nodes(w: &mut String, devices: &[Device]) {
         let _ = writeln!(
             w,
             "		clock-frequency = <24000000>;\n\t\tclock-output-names = \"clk24mhz\";\n\t}};"
+        );
+    }
+    if let Some((base, intid)) = pl011 {
+        let _ = writeln!(
+            w,
+            "\n\t/* The console: Tandem's virtual PL011, as on the bare board. */\n\tpl011@{base:x} {{\n\t\tcompatible = \"arm,pl011\", \"arm,primecell\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <{}>;",
+            cells(base),
+            cells(0x1000),
+            spi_cells(intid, false)
+        );
+        let _ = writeln!(
+            w,
+            "\t\tclocks = <&apb_pclk>, <&apb_pclk>;\n\t\tclock-names = \"uartclk\", \"apb_pclk\";\n\t}};"
         );
     }
     for d in devices {
@@ -276,7 +294,10 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
     if let Some(args) = dt.bootargs {
         let _ = writeln!(w, "\t\tbootargs = \"{args}\";");
     }
-    let _ = writeln!(w, "\t\tstdout-path = \"/hypervisor\";");
+    let stdout = dt.pl011.map_or("/hypervisor".to_string(), |(base, _)| {
+        format!("/pl011@{base:x}")
+    });
+    let _ = writeln!(w, "\t\tstdout-path = \"{stdout}\";");
     if let Some((start, end)) = dt.initrd {
         let _ = writeln!(w, "\t\tlinux,initrd-start = <{}>;", cells(start));
         let _ = writeln!(w, "\t\tlinux,initrd-end = <{}>;", cells(end));
@@ -358,22 +379,25 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
     );
     let _ = writeln!(w, "\t\talways-on;\n\t}};\n");
 
-    let _ = writeln!(
-        w,
-        "\thypervisor {{\n\t\tcompatible = \"tandem,hypervisor\";"
-    );
-    let _ = writeln!(
-        w,
-        "\t\t/* Console input is waiting: SPI {} = INTID {CONSOLE_INTID}, edge rising. */",
-        CONSOLE_INTID - 32
-    );
-    let _ = writeln!(w, "\t\tinterrupts = <0 {} 1>;", CONSOLE_INTID - 32);
-    if let Some(s) = dt.watchdog_s {
-        let _ = writeln!(w, "\t\t/* Default timeout of the paravirtual watchdog. */");
-        let _ = writeln!(w, "\t\ttimeout-sec = <{s}>;");
+    // A transparent VM sees no Tandem.
+    if dt.pl011.is_none() {
+        let _ = writeln!(
+            w,
+            "\thypervisor {{\n\t\tcompatible = \"tandem,hypervisor\";"
+        );
+        let _ = writeln!(
+            w,
+            "\t\t/* Console input is waiting: SPI {} = INTID {CONSOLE_INTID}, edge rising. */",
+            CONSOLE_INTID - 32
+        );
+        let _ = writeln!(w, "\t\tinterrupts = <0 {} 1>;", CONSOLE_INTID - 32);
+        if let Some(s) = dt.watchdog_s {
+            let _ = writeln!(w, "\t\t/* Default timeout of the paravirtual watchdog. */");
+            let _ = writeln!(w, "\t\ttimeout-sec = <{s}>;");
+        }
+        let _ = writeln!(w, "\t}};");
     }
-    let _ = writeln!(w, "\t}};");
-    device_nodes(w, dt.devices);
+    device_nodes(w, dt.devices, dt.pl011);
     channel_nodes(w, dt.channels);
     let _ = writeln!(w, "}};");
     s
@@ -417,6 +441,7 @@ mod tests {
             watchdog_s: None,
             gic: 3,
             channels: &[],
+            pl011: None,
         }
     }
 
@@ -431,6 +456,7 @@ mod tests {
             watchdog_s: None,
             gic: 3,
             channels: &[],
+            pl011: None,
         }
     }
 
@@ -503,6 +529,27 @@ mod tests {
         );
     }
 
+    /// A transparent VM gets the board's PL011 (QEMU's node: its SPI, level
+    /// high, and the apb_pclk clock as both clocks) as stdout, and no Tandem node.
+    #[test]
+    fn transparent_tree() {
+        let s = dts(&GuestDt {
+            pl011: Some((0x0900_0000, 33)),
+            ..linux()
+        });
+        assert!(s.contains("pl011@9000000 {"), "{s}");
+        assert!(s.contains("compatible = \"arm,pl011\", \"arm,primecell\";"));
+        assert!(s.contains("reg = <0x0 0x9000000 0x0 0x1000>;"));
+        assert!(s.contains("interrupts = <0 1 4>;"), "SPI 1, level high");
+        assert!(s.contains("clocks = <&apb_pclk>, <&apb_pclk>;"));
+        assert!(s.contains("clock-names = \"uartclk\", \"apb_pclk\";"));
+        assert!(s.contains("clock-frequency = <24000000>;"));
+        assert!(s.contains("stdout-path = \"/pl011@9000000\";"));
+        assert!(!s.contains("tandem,hypervisor") && !s.contains("hypervisor {"));
+        assert!(s.contains("method = \"hvc\";"), "PSCI stays");
+        assert!(!dts(&linux()).contains("pl011"));
+    }
+
     #[test]
     fn linux_tree() {
         let s = dts(&linux());
@@ -569,12 +616,17 @@ mod tests {
             channels: &back,
             ..rtos()
         };
+        let transparent = GuestDt {
+            pl011: Some((0x0900_0000, 33)),
+            ..linux()
+        };
         for (dt, name) in [
             (linux(), "linux"),
             (rtos(), "rtos"),
             (with_devices, "devices"),
             (linux_front, "front"),
             (rtos_back, "back"),
+            (transparent, "transparent"),
         ] {
             let dtb = compile(&dts(&dt), &dir.join(name)).unwrap();
             assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed], "FDT magic");

@@ -24,6 +24,7 @@
 //! installed it is used, with its cache in `<cache>/ccache`.
 
 mod cpio;
+pub mod debian;
 mod hash;
 mod kconfig;
 mod make;
@@ -540,43 +541,51 @@ fn busybox_deb(cache: &Path) -> Result<PathBuf, String> {
         return Ok(deb);
     }
 
-    let foreign = output(Command::new("dpkg").arg("--print-foreign-architectures"))?;
-    if !foreign.split_whitespace().any(|a| a == "arm64") {
-        say(
-            "linux: adding the arm64 dpkg architecture (to download busybox-static:arm64; nothing arm64 is installed)",
-        );
-        as_root(&["dpkg", "--add-architecture", "arm64"])?;
-        as_root(&["apt-get", "update", "-qq"])?;
-    }
     say(&format!(
         "linux: downloading {BUSYBOX_PACKAGE} into {}",
         dir.display()
     ));
-    let download = || {
-        // As root, apt would otherwise warn that the download is not sandboxed.
-        Command::new("apt-get")
-            .current_dir(&dir)
-            .args([
-                "-q",
-                "-o",
-                "APT::Sandbox::User=root",
-                "download",
-                BUSYBOX_PACKAGE,
-            ])
-            .status()
-    };
-    if !download().is_ok_and(|s| s.success()) {
-        as_root(&["apt-get", "update", "-qq"])?;
-        if !download().is_ok_and(|s| s.success()) {
-            return Err(format!("apt-get download {BUSYBOX_PACKAGE} failed"));
-        }
-    }
+    apt_download(&dir, BUSYBOX_PACKAGE)?;
     find().ok_or_else(|| {
         format!(
             "apt-get download {BUSYBOX_PACKAGE} left no .deb in {}",
             dir.display()
         )
     })
+}
+
+/// Adds the arm64 dpkg architecture if it is missing (to download arm64
+/// packages; nothing arm64 is installed).
+fn ensure_arm64_arch() -> Result<(), String> {
+    let foreign = output(Command::new("dpkg").arg("--print-foreign-architectures"))?;
+    if !foreign.split_whitespace().any(|a| a == "arm64") {
+        say(
+            "linux: adding the arm64 dpkg architecture (to download arm64 packages; nothing arm64 is installed)",
+        );
+        as_root(&["dpkg", "--add-architecture", "arm64"])?;
+        as_root(&["apt-get", "update", "-qq"])?;
+    }
+    Ok(())
+}
+
+/// `apt-get download PACKAGE` into `dir` (after an `apt-get update` if the
+/// first try fails: stale package lists).
+fn apt_download(dir: &Path, package: &str) -> Result<(), String> {
+    ensure_arm64_arch()?;
+    let download = || {
+        // As root, apt would otherwise warn that the download is not sandboxed.
+        Command::new("apt-get")
+            .current_dir(dir)
+            .args(["-q", "-o", "APT::Sandbox::User=root", "download", package])
+            .status()
+    };
+    if !download().is_ok_and(|s| s.success()) {
+        as_root(&["apt-get", "update", "-qq"])?;
+        if !download().is_ok_and(|s| s.success()) {
+            return Err(format!("apt-get download {package} failed"));
+        }
+    }
+    Ok(())
 }
 
 fn initramfs(cache: &Path, series: &Series, inputs: &Inputs) -> Result<PathBuf, String> {

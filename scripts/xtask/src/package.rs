@@ -64,7 +64,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::TestProbe => Some(("test-guests", "probe", &[])),
         GuestImage::TestHostile => Some(("test-guests", "hostile", &[])),
         GuestImage::TestVhostile => Some(("test-guests", "vhostile", &[])),
-        GuestImage::Linux => None,
+        GuestImage::Linux | GuestImage::DebianLinux => None,
     }
 }
 
@@ -112,8 +112,14 @@ fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
     setup::ensure(&[Need::LinuxBuild])?;
     let artifacts = linux::build(root)
         .map_err(|e| format!("image \"linux\": the Linux guest build failed: {e}"))?;
+    let kernel = if image == GuestImage::DebianLinux {
+        linux::debian::kernel()
+            .map_err(|e| format!("image \"debian-linux\": Debian's kernel: {e}"))?
+    } else {
+        artifacts.image
+    };
     Ok(Built {
-        image: read(&artifacts.image)?,
+        image: read(&kernel)?,
         initrd: Some(read(&artifacts.initramfs)?),
     })
 }
@@ -148,12 +154,14 @@ fn channel_nodes(selection: &Selection, index: usize) -> Vec<ChannelNode> {
 
 fn vm_spec(
     file: &str,
+    board: &vms::Board,
     vm: &vms::Vm,
     built: &Built,
     dt_dir: &Path,
     gic: u8,
     channels: &[ChannelNode],
 ) -> Result<VmSpec, String> {
+    let pl011 = (vm.console == vms::Console::Pl011).then_some(board.uart);
     let layout = vms::plan(
         file,
         vm,
@@ -170,6 +178,7 @@ fn vm_spec(
         watchdog_s: vm.watchdog_s,
         gic,
         channels,
+        pl011,
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -215,7 +224,7 @@ fn vm_spec(
         // Validated against --smp (≤ 8) by `Config::select`.
         pcpus: vm.pcpus.iter().map(|&p| p as u8).collect(),
         flags,
-        console_intid: CONSOLE_INTID,
+        console_intid: pl011.map_or(CONSOLE_INTID, |(_, intid)| intid),
         blobs,
         devices: vm
             .devices
@@ -229,6 +238,7 @@ fn vm_spec(
             .collect(),
         priority: vm.priority,
         budget: vm.budget,
+        pl011: pl011.map(|(base, _)| base),
     })
 }
 
@@ -290,6 +300,7 @@ pub fn assemble(
         let channels = channel_nodes(selection, i);
         specs.push(vm_spec(
             file,
+            vms::Board::of(platform)?,
             vm,
             &built[&vm.image],
             &dt_dir,
@@ -533,6 +544,7 @@ mod tests {
             devices: vec![],
             priority: 0,
             budget: None,
+            pl011: None,
         }
     }
 

@@ -55,6 +55,9 @@ pub struct Board {
     pub reserved: &'static [(u64, u64, &'static str)],
     /// INTIDs no device may use, and whose they are.
     pub reserved_irqs: &'static [(u32, &'static str)],
+    /// The console UART's base and INTID: where a `console = "pl011"` VM
+    /// finds its virtual PL011, as a guest built for the bare board expects.
+    pub uart: (u64, u32),
 }
 
 impl Board {
@@ -73,6 +76,7 @@ impl Board {
             (32, "the VM's console interrupt"),
             (33, "Tandem's UART interrupt"),
         ],
+        uart: (0x0900_0000, 33),
     };
 
     /// Raspberry Pi 4 (placeholder port): the low-peripheral window.
@@ -86,6 +90,7 @@ impl Board {
             (32, "the VM's console interrupt"),
             (153, "Tandem's UART interrupt"),
         ],
+        uart: (0xfe20_1000, 153),
     };
 
     /// The board of `platform`.
@@ -126,6 +131,22 @@ impl Device {
     }
 }
 
+/// A VM's console.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Console {
+    /// pv-abi CONSOLE_WRITE/CONSOLE_READ, and the Tandem node in the DT.
+    #[default]
+    Hypercall,
+    /// A virtual PL011 at the board's UART address: the VM is transparent
+    /// (no Tandem node, Tandem's calls hidden), for unmodified guests.
+    Pl011,
+}
+
+impl Console {
+    const ALL: [(&'static str, Console); 2] =
+        [("hypercall", Console::Hypercall), ("pl011", Console::Pl011)];
+}
+
 /// How a guest is loaded and entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -156,6 +177,9 @@ pub enum GuestImage {
     RtosSelftest,
     /// Linux with guest-linux-patches and an initramfs.
     Linux,
+    /// Debian bookworm's stock arm64 kernel, unmodified, with the Linux
+    /// guest's initramfs.
+    DebianLinux,
     /// test-guests' `probe` binary.
     TestProbe,
     /// test-guests' `hostile` binary.
@@ -166,10 +190,11 @@ pub enum GuestImage {
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 6] = [
+    pub const ALL: [(&'static str, GuestImage); 7] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
+        ("debian-linux", GuestImage::DebianLinux),
         ("test-probe", GuestImage::TestProbe),
         ("test-hostile", GuestImage::TestHostile),
         ("test-vhostile", GuestImage::TestVhostile),
@@ -185,7 +210,7 @@ impl GuestImage {
 
     /// The kind of VM this image needs.
     pub fn kind(self) -> Kind {
-        if self == GuestImage::Linux {
+        if matches!(self, GuestImage::Linux | GuestImage::DebianLinux) {
             Kind::Linux
         } else {
             Kind::Bare
@@ -267,6 +292,8 @@ pub struct Vm {
     pub restart_on_crash: bool,
     /// Default paravirtual watchdog timeout in seconds, for the guest's DT.
     pub watchdog_s: Option<u32>,
+    /// Its console: the hypercalls, or a virtual PL011 (a transparent VM).
+    pub console: Console,
     /// Where it was declared, when not in the configuration file: `--guest PATH`.
     pub origin: Option<String>,
 }
@@ -410,6 +437,7 @@ struct RawVm {
     layout: BTreeMap<String, RawPlacement>,
     on_crash: Option<String>,
     watchdog_s: Option<i64>,
+    console: Option<String>,
 }
 
 /// `[vm.layout.<name>]`: overrides of the VM's placement in one layout.
@@ -889,6 +917,36 @@ impl Config {
                 }
                 ok
             });
+            let console = match r.console.as_deref() {
+                None => Console::Hypercall,
+                Some(name) => match Console::ALL.iter().find(|(n, _)| *n == name) {
+                    Some((_, c)) => *c,
+                    None => {
+                        err(format!(
+                            "console = \"{name}\": want \"hypercall\" or \"pl011\""
+                        ));
+                        Console::Hypercall
+                    }
+                },
+            };
+            if console == Console::Pl011 {
+                let (base, intid) = board.uart;
+                if intid >= VM_SPI_END {
+                    err(format!(
+                        "console = \"pl011\": the board's UART interrupt {intid} is beyond the VM's virtual GIC (SPIs up to INTID {})",
+                        VM_SPI_END - 1
+                    ));
+                }
+                if watchdog_s.is_some() {
+                    err("watchdog_s is for a VM with the hypercall console; a console = \"pl011\" VM sees no Tandem, so it cannot arm the paravirtual watchdog".into());
+                }
+                if let Some(d) = devices.iter().find(|d| d.overlaps(base, base + PAGE)) {
+                    err(format!(
+                        "devices \"{}\" overlaps the virtual PL011 at {base:#x}",
+                        d.name
+                    ));
+                }
+            }
             if let (Some(kind), Some(image)) = (kind, image) {
                 vms.push(Vm {
                     name: r.name,
@@ -906,6 +964,7 @@ impl Config {
                     layouts,
                     restart_on_crash,
                     watchdog_s,
+                    console,
                     origin: None,
                 });
             }
@@ -1375,6 +1434,8 @@ pub struct GuestArg {
     pub initramfs: Option<String>,
     /// `priority=`: scheduling priority (default 0).
     pub priority: Option<i64>,
+    /// `console=`: `hypercall` (the default) or `pl011`.
+    pub console: Option<String>,
 }
 
 impl GuestArg {
@@ -1386,6 +1447,7 @@ impl GuestArg {
         "kind",
         "initramfs",
         "priority",
+        "console",
     ];
 
     /// Parses `PATH[,key=value…]`. `pcpus` lists CPUs separated by commas too
@@ -1394,7 +1456,7 @@ impl GuestArg {
         let mut parts = text.split(',');
         let path = parts.next().unwrap_or("").trim();
         if path.is_empty() {
-            return Err("no image file: --guest PATH[,pcpus=N,N…][,memory_mib=N][,name=NAME][,kind=bare|linux][,initramfs=PATH][,priority=N]".into());
+            return Err("no image file: --guest PATH[,pcpus=N,N…][,memory_mib=N][,name=NAME][,kind=bare|linux][,initramfs=PATH][,priority=N][,console=hypercall|pl011]".into());
         }
         let mut arg = GuestArg {
             text: text.to_string(),
@@ -1455,6 +1517,7 @@ impl GuestArg {
                 "name" => arg.name = Some(value.to_string()),
                 "kind" => arg.kind = Some(value.to_string()),
                 "initramfs" => arg.initramfs = Some(value.to_string()),
+                "console" => arg.console = Some(value.to_string()),
                 _ => unreachable!("every key of KEYS is handled"),
             }
         }
@@ -1525,6 +1588,9 @@ impl GuestArg {
         }
         if let Some(priority) = self.priority {
             let _ = writeln!(text, "priority = {priority}");
+        }
+        if let Some(console) = &self.console {
+            let _ = writeln!(text, "console = {}", quote(console));
         }
         let mut config = Config::parse_in(board, &label, &text, cwd)?;
         let mut vm = config.vms.remove(0);
@@ -1789,6 +1855,49 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
         );
         assert!(
             e.contains("vm \"rtos\": console_focus = true, but so does vm \"linux\""),
+            "{e}"
+        );
+    }
+
+    /// `console = "pl011"` makes a transparent VM; other values, a watchdog
+    /// (which it cannot arm) or a board UART beyond the vGIC are errors.
+    #[test]
+    fn console_key() {
+        let text = with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\nconsole = \"pl011\"\n",
+        );
+        let c = Config::parse(&Board::QEMU_VIRT, FILE, &text).unwrap();
+        let console = |name: &str| c.vms.iter().find(|v| v.name == name).unwrap().console;
+        assert_eq!(
+            (console("rtos"), console("linux")),
+            (Console::Pl011, Console::Hypercall)
+        );
+        let e = parse_err(&with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\nconsole = \"uart\"\n",
+        ));
+        assert!(
+            e.contains("vm \"rtos\": console = \"uart\": want \"hypercall\" or \"pl011\""),
+            "{e}"
+        );
+        let e = parse_err(&with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\nconsole = \"pl011\"\nwatchdog_s = 5\n",
+        ));
+        assert!(
+            e.contains("vm \"rtos\": watchdog_s is for a VM with the hypercall console"),
+            "{e}"
+        );
+        let text = with(
+            "memory_mib = 16\n",
+            "memory_mib = 16\nconsole = \"pl011\"\n",
+        );
+        let e = Config::parse(&Board::RPI4, "platforms/rpi4/vms.toml", &text).unwrap_err();
+        assert!(
+            e.contains(
+                "console = \"pl011\": the board's UART interrupt 153 is beyond the VM's virtual GIC"
+            ),
             "{e}"
         );
     }
@@ -2200,7 +2309,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, test-probe, test-hostile, test-vhostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }
@@ -2364,7 +2473,7 @@ period_us = 1000
             (",pcpus=1", "no image file"),
             (
                 "h.bin,colour=red",
-                "unknown option \"colour\" (known: pcpus, memory_mib, name, kind, initramfs, priority)",
+                "unknown option \"colour\" (known: pcpus, memory_mib, name, kind, initramfs, priority, console)",
             ),
             ("h.bin,pcpus=1,pcpus=2", "pcpus= is given twice"),
             ("h.bin,memory_mib=lots", "memory_mib=lots: not a number"),
@@ -2408,6 +2517,19 @@ period_us = 1000
         assert_eq!(
             (f.shown.as_str(), f.path.clone()),
             ("hello", cwd.join("./hello"))
+        );
+        let vm = GuestArg::parse("rtos.bin,console=pl011")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap();
+        assert_eq!(vm.console, Console::Pl011);
+        let e = GuestArg::parse("rtos.bin,console=serial")
+            .unwrap()
+            .to_vm(&Board::QEMU_VIRT, cwd, Machine::DEFAULT)
+            .unwrap_err();
+        assert!(
+            e.starts_with("--guest rtos.bin,console=serial: vm \"rtos\": console = \"serial\""),
+            "{e}"
         );
         let vm = GuestArg::parse("/k/Image,kind=linux,initramfs=rd.cpio,pcpus=3")
             .unwrap()
