@@ -41,8 +41,7 @@ pub fn announce(hv: &Hypervisor) {
 /// waits for the UART); when the ring is nearly full it accepts fewer bytes
 /// and the guest retries the rest.
 pub fn vm_output(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> usize {
-    let mut tag = [0u8; 40];
-    let tag = vm_tag(vm, hv.color, &mut tag);
+    let tag = vm.tag(hv.color);
     let focused = has_focus(hv, vm.id);
     // Every other VM keeps a share of the ring, so one VM's flood of output
     // never makes another VM's console writes wait.
@@ -64,10 +63,10 @@ pub fn vm_output(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> us
     })
 }
 
-/// The line tag, e.g. ` linux | `, coloured per VM on a terminal.
-fn vm_tag<'a>(vm: &Vm, color: bool, buf: &'a mut [u8; 40]) -> &'a [u8] {
-    let name = vm.name().as_bytes();
-    let on: &[u8] = [b"\x1b[36m", b"\x1b[33m", b"\x1b[35m", b"\x1b[32m"][(vm.id as usize - 1) % 4];
+/// The line tag of VM `id` named `name`, e.g. ` linux | `, coloured per VM
+/// on a terminal; `buf` holds it, the length returns.
+pub fn make_tag(id: u32, name: &[u8], color: bool, buf: &mut [u8; TAG_MAX]) -> usize {
+    let on: &[u8] = [b"\x1b[36m", b"\x1b[33m", b"\x1b[35m", b"\x1b[32m"][(id as usize - 1) % 4];
     let mut n = 0;
     let mut put = |bytes: &[u8]| {
         for &b in bytes {
@@ -89,8 +88,11 @@ fn vm_tag<'a>(vm: &Vm, color: bool, buf: &'a mut [u8; 40]) -> &'a [u8] {
         put(b"\x1b[0m");
     }
     put(b" ");
-    &buf[..n]
+    n
 }
+
+/// Longest line tag.
+pub const TAG_MAX: usize = 40;
 
 /// Routes UART input: to the focused VM, to the monitor, or switches focus.
 pub fn input(hv: &Hypervisor, hw: &mut impl Hw) {

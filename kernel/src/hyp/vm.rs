@@ -176,6 +176,8 @@ pub struct Vm {
     pub uart: Option<Lock<Vpl011>>,
     /// Its transmit FIFO holds bytes Tandem's console ring had no room for.
     pub uart_backlog: AtomicBool,
+    /// Its console line tag, plain and coloured, and their lengths.
+    tags: [([u8; super::console::TAG_MAX], usize); 2],
     /// Counters.
     pub stats: VmStats,
     state: AtomicU8,
@@ -305,6 +307,16 @@ impl Vm {
             console: Lock::new(VmConsole::default()),
             uart: desc.pl011().map(|_| Lock::new(Vpl011::new())),
             uart_backlog: AtomicBool::new(false),
+            tags: [false, true].map(|color| {
+                let mut buf = [0; super::console::TAG_MAX];
+                let n = super::console::make_tag(
+                    index as u32 + 1,
+                    desc.name().as_bytes(),
+                    color,
+                    &mut buf,
+                );
+                (buf, n)
+            }),
             stats: VmStats::default(),
             state: AtomicU8::new(VmState::Running as u8),
             epoch: AtomicU32::new(0),
@@ -331,6 +343,12 @@ impl Vm {
     /// The name.
     pub fn name(&self) -> &str {
         self.desc.name()
+    }
+
+    /// The tag its console lines start with, coloured on a terminal.
+    pub fn tag(&self, color: bool) -> &[u8] {
+        let (buf, n) = &self.tags[usize::from(color)];
+        &buf[..*n]
     }
 
     /// The pristine images: (host physical address, bytes) each.

@@ -64,6 +64,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::TestProbe => Some(("test-guests", "probe", &[])),
         GuestImage::TestHostile => Some(("test-guests", "hostile", &[])),
         GuestImage::TestVhostile => Some(("test-guests", "vhostile", &[])),
+        GuestImage::TestConsoleCost => Some(("test-guests", "consolecost", &[])),
         GuestImage::Linux | GuestImage::DebianLinux => None,
     }
 }
@@ -113,8 +114,19 @@ fn build_guest_image(root: &Path, image: GuestImage) -> Result<Built, String> {
     let artifacts = linux::build(root)
         .map_err(|e| format!("image \"linux\": the Linux guest build failed: {e}"))?;
     let kernel = if image == GuestImage::DebianLinux {
-        linux::debian::kernel()
-            .map_err(|e| format!("image \"debian-linux\": Debian's kernel: {e}"))?
+        let kernel = linux::debian::kernel()
+            .map_err(|e| format!("image \"debian-linux\": Debian's kernel: {e}"))?;
+        // Beside the guest images, for booting them natively (tests/tests/transparent.rs).
+        let guests = root.join("target").join("tandem").join("guests");
+        std::fs::create_dir_all(&guests).map_err(|e| format!("{}: {e}", guests.display()))?;
+        for (from, name) in [
+            (&kernel, "debian-linux.Image"),
+            (&artifacts.initramfs, "linux-initramfs.cpio.gz"),
+        ] {
+            std::fs::copy(from, guests.join(name))
+                .map_err(|e| format!("copying {} to {}: {e}", from.display(), guests.display()))?;
+        }
+        kernel
     } else {
         artifacts.image
     };
@@ -424,7 +436,9 @@ pub fn build(
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
 /// `tandem-rtos-selftest-gic2.bin`, `tandem-probe-gic2.bin`, `tandem-hostile-rtos-gic2.bin`,
 /// `tandem-rtos-gic2.bin` and `tandem-gic2.bin` (the default set); and in
-/// `target/tandem/rpi4/` the rpi4 default set `tandem.bin` and `bcm2711-rpi-4-b.dtb`.
+/// `target/tandem/rpi4/` the rpi4 default set `tandem.bin` and `bcm2711-rpi-4-b.dtb`; and the
+/// transparent guests' `tandem-linux-rtos-native.bin`, `tandem-debian-rtos.bin`,
+/// `tandem-cost-pv.bin` and `tandem-cost-uart.bin`.
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
     const GIC2_SETS: [&[&str]; 4] = [
@@ -433,12 +447,17 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         &["hostile", "rtos"],
         &["rtos"],
     ];
-    const SETS: [&[&str]; 5] = [
+    const SETS: [&[&str]; 9] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
         &["probe-shared", "rtos-shared"],
         &["rtos"],
+        // Transparent guests (tests/tests/transparent.rs).
+        &["linux", "rtos-native"],
+        &["debian", "rtos"],
+        &["cost-pv"],
+        &["cost-uart"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

@@ -186,11 +186,13 @@ pub enum GuestImage {
     TestHostile,
     /// test-guests' `vhostile` binary: a hostile virtio front-end.
     TestVhostile,
+    /// test-guests' `consolecost` binary.
+    TestConsoleCost,
 }
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 7] = [
+    pub const ALL: [(&'static str, GuestImage); 8] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
@@ -198,6 +200,7 @@ impl GuestImage {
         ("test-probe", GuestImage::TestProbe),
         ("test-hostile", GuestImage::TestHostile),
         ("test-vhostile", GuestImage::TestVhostile),
+        ("test-consolecost", GuestImage::TestConsoleCost),
     ];
 
     /// The name used in vms.toml.
@@ -2309,7 +2312,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }
