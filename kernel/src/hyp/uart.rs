@@ -69,6 +69,10 @@ fn with_uart<H: Hw, R>(
 }
 
 /// Emulates access `a` of vCPU `v` to `vm`'s UART window, and moves the PC on.
+///
+/// Out of line: inlined into the exit handler, it would cost every other exit
+/// registers saved and restored.
+#[inline(never)]
 pub fn access(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess) {
     vm.stats.uart.fetch_add(1, Ordering::Relaxed);
     let offset = a.ipa.wrapping_sub(vm.desc.pl011().unwrap_or(0));
