@@ -323,13 +323,13 @@ fn call_action(
 }
 
 fn mmio(hv: &Hypervisor, vm: &Vm, v: &mut Vcpu, hw: &mut impl Hw, a: &MmioAccess) -> Outcome {
-    if super::uart::claims(vm, a.ipa) {
-        super::uart::access(hv, vm, v, hw, a);
-        return Outcome::Continue;
-    }
     let mut vgic = vm.vgic.lock();
     let Some((frame, offset)) = vgic.decode_ipa(a.ipa, v.index) else {
         drop(vgic);
+        if super::uart::claims(vm, a.ipa) {
+            super::uart::access(hv, vm, v, hw, a);
+            return Outcome::Continue;
+        }
         if let Some(outcome) = super::channel::front_access(hv, vm, v, hw, a) {
             return outcome;
         }
