@@ -117,10 +117,23 @@ fn cells(value: &[u8], first: usize, cells: u32) -> Option<u64> {
     Some(v)
 }
 
+/// What the RTOS reads from Tandem's nodes of its device tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TandemNodes {
+    /// The virtio back-ends it serves.
+    pub backends: Backends,
+    /// The console-input interrupt of the `tandem,hypervisor` node (INTID), if it has one.
+    pub console_intid: Option<u32>,
+}
+
+/// The `compatible` of Tandem's own node; its interrupt says console input is waiting.
+pub const HYPERVISOR_COMPATIBLE: &[u8] = b"tandem,hypervisor";
+
 /// What one node said so far.
 #[derive(Clone, Copy, Default)]
 struct NodeProps {
     backend: bool,
+    hypervisor: bool,
     address_cells: Option<u32>,
     size_cells: Option<u32>,
     /// `reg`'s first entry, read with the parent's cells.
@@ -154,6 +167,12 @@ fn compatible_with(list: &[u8], want: &[u8]) -> bool {
 /// Finds every complete `tandem,virtio-backend` node in `blob`. Nodes missing a property, or
 /// with a GIC interrupt that is not an SPI, are skipped.
 pub fn virtio_backends(blob: &[u8]) -> Result<Backends, DtError> {
+    tandem_nodes(blob).map(|n| n.backends)
+}
+
+/// Reads Tandem's nodes in `blob`: the `tandem,virtio-backend` channels (as
+/// [`virtio_backends`]) and the `tandem,hypervisor` node's SPI.
+pub fn tandem_nodes(blob: &[u8]) -> Result<TandemNodes, DtError> {
     if be32(blob, 0) != Some(FDT_MAGIC) {
         return Err(DtError::BadMagic);
     }
@@ -176,7 +195,7 @@ pub fn virtio_backends(blob: &[u8]) -> Result<Backends, DtError> {
         .get(off_strings..end_strings)
         .ok_or(DtError::Truncated)?;
 
-    let mut found = Backends::default();
+    let mut found = TandemNodes::default();
     // stack[d] = the node at depth d; its parent's cells apply to its `reg`.
     let mut stack = [NodeProps::default(); MAX_DEPTH];
     let mut depth = 0usize;
@@ -204,8 +223,12 @@ pub fn virtio_backends(blob: &[u8]) -> Result<Backends, DtError> {
                     return Err(DtError::Malformed);
                 }
                 depth -= 1;
-                if let Some(b) = stack[depth].backend() {
-                    found.push(b);
+                let node = &stack[depth];
+                if let Some(b) = node.backend() {
+                    found.backends.push(b);
+                }
+                if node.hypervisor && found.console_intid.is_none() {
+                    found.console_intid = node.spi.and_then(|spi| spi.checked_add(32));
                 }
             }
             FDT_PROP => {
@@ -227,7 +250,8 @@ pub fn virtio_backends(blob: &[u8]) -> Result<Backends, DtError> {
                 let node = &mut stack[depth - 1];
                 match name {
                     b"compatible" => {
-                        node.backend = compatible_with(value, VIRTIO_BACKEND_COMPATIBLE)
+                        node.backend = compatible_with(value, VIRTIO_BACKEND_COMPATIBLE);
+                        node.hypervisor = compatible_with(value, HYPERVISOR_COMPATIBLE);
                     }
                     b"#address-cells" => node.address_cells = be32(value, 0),
                     b"#size-cells" => node.size_cells = be32(value, 0),
@@ -504,6 +528,22 @@ mod tests {
         );
         assert_eq!(found.device(3).map(|b| b.channel), Some(2));
         assert_eq!(found.device(2), None);
+    }
+
+    /// The hypervisor node's SPI is the console-input interrupt.
+    #[test]
+    fn console_intid() {
+        let mut b = Builder::default();
+        let blob = b
+            .begin("")
+            .begin("hypervisor")
+            .prop("compatible", b"tandem,hypervisor\0")
+            .cells("interrupts", &[0, 0, 1])
+            .end()
+            .end()
+            .blob();
+        assert_eq!(tandem_nodes(&blob).unwrap().console_intid, Some(32));
+        assert_eq!(tandem_nodes(&tandem_tree()).unwrap().console_intid, None);
     }
 
     /// A tree without back-ends yields none.

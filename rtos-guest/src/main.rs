@@ -113,7 +113,7 @@ mod boot {
         #[cfg(not(feature = "selftest"))]
         {
             let _ = cpu1;
-            crate::modem::spawn();
+            crate::modem::spawn(rtos_guest::arch::dtb::console_intid(dtb));
             crate::backends::spawn(dtb);
         }
         kernel::start()

@@ -5,7 +5,7 @@
 //! | `lte`   | 6    | every 1 ms (LTE subframe)  | 256-point Q15 FFT of a tone, check the peak bin |
 //! | `gsm`   | 5    | every 4.615 ms (TDMA frame)| CRC-32 over a 2 KiB transport block              |
 //! | `stats` | 3    | every 2 s                  | print the `rtos-stats:` line, ping CPU 1        |
-//! | `at`    | 2    | polls the console each 10 ms | AT-command interpreter                        |
+//! | `at`    | 2    | console input (Tandem: its SPI; natively: polls each 10 ms) | AT-command interpreter |
 //!
 //! Priorities are rate-monotonic. Each periodic job's deadline is its period. Every job
 //! measures its release latency (ideal release → running) and completion time (release →
@@ -13,12 +13,16 @@
 
 use core::fmt::Write;
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use rtos_guest::arch::channel::Doorbell;
 use rtos_guest::arch::console::{self, Backend};
 use rtos_guest::arch::cpu::{self, IrqLock};
-use rtos_guest::arch::{kernel, smp, timer};
+use rtos_guest::arch::{gic, kernel, smp, timer};
 use rtos_guest::at::{self, LineEditor, Modem};
 use rtos_guest::dsp;
 use rtos_guest::fmt::LineBuf;
+use rtos_guest::gic::PRIO_OTHER;
 use rtos_guest::println;
 use rtos_guest::stats::{Histogram, Report};
 use rtos_guest::time::Ticks;
@@ -190,13 +194,24 @@ impl Modem for Handset {
     }
 }
 
+/// The console-input interrupt (Tandem's, from the device tree), or 0: poll.
+static CONSOLE_INTID: AtomicU32 = AtomicU32::new(0);
+
 fn at_task(_: usize) {
     let poll = cpu::clock().from_ms(10);
+    // On Tandem, input raises an edge SPI: sleep until it does. Natively, poll the PL011.
+    let input = match CONSOLE_INTID.load(Ordering::Relaxed) {
+        0 => None,
+        intid => {
+            gic::enable_spi(intid, PRIO_OTHER, cpu::mpidr());
+            Doorbell::new(intid).ok()
+        }
+    };
     let mut editor = LineEditor::new();
-    let mut input = [0u8; 32];
+    let mut bytes = [0u8; 32];
     loop {
-        let n = console::read(&mut input);
-        for &b in &input[..n] {
+        let n = console::read(&mut bytes);
+        for &b in &bytes[..n] {
             match editor.feed(b) {
                 at::Feed::Nothing => {}
                 at::Feed::Echo(c) => {
@@ -213,13 +228,21 @@ fn at_task(_: usize) {
             }
         }
         if n == 0 {
-            kernel::sleep(poll);
+            // Input arriving after the empty read rings the doorbell: the wait returns at once.
+            match &input {
+                Some(doorbell) => doorbell.wait(),
+                None => kernel::sleep(poll),
+            }
         }
     }
 }
 
-/// Creates the workload's tasks.
-pub fn spawn() {
+/// Creates the workload's tasks. The AT task waits for console input on `console_intid`
+/// (Tandem's console-input SPI) if there is one, else polls every 10 ms.
+pub fn spawn(console_intid: Option<u32>) {
+    if pv_abi::guest::is_tandem() {
+        CONSOLE_INTID.store(console_intid.unwrap_or(0), Ordering::Relaxed);
+    }
     type Entry = fn(usize);
     let tasks: [(&str, u8, Entry); 4] = [
         ("lte", 6, lte_task),
@@ -230,7 +253,14 @@ pub fn spawn() {
     for (name, prio, entry) in tasks {
         kernel::spawn(name, prio, entry, 0).expect("room for the workload's tasks");
     }
+    let intid = CONSOLE_INTID.load(Ordering::Relaxed);
+    let mut input = LineBuf::<32>::new();
+    let _ = match intid {
+        0 => write!(input, "polled every 10 ms"),
+        n => write!(input, "input interrupt INTID {n}"),
+    };
     println!(
-        "rtos-guest: modem workload: lte 1 ms (prio 6), gsm 4.615 ms (prio 5), stats every 2 s, AT commands on the console"
+        "rtos-guest: modem workload: lte 1 ms (prio 6), gsm 4.615 ms (prio 5), stats every 2 s, AT commands on the console ({})",
+        input.as_str()
     );
 }

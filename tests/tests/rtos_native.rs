@@ -117,7 +117,8 @@ fn rtos_native_modem_meets_deadlines() {
 #[test]
 fn rtos_native_at_commands() {
     let mut qemu = Qemu::spawn("rtos_native_at", &native("rtos.bin", true)).unwrap();
-    qemu.wait_for("modem workload", TIMEOUT).unwrap();
+    qemu.wait_for("AT commands on the console (polled every 10 ms)", TIMEOUT)
+        .unwrap();
     qemu.send("AT\r").unwrap();
     qemu.wait_for("OK", TIMEOUT).unwrap();
     qemu.send("AT+CGMI\r").unwrap();

@@ -166,3 +166,53 @@ fn twenty_restarts_leave_the_heap_unchanged() {
     eprintln!("before: {before}\nafter 20 restarts: {after}");
     assert_eq!(before, after, "{}", q.failure("the heap changed"));
 }
+
+/// Under Tandem the console AT task sleeps until Tandem's console-input interrupt (the
+/// `tandem,hypervisor` node's SPI) says input is waiting, and answers each command.
+#[test]
+fn rtos_tandem_at_commands_by_interrupt() {
+    let image = built_image("qemu-virt", "tandem-rtos.bin").unwrap_or_else(|e| panic!("{e}"));
+    let mut config = MachineConfig::new("qemu-virt", image);
+    config.icount = true;
+    let mut q = Qemu::spawn("rtos_tandem_at", &config).unwrap();
+    q.wait_for(
+        "AT commands on the console (input interrupt INTID 32)",
+        TIMEOUT,
+    )
+    .unwrap();
+    q.wait_for("rtos-stats:", TIMEOUT).unwrap();
+    for (command, answer) in [
+        ("AT", "OK"),
+        ("AT+CGMI", "Tandem"),
+        ("AT+CSQ", "+CSQ: "),
+        ("AT+NOPE", "ERROR"),
+    ] {
+        let from = q.log().len();
+        q.send(&format!("{command}\r")).unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !q.log()[from..]
+            .lines()
+            .any(|l| guest_line_of(l, "rtos").is_some_and(|l| l.starts_with(answer)))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                q.failure(&format!("no {answer:?} after {command}"))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let stats = q.log();
+    let last = stats
+        .lines()
+        .filter(|l| l.contains("rtos-stats:"))
+        .last()
+        .unwrap_or_default();
+    assert!(last.contains(" misses=0 "), "{}", q.failure(last));
+}
+
+/// A console line of VM `vm` without Tandem's `<vm> | ` prefix.
+fn guest_line_of<'a>(line: &'a str, vm: &str) -> Option<&'a str> {
+    let (name, rest) = line.split_once(" | ")?;
+    (name.trim() == vm).then(|| rest.trim())
+}

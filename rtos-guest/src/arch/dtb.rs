@@ -15,6 +15,11 @@ pub fn virtio_backends(dtb: u64) -> Backends {
     })
 }
 
+/// The console-input interrupt Tandem's node in the device tree at `dtb` names, if any.
+pub fn console_intid(dtb: u64) -> Option<u32> {
+    dt::tandem_nodes(blob(dtb)?).ok()?.console_intid
+}
+
 /// The interrupt controller the device tree at `dtb` describes, if it is a usable tree.
 pub fn gic(dtb: u64) -> Option<Gic> {
     dt::find_gic(blob(dtb)?)

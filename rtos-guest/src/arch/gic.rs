@@ -58,7 +58,10 @@ fn v2() -> Option<(&'static GicdV2Regs, &'static GiccRegs)> {
     let dist = DIST_BASE.load(Ordering::Relaxed);
     // SAFETY: `discover` took both addresses from the device tree's GICv2 node: device
     // frames in the identity-mapped device gigabyte, accessed only through volatile cells.
-    Some(unsafe { (&*(dist as *const GicdV2Regs), &*(cpu as *const GiccRegs)) })
+    let d = unsafe { &*(dist as *const GicdV2Regs) };
+    // SAFETY: as for the distributor.
+    let c = unsafe { &*(cpu as *const GiccRegs) };
+    Some((d, c))
 }
 
 /// Why the GIC could not be set up.
