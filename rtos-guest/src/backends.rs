@@ -14,7 +14,7 @@ use pv_abi::virtio::MmioAccess;
 use rtos_guest::arch::channel::{Doorbell, SharedPool};
 use rtos_guest::arch::cpu::{self, IrqLock};
 use rtos_guest::arch::{dtb, gic, kernel};
-use rtos_guest::dt::{Backends, VirtioBackend};
+use rtos_guest::dt::{Backends, MAX_BACKENDS, VirtioBackend};
 use rtos_guest::fmt::LineBuf;
 use rtos_guest::gic::PRIO_OTHER;
 use rtos_guest::println;
@@ -36,18 +36,29 @@ const PRIO: u8 = 1;
 
 static FOUND: IrqLock<Backends> = IrqLock::new(Backends::EMPTY);
 
-/// The counters the statistics lines print; each back-end's with its failed channel calls
-/// (Tandem refused one: nothing to retry, but worth seeing).
-#[derive(Clone, Copy, Default)]
-struct Counters {
-    net: Option<(NetReport, u64)>,
-    at: Option<(ConsoleCounters, u64, u64)>,
+/// What a back-end's statistics line says, with its channel and the channel calls Tandem
+/// refused (nothing to retry, but worth seeing).
+#[derive(Clone, Copy)]
+enum Report {
+    Net {
+        channel: u32,
+        report: NetReport,
+        failed_calls: u64,
+    },
+    At {
+        channel: u32,
+        port: ConsoleCounters,
+        faults: u64,
+        failed_calls: u64,
+    },
 }
 
-static COUNTERS: IrqLock<Counters> = IrqLock::new(Counters {
-    net: None,
-    at: None,
-});
+/// Each back-end's latest report, by its index in [`FOUND`].
+static REPORTS: IrqLock<[Option<Report>; MAX_BACKENDS]> = IrqLock::new([None; MAX_BACKENDS]);
+
+fn publish(index: usize, report: Report) {
+    REPORTS.with(|r| r[index] = Some(report));
+}
 
 /// Finds the back-ends in the device tree at `dtb`, enables their doorbells and creates their
 /// tasks. Without back-end nodes (natively, or a VM set without channels) it does nothing.
@@ -109,22 +120,34 @@ fn transport<D: Device>(b: &VirtioBackend, device: D) -> Transport<D, SharedPool
 fn net_task(index: usize) {
     let b = backend(index);
     let mut t = transport(&b, Net::new(MAC, IP));
-    serve(&b, &mut t, |t, errors| {
-        let net = NetReport {
+    serve(&b, &mut t, |t, failed_calls| {
+        let report = NetReport {
             ip: t.device().counters(),
             no_rx_buffer: t.device().no_rx_buffer(),
             faults: t.faults().0,
         };
-        COUNTERS.with(|c| c.net = Some((net, errors)));
+        publish(
+            index,
+            Report::Net {
+                channel: b.channel,
+                report,
+                failed_calls,
+            },
+        );
     });
 }
 
 fn at_task(index: usize) {
     let b = backend(index);
     let mut t = transport(&b, Console::new(Handset));
-    serve(&b, &mut t, |t, errors| {
-        let at = (t.device().counters(), t.faults().0, errors);
-        COUNTERS.with(|c| c.at = Some(at));
+    serve(&b, &mut t, |t, failed_calls| {
+        let report = Report::At {
+            channel: b.channel,
+            port: t.device().counters(),
+            faults: t.faults().0,
+            failed_calls,
+        };
+        publish(index, report);
     });
 }
 
@@ -187,20 +210,30 @@ fn serve<D: Device>(
 /// Writes the back-ends' statistics lines (`rtos-net:`, `rtos-at:`), each between `before`
 /// and `after`; nothing without back-ends.
 pub fn write_lines(w: &mut dyn Write, before: &str, after: &str) -> core::fmt::Result {
-    let c = COUNTERS.with(|c| *c);
-    if let Some((net, errors)) = c.net {
+    let reports = REPORTS.with(|r| *r);
+    for report in reports.iter().flatten() {
         let mut line = LineBuf::<256>::new();
-        net.write_line(&mut line)?;
-        if errors != 0 {
-            write!(line, " call_errors={errors}")?;
-        }
-        write!(w, "{before}{}{after}", line.as_str())?;
-    }
-    if let Some((at, faults, errors)) = c.at {
-        let mut line = LineBuf::<256>::new();
-        at.write_line(faults, &mut line)?;
-        if errors != 0 {
-            write!(line, " call_errors={errors}")?;
+        let failed_calls = match *report {
+            Report::Net {
+                channel,
+                report,
+                failed_calls,
+            } => {
+                report.write_line(channel, &mut line)?;
+                failed_calls
+            }
+            Report::At {
+                channel,
+                port,
+                faults,
+                failed_calls,
+            } => {
+                port.write_line(channel, faults, &mut line)?;
+                failed_calls
+            }
+        };
+        if failed_calls != 0 {
+            write!(line, " call_errors={failed_calls}")?;
         }
         write!(w, "{before}{}{after}", line.as_str())?;
     }

@@ -39,12 +39,17 @@ pub struct ConsoleCounters {
 }
 
 impl ConsoleCounters {
-    /// Writes `rtos-at: in=… out=… cmds=… dropped=… faults=…` (`faults`: the front-end's
-    /// rule breaks).
-    pub fn write_line(&self, faults: u64, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    /// Writes `rtos-at: ch=… in=… out=… cmds=… dropped=… faults=…` for the port on channel
+    /// `channel` (`faults`: the front-end's rule breaks).
+    pub fn write_line(
+        &self,
+        channel: u32,
+        faults: u64,
+        w: &mut impl core::fmt::Write,
+    ) -> core::fmt::Result {
         write!(
             w,
-            "rtos-at: in={} out={} cmds={} dropped={} faults={}",
+            "rtos-at: ch={channel} in={} out={} cmds={} dropped={} faults={}",
             self.bytes_in, self.bytes_out, self.commands, self.dropped, faults
         )
     }
@@ -272,10 +277,10 @@ mod tests {
             dropped: 0,
         };
         let mut line = crate::fmt::LineBuf::<128>::new();
-        c.write_line(2, &mut line).unwrap();
+        c.write_line(1, 2, &mut line).unwrap();
         assert_eq!(
             line.as_str(),
-            "rtos-at: in=7 out=17 cmds=1 dropped=0 faults=2"
+            "rtos-at: ch=1 in=7 out=17 cmds=1 dropped=0 faults=2"
         );
     }
 

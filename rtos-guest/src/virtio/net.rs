@@ -85,13 +85,14 @@ pub struct NetReport {
 }
 
 impl NetReport {
-    /// Writes `rtos-net: rx=… tx=… malformed=… ignored=… arp=… icmp=… udp=… nobuf=… faults=…`
-    /// (within the console's 200-byte line while every counter is below 10^10).
-    pub fn write_line(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    /// Writes `rtos-net: ch=… rx=… tx=… malformed=… ignored=… arp=… icmp=… udp=… nobuf=…
+    /// faults=…` for the device on channel `channel` (within the console's 200-byte line while
+    /// every counter is below 10^10).
+    pub fn write_line(&self, channel: u32, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         let c = &self.ip;
         write!(
             w,
-            "rtos-net: rx={} tx={} malformed={} ignored={} arp={} icmp={} udp={} nobuf={} faults={}",
+            "rtos-net: ch={channel} rx={} tx={} malformed={} ignored={} arp={} icmp={} udp={} nobuf={} faults={}",
             c.rx,
             c.tx,
             c.malformed,
@@ -176,10 +177,10 @@ mod tests {
         r.ip.icmp = 3;
         r.faults = 1;
         let mut line = crate::fmt::LineBuf::<256>::new();
-        r.write_line(&mut line).unwrap();
+        r.write_line(2, &mut line).unwrap();
         assert_eq!(
             line.as_str(),
-            "rtos-net: rx=0 tx=0 malformed=0 ignored=0 arp=0 icmp=3 udp=0 nobuf=0 faults=1"
+            "rtos-net: ch=2 rx=0 tx=0 malformed=0 ignored=0 arp=0 icmp=3 udp=0 nobuf=0 faults=1"
         );
         let m = 9_999_999_999;
         let ip = Counters {
@@ -197,7 +198,7 @@ mod tests {
             faults: m,
         };
         let mut line = crate::fmt::LineBuf::<256>::new();
-        big.write_line(&mut line).unwrap();
+        big.write_line(u32::MAX, &mut line).unwrap();
         assert!(line.as_str().len() <= crate::stats::LINE_MAX);
     }
 
