@@ -57,10 +57,9 @@ mod guest {
     fn pl011_put(b: u8) {
         // SAFETY: PHYS_UART is the board's PL011 (Tandem's virtual one, or QEMU's), device
         // memory with the MMU off; only this vCPU drives it.
-        unsafe {
-            while reg(FR).read_volatile() & FR_TXFF != 0 {}
-            reg(DR).write_volatile(u32::from(b));
-        }
+        while unsafe { reg(FR).read_volatile() } & FR_TXFF != 0 {}
+        // SAFETY: as above.
+        unsafe { reg(DR).write_volatile(u32::from(b)) };
     }
 
     /// The console this guest found.
