@@ -9,6 +9,7 @@
 //! - Debian bookworm's stock arm64 kernel (`debian-linux`) reaches a shell on ttyAMA0 beside
 //!   the paravirtual RTOS, whose deadlines and stats lines Linux's boot-log flood through the
 //!   UART does not touch; the same kernel natively, for its boot time;
+//! - both unmodified guests side by side on a GICv2 machine;
 //! - `consolecost` on Tandem through each console and natively: the cost of a console byte.
 //!
 //! Images: `cargo xtask test` builds them (`package::build_test_images`).
@@ -257,6 +258,43 @@ fn debian_stock_kernel_reaches_a_shell_on_the_virtual_pl011() {
         during.len(),
         during.last().unwrap_or(&"")
     );
+}
+
+/// On a GICv2 machine both unmodified guests run side by side on their virtual PL011s:
+/// Debian's kernel (which finds a GIC-400) to a shell, the RTOS's native build with its
+/// deadlines kept and an AT command answered after Ctrl-].
+#[test]
+fn both_unmodified_guests_on_gicv2() {
+    let mut config = tandem("tandem-debian-rtos-native-gic2.bin");
+    config.gic = 2;
+    let mut q = Qemu::spawn("transparent_gicv2", &config).unwrap();
+    q.wait_for("debian | tandem-linux: shell on /dev/ttyAMA0", TIMEOUT)
+        .unwrap();
+    let from = q.log().len();
+    q.send("uname -r; echo done-$((6*7))\n").unwrap();
+    let _ = wait_after(&q, from, "debian | done-42");
+    let mark = q.log().len();
+    let _ = wait_after(&q, mark, "rtos-native | rtos-stats:");
+    q.send("\x1d").unwrap();
+    q.wait_for("console input: rtos-native", TIMEOUT).unwrap();
+    let from = q.log().len();
+    q.send("AT+CSQ\r").unwrap();
+    let log = wait_after(&q, from, "rtos-native | OK");
+    if !vm_lines(&log[from..], "rtos-native | ").any(|l| l.starts_with("+CSQ: ")) {
+        fail("AT+CSQ was not answered", &log);
+    }
+    let lines: Vec<&str> = vm_lines(&log, "rtos-native | ").collect();
+    if !lines.iter().any(|l| l.contains("GICv2")) {
+        fail("the RTOS did not find a GICv2", &log);
+    }
+    for l in lines.iter().filter(|l| l.starts_with("rtos-stats:")) {
+        if field(l, "misses") != Some(0) {
+            fail(
+                &format!("the native RTOS missed deadlines on GICv2: {l}"),
+                &log,
+            );
+        }
+    }
 }
 
 /// The same Debian kernel and initramfs natively (2 CPUs, 256 MiB, console=ttyAMA0):

@@ -438,14 +438,16 @@ pub fn build(
 /// `tandem-rtos-gic2.bin` and `tandem-gic2.bin` (the default set); and in
 /// `target/tandem/rpi4/` the rpi4 default set `tandem.bin` and `bcm2711-rpi-4-b.dtb`; and the
 /// transparent guests' `tandem-linux-rtos-native.bin`, `tandem-debian-rtos.bin`,
-/// `tandem-cost-pv.bin` and `tandem-cost-uart.bin`.
+/// `tandem-cost-pv.bin`, `tandem-cost-uart.bin` and `tandem-debian-rtos-native-gic2.bin`.
 pub fn build_test_images(root: &Path) -> Result<(), String> {
     const PLATFORM: &str = "qemu-virt";
-    const GIC2_SETS: [&[&str]; 4] = [
+    const GIC2_SETS: [&[&str]; 5] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
         &["rtos"],
+        // Both unmodified guests on the virtual PL011 (tests/tests/transparent.rs).
+        &["debian", "rtos-native"],
     ];
     const SETS: [&[&str]; 9] = [
         &["rtos-selftest"],
