@@ -12,3 +12,4 @@ pub mod figures;
 pub mod log;
 pub mod paths;
 pub mod qemu;
+pub mod shell;

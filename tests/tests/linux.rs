@@ -5,52 +5,15 @@
 use std::time::Duration;
 
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
+use system_tests::shell::{PROMPT, STEP, field, rtos_stats_after, run};
 
 const BOOT: Duration = Duration::from_secs(240);
-const STEP: Duration = Duration::from_secs(120);
-const PROMPT: &str = "tandem:/root# ";
 
 fn machine() -> MachineConfig {
     let image = built_image("qemu-virt", "tandem.bin").unwrap_or_else(|e| panic!("{e}"));
     let mut m = MachineConfig::new("qemu-virt", image);
     m.icount = true;
     m
-}
-
-/// Sends a shell command and waits until its output line `expect` appears after it.
-fn run(q: &mut Qemu, command: &str, expect: &str) {
-    let before = q.log().len();
-    q.send(&format!("{command}\n"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + STEP;
-    loop {
-        let log = q.log();
-        if log[before..].replace('\r', "").contains(expect) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            q.failure(&format!("`{command}` did not print {expect:?}"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The last `rtos-stats:` line printed after byte `from` of the log, if any.
-fn rtos_stats_after(log: &str, from: usize) -> Option<String> {
-    log[from..]
-        .lines()
-        .filter(|l| l.contains("rtos-stats:"))
-        .last()
-        .map(str::to_string)
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
 /// On a GICv2 machine (`tandem-gic2.bin`, `gic-version=2`) Linux finds its GIC-400 and

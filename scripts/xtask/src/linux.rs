@@ -58,7 +58,7 @@ const KBUILD_ENV: [(&str, &str); 4] = [
     ("KBUILD_BUILD_VERSION", "1"),
 ];
 /// The C tools in `initramfs/<name>.c`, installed as `/usr/bin/<name>`.
-const INITRAMFS_TOOLS: [&str; 2] = ["tandem-stats", "machine-uptime"];
+const INITRAMFS_TOOLS: [&str; 3] = ["tandem-stats", "machine-uptime", "udp-echo"];
 /// Bumped when the way artefacts are produced changes without an input changing.
 const RECIPE_VERSION: &str = "1";
 

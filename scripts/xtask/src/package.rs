@@ -431,6 +431,7 @@ pub fn build(
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
+/// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -449,7 +450,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         // Both unmodified guests on the virtual PL011 (tests/tests/transparent.rs).
         &["debian", "rtos-native"],
     ];
-    const SETS: [&[&str]; 9] = [
+    const SETS: [&[&str]; 10] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
@@ -460,6 +461,8 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         &["debian", "rtos"],
         &["cost-pv"],
         &["cost-uart"],
+        // Linux and a hostile virtio front-end, both served by the modem.
+        &["linux", "rtos", "vhostile"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

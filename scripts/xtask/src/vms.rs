@@ -1168,9 +1168,7 @@ impl Config {
             && chosen.len() == defaults.len()
             && chosen.iter().zip(&defaults).all(|(a, b)| a.name == b.name);
         let channels =
-            crate::channels::place(file, &self.channels, &chosen, &mut notes, &mut |e| {
-                errors.push(e)
-            });
+            crate::channels::place(file, &self.channels, &chosen, &mut |e| errors.push(e));
         let vms = chosen.into_iter().cloned().collect();
         finish(
             Selection {
