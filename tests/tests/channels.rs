@@ -132,3 +132,37 @@ fn hostile_front_end_is_refused_and_peer_stop_is_seen() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The doorbell between two VMs on two pCPUs (`--vms ping,pong`): 1,000 round trips all
+/// arrive, and the round trip stays within 10 % of its committed figure in
+/// tests/figures/doorbell.toml (under `-icount shift=0` a path length in instructions).
+#[test]
+fn doorbell_round_trip_within_committed_figure() {
+    use system_tests::figures;
+    use system_tests::log::{fail, vm_lines};
+
+    let mut q = Qemu::spawn(
+        "doorbell_round_trip_within_committed_figure",
+        &machine("tandem-ping-pong.bin"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    q.wait_for("ping | 1 passed, 0 failed", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = q.log();
+    let lines: Vec<&str> = vm_lines(&log, "ping | ").collect();
+    let measured = figures::parse_log(lines.iter().copied()).unwrap_or_else(|e| fail(&e, &log));
+    let file = system_tests::paths::workspace_root().join("tests/figures/doorbell.toml");
+    let committed = std::fs::read_to_string(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| figures::parse_committed(&text))
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let rows = figures::compare(&measured, &committed);
+    let table = figures::table(&rows);
+    if rows.iter().any(|r| r.verdict.fails()) {
+        fail(
+            &format!("doorbell figure against tests/figures/doorbell.toml:\n{table}"),
+            &log,
+        );
+    }
+    eprintln!("{table}");
+}

@@ -1,12 +1,17 @@
-//! `cargo xtask bench [latency]`: the RTOS's release latency side by side, one
-//! table, every run under `-icount shift=0,sleep=off` (so the figures are
-//! instruction counts and repeat run to run, save for when the shell
-//! commands reach Linux).
+//! `cargo xtask bench [latency|io]`, every run under `-icount
+//! shift=0,sleep=off` (so the figures are instruction counts and repeat run
+//! to run, save for when the shell commands reach Linux).
 //!
-//! Rows: the RTOS natively at EL1; on Tandem alone; then each layout of
-//! `vms.toml` with Linux idle at its shell and after `tandem-stress`. The
+//! `latency`: the RTOS's release latency side by side, one table. Rows: the
+//! RTOS natively at EL1; on Tandem alone; then each layout of `vms.toml`
+//! with Linux idle at its shell and after `tandem-stress`. The
 //! `rtos-stats:` figures are cumulative since the RTOS started, so a
 //! "stressed" row covers boot, idle and stress.
+//!
+//! `io`: the paravirtual I/O path (channels): the doorbell between two VMs
+//! (`--vms ping,pong`), and Linux reaching the modem over virtio in the
+//! default set: ping round trip, UDP echo throughput and round trip, and the
+//! RTOS's latency line before and after the data path was kept busy.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -149,6 +154,164 @@ pub fn latency(root: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// One figure of the I/O report.
+struct Figure {
+    name: &'static str,
+    value: String,
+    note: &'static str,
+}
+
+/// The number after `key` (up to the next space, `/` or `,`) in `line`.
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// The first line after byte `from` containing `marker`, once it is complete.
+fn line_after(q: &mut Qemu, from: usize, marker: &str) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + BOOT;
+    loop {
+        let log = q.log();
+        if let Some(at) = log[from..].find(marker)
+            && let Some(end) = log[from + at..].find('\n')
+        {
+            let start = log[..from + at].rfind('\n').map_or(0, |n| n + 1);
+            return Ok(log[start..from + at + end].trim_end().to_string());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(q.failure(&format!("no {marker:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `udp-echo`'s throughput (Mbit/s) and average round trip (µs).
+fn parse_udp_echo(line: &str) -> Option<(f64, f64)> {
+    let mbit = number_after(line, " us: ")?;
+    let (_, rtts) = line.split_once("rtt min/avg/max ")?;
+    let avg = rtts.split('/').nth(1)?.parse().ok()?;
+    Some((mbit, avg))
+}
+
+/// Runs the I/O benchmarks and prints the report (also written to `out/io.md`).
+pub fn io(root: &Path, out: &Path) -> Result<(), String> {
+    let machine = Machine::DEFAULT;
+    let mut figures = Vec::new();
+
+    say("bench io: doorbell round trips between two VMs on two pCPUs (--vms ping,pong)");
+    let names = ["ping".to_string(), "pong".to_string()];
+    let image = package::build(root, "qemu-virt", true, Vms::Named(&names), None, machine)?;
+    let mut q = boot(&image, true, "bench-doorbell")?;
+    let rtt = line_after(&mut q, 0, "exit-cost: path=doorbell-rtt")?;
+    drop(q);
+    let ns = number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))?;
+    figures.push(Figure {
+        name: "doorbell VM to VM (half a round trip)",
+        value: format!("{:.0} ns", ns / 2.0),
+        note: "CHANNEL_NOTIFY to the peer's handler; target 1,000",
+    });
+    figures.push(Figure {
+        name: "doorbell round trip",
+        value: format!("{ns:.0} ns"),
+        note: "tests/figures/doorbell.toml holds it",
+    });
+
+    say("bench io: Linux to the modem over virtio (the default set)");
+    let image = package::build(root, "qemu-virt", true, Vms::Default, None, machine)?;
+    let mut q = boot(&image, true, "bench-io")?;
+    q.wait_for(PROMPT, BOOT)?;
+    let mark = q.log().len();
+    q.send("ping -c 20 -i 0.01 169.254.77.1\n")?;
+    let ping = line_after(&mut q, mark, "round-trip min/avg/max")?;
+    let avg = ping
+        .rsplit_once(" = ")
+        .and_then(|(_, v)| v.split('/').nth(1)?.parse::<f64>().ok())
+        .ok_or_else(|| format!("unreadable: {ping}"))?;
+    figures.push(Figure {
+        name: "ping round trip (avg of 20)",
+        value: format!("{:.1} µs", avg * 1000.0),
+        note: "ICMP echo, Linux to the modem and back",
+    });
+    for (count, size) in [(2000, 1472), (2000, 64)] {
+        let mark = q.log().len();
+        q.send(&format!("udp-echo {count} {size}\n"))?;
+        let line = line_after(&mut q, mark, "udp-echo: ")?;
+        let (mbit, rtt) = parse_udp_echo(&line).ok_or_else(|| format!("unreadable: {line}"))?;
+        figures.push(Figure {
+            name: if size == 1472 {
+                "UDP echo, 1472-byte datagrams"
+            } else {
+                "UDP echo, 64-byte datagrams"
+            },
+            value: format!("{mbit:.1} Mbit/s, {rtt:.0} µs round trip"),
+            note: "one datagram in flight; bytes counted both ways",
+        });
+    }
+    let idle = q.log().len();
+    let before = stats_line(&mut q, &["rtos"], idle, 1)?;
+    let mark = q.log().len();
+    q.send("udp-echo 20000 1472\n")?;
+    line_after(&mut q, mark, "udp-echo: ")?;
+    let done = q.log().len();
+    let after = stats_line(&mut q, &["rtos"], done, 1)?;
+    for ((_, s), when) in [
+        (&before[0], "before the load"),
+        (&after[0], "after 20,000 echoes"),
+    ] {
+        figures.push(Figure {
+            name: if when == "before the load" {
+                "RTOS latency, data path idle"
+            } else {
+                "RTOS latency, data path busy"
+            },
+            value: format!(
+                "misses={} mean {} µs, p99 {} µs, max {} µs",
+                s.misses,
+                us(s.mean),
+                us(s.p99),
+                us(s.max)
+            ),
+            note: if when == "before the load" {
+                "cumulative from the RTOS's start, before the load"
+            } else {
+                "cumulative, after 20,000 UDP echoes of 1472 bytes"
+            },
+        });
+    }
+    drop(q);
+
+    let report = io_table(&figures);
+    print!("{report}");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let file = out.join("io.md");
+    std::fs::write(&file, &report).map_err(|e| format!("{}: {e}", file.display()))?;
+    say(&format!("bench: table written to {}", file.display()));
+    Ok(())
+}
+
+/// The I/O report: a Markdown table.
+fn io_table(figures: &[Figure]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nParavirtual I/O, QEMU virt, cortex-a72, -smp 4, -icount shift=0,sleep=off (1 instruction = 1 ns)\n"
+    );
+    let _ = writeln!(s, "| figure | value | what |");
+    let _ = writeln!(s, "|---|---|---|");
+    for f in figures {
+        let _ = writeln!(s, "| {} | {} | {} |", f.name, f.value, f.note);
+    }
+    let _ = writeln!(
+        s,
+        "\nUnder -icount QEMU runs the pCPUs in turn on one virtual timeline: a doorbell also carries\n\
+         the sender's way into idle before the receiver's pCPU runs, which on hardware overlaps."
+    );
+    s
+}
+
 /// Boots `image` on the default QEMU machine under `-icount`.
 fn boot(image: &Path, virtualization: bool, name: &str) -> Result<Qemu, String> {
     let mut config = MachineConfig::new("qemu-virt", image);
@@ -257,6 +420,27 @@ mod tests {
             (2433, 0, 1788, 7423, 9424)
         );
         assert!(Stats::parse("rtos-stats: periods=1").is_none());
+    }
+
+    #[test]
+    fn reads_numbers_out_of_lines() {
+        let udp = "linux | udp-echo: 100/100 echoed, 1024 bytes each, 204800 bytes in 8214 us: 199.4 Mbit/s, rtt min/avg/max 72/82/154 us";
+        assert_eq!(parse_udp_echo(udp), Some((199.4, 82.0)));
+        assert_eq!(parse_udp_echo("udp-echo: sendto: -101"), None);
+        assert_eq!(
+            number_after(
+                "exit-cost: path=doorbell-rtt ns_per_op=5664.0 min_ns=1",
+                "ns_per_op="
+            ),
+            Some(5664.0)
+        );
+        assert_eq!(number_after("x", "y"), None);
+        let t = io_table(&[Figure {
+            name: "ping round trip",
+            value: "42.0 µs".into(),
+            note: "ICMP",
+        }]);
+        assert!(t.contains("| ping round trip | 42.0 µs | ICMP |"), "{t}");
     }
 
     #[test]

@@ -71,12 +71,13 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Measure Tandem and write the report (deterministic, under -icount). Today's one
-    /// benchmark, `latency`: the RTOS's release latency natively, alone on Tandem, and
-    /// in each layout beside an idle and a stressed Linux, as one table.
+    /// Measure Tandem and write the report (deterministic, under -icount). `latency`: the
+    /// RTOS's release latency natively, alone on Tandem, and in each layout beside an idle
+    /// and a stressed Linux, as one table. `io`: the doorbell between two VMs, and Linux
+    /// reaching the modem over virtio (ping, UDP echo, the RTOS while the data path is busy).
     Bench {
         /// Run only this benchmark (default: all of them).
-        #[arg(value_parser = ["latency"])]
+        #[arg(value_parser = ["latency", "io"])]
         what: Option<String>,
         /// Where the report goes (relative to the workspace root).
         #[arg(long, value_name = "DIR", default_value = "target/tandem/bench")]
@@ -248,8 +249,19 @@ fn main() -> ExitCode {
             ));
             Ok(())
         }),
-        Cmd::Bench { what: _, out } => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild])
-            .and_then(|_| bench::latency(&root, &root.join(out))),
+        Cmd::Bench { what, out } => {
+            prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]).and_then(|_| {
+                let out = root.join(out);
+                let all = what.is_none();
+                if all || what.as_deref() == Some("latency") {
+                    bench::latency(&root, &out)?;
+                }
+                if all || what.as_deref() == Some("io") {
+                    bench::io(&root, &out)?;
+                }
+                Ok(())
+            })
+        }
         Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {
             linux::build(&root).map(|a| {
                 say(&format!("kernel: {}", a.image.display()));

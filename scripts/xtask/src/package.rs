@@ -65,6 +65,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::TestHostile => Some(("test-guests", "hostile", &[])),
         GuestImage::TestVhostile => Some(("test-guests", "vhostile", &[])),
         GuestImage::TestConsoleCost => Some(("test-guests", "consolecost", &[])),
+        GuestImage::TestPingpong => Some(("test-guests", "pingpong", &[])),
         GuestImage::Linux | GuestImage::DebianLinux => None,
     }
 }
@@ -432,6 +433,7 @@ pub fn build(
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
 /// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
+/// `tandem-ping-pong.bin` (doorbell round trips),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -450,7 +452,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         // Both unmodified guests on the virtual PL011 (tests/tests/transparent.rs).
         &["debian", "rtos-native"],
     ];
-    const SETS: [&[&str]; 10] = [
+    const SETS: [&[&str]; 11] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
@@ -463,6 +465,8 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         &["cost-uart"],
         // Linux and a hostile virtio front-end, both served by the modem.
         &["linux", "rtos", "vhostile"],
+        // Two VMs ringing each other's doorbell: the VM-to-VM figure.
+        &["ping", "pong"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

@@ -188,11 +188,13 @@ pub enum GuestImage {
     TestVhostile,
     /// test-guests' `consolecost` binary.
     TestConsoleCost,
+    /// test-guests' `pingpong` binary: doorbell round trips over a channel.
+    TestPingpong,
 }
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 8] = [
+    pub const ALL: [(&'static str, GuestImage); 9] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
@@ -201,6 +203,7 @@ impl GuestImage {
         ("test-hostile", GuestImage::TestHostile),
         ("test-vhostile", GuestImage::TestVhostile),
         ("test-consolecost", GuestImage::TestConsoleCost),
+        ("test-pingpong", GuestImage::TestPingpong),
     ];
 
     /// The name used in vms.toml.
@@ -2310,7 +2313,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost, test-pingpong; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }
