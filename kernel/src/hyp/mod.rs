@@ -125,6 +125,8 @@ pub struct Hypervisor {
     pub emulator_tick: Option<u64>,
     /// Counter frequency in Hz.
     pub counter_hz: u64,
+    /// Some VM's virtual PL011 holds bytes the console ring had no room for.
+    pub uart_backlog: AtomicBool,
     /// The channels between VMs (`CHANNEL_NOTIFY` ids are indices).
     pub channels: Vec<crate::channel::Channel>,
 }
@@ -155,6 +157,7 @@ impl Hypervisor {
             uart_intid: 0,
             emulator_tick: None,
             counter_hz: counter_hz.max(1),
+            uart_backlog: AtomicBool::new(false),
             channels: Vec::new(),
         }
     }

@@ -56,7 +56,11 @@ fn with_uart<H: Hw, R>(
     let mut u = uart.lock();
     let mut io = ConsoleIo { hv, vm, hw };
     let r = f(&mut u, &mut io);
-    vm.uart_backlog.store(u.tx_pending() > 0, Ordering::Relaxed);
+    let backlog = u.tx_pending() > 0;
+    vm.uart_backlog.store(backlog, Ordering::Relaxed);
+    if backlog {
+        hv.uart_backlog.store(true, Ordering::Release);
+    }
     // Under the UART's lock, so that two vCPUs' changes reach the vGIC in order.
     if let Some(high) = u.line_change() {
         let kick = vm.vgic.lock().set_level(vm.desc.console_intid, None, high);
@@ -91,8 +95,20 @@ pub fn received(hv: &Hypervisor, vm: &Vm, hw: &mut impl Hw) {
 }
 
 /// Tandem's console ring has room again: UARTs whose bytes waited for it
-/// move them on (and raise TX).
+/// move them on (and raise TX). Costs the UART interrupt one flag when no
+/// UART waits.
+#[inline(always)]
 pub fn drain_backlogs(hv: &Hypervisor, hw: &mut impl Hw) {
+    if hv.uart_backlog.load(Ordering::Acquire) {
+        drain_each(hv, hw);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drain_each(hv: &Hypervisor, hw: &mut impl Hw) {
+    // Cleared first: a UART that still waits afterwards sets it again.
+    hv.uart_backlog.store(false, Ordering::Release);
     for vm in &hv.vms {
         if vm.uart_backlog.load(Ordering::Relaxed) && vm.is_running() {
             with_uart(hv, vm, hw, |u, io| u.drain(io));
