@@ -23,6 +23,7 @@ use core::marker::PhantomData;
 
 use crate::vgic::lr::{IchLr, LrFormat};
 use crate::vm::console::Terminal;
+use crate::vm::txring::{Owner, TANDEM, TxRing};
 
 /// INTID of the EL1 virtual timer PPI.
 const VTIMER: u32 = 27;
@@ -94,6 +95,10 @@ pub struct FakeCpu<L = IchLr> {
     pub console_in: VecDeque<u8>,
     /// Free bytes Tandem's console ring reports (fixed; tests lower it).
     pub console_room: usize,
+    /// The UART sends nothing: console output waits in the ring (16 KiB)
+    /// until [`FakeCpu::uart_sends`].
+    pub console_stalled: bool,
+    console_ring: Box<TxRing<16384>>,
     pub terminal: Terminal,
     pub powered_off: bool,
     /// An idle CPU sleeps until its EL2 timer (else time stands still while
@@ -133,6 +138,8 @@ impl<L> FakeCpu<L> {
             console_out: String::new(),
             console_in: VecDeque::new(),
             console_room: 16384,
+            console_stalled: false,
+            console_ring: Box::new(TxRing::new()),
             terminal: Terminal::default(),
             powered_off: false,
             sleeps_to_timer: true,
@@ -452,24 +459,44 @@ impl<L> Ram for FakeCpu<L> {
     }
 }
 
+impl<L> FakeCpu<L> {
+    /// The UART sends up to `n` bytes of the console ring (to `console_out`).
+    pub fn uart_sends(&mut self, n: usize) {
+        let bytes: Vec<u8> = (0..n).map_while(|_| self.console_ring.pop()).collect();
+        self.console_out.push_str(&String::from_utf8_lossy(&bytes));
+    }
+}
+
 impl<L> Console for FakeCpu<L> {
     fn print(&mut self, args: core::fmt::Arguments<'_>) {
-        use core::fmt::Write;
-        let _ = self.console_out.write_fmt(args);
+        let text = alloc::format!("{args}");
+        self.console_ring.push(TANDEM, text.as_bytes());
+        if !self.console_stalled {
+            self.uart_sends(usize::MAX);
+        }
     }
 
     fn with_terminal<R>(
         &mut self,
+        owner: Owner,
+        vms: usize,
         f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R,
     ) -> R {
         let mut term = core::mem::take(&mut self.terminal);
-        let out = &mut self.console_out;
+        let ring = &mut self.console_ring;
+        ring.set_writers(vms);
+        let room = self.console_room.min(ring.room(owner));
         let r = f(
             &mut term,
-            &mut |b| out.push_str(&String::from_utf8_lossy(b)),
-            self.console_room,
+            &mut |b| {
+                ring.push(owner, b);
+            },
+            room,
         );
         self.terminal = term;
+        if !self.console_stalled {
+            self.uart_sends(usize::MAX);
+        }
         r
     }
 

@@ -20,6 +20,9 @@ use crate::vcpu::inject::El1Exception;
 use crate::vcpu::regs::{GuestRegs, TimerRegs, VcpuContext, VgicCpuRegs};
 use crate::vgic::lr::LrFormat;
 use crate::vm::console::Terminal;
+use crate::vm::txring::Owner;
+#[cfg(doc)]
+use crate::vm::txring::TxRing;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod aarch64;
@@ -123,10 +126,14 @@ pub trait Ram {
 pub trait Console {
     /// Writes Tandem's own text, on a line of its own.
     fn print(&mut self, args: core::fmt::Arguments<'_>);
-    /// Gives `f` the terminal state, a byte sink and the free space for
-    /// output that must not wait; returns what `f` returns.
+    /// Gives `f` the terminal state, a byte sink for `owner`'s output and
+    /// the room `owner` has in the transmit ring, shared by Tandem and
+    /// `vms` VMs ([`TxRing::room`]); returns what `f` returns. Output that
+    /// does not fit is dropped, never waited for.
     fn with_terminal<R>(
         &mut self,
+        owner: Owner,
+        vms: usize,
         f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R,
     ) -> R;
     /// One byte of input, if any.

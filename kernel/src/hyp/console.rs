@@ -9,9 +9,6 @@ use super::vm::{Vm, VmState};
 use crate::arch::Hw;
 use crate::monitor::{self, Command, Focus, Input, LineEditor};
 
-/// Console ring bytes kept free for each other VM.
-const RING_SHARE: usize = 1024;
-
 /// Whether VM `id` has the console focus (its output is streamed, not line-buffered).
 pub fn has_focus(hv: &Hypervisor, id: u32) -> bool {
     match hv.console.lock().focus {
@@ -39,18 +36,15 @@ pub fn announce(hv: &Hypervisor) {
 /// Takes guest console output: streamed if `vm` has the console focus, else
 /// by whole lines. It only ever copies into Tandem's transmit ring (never
 /// waits for the UART); when the ring is nearly full it accepts fewer bytes
-/// and the guest retries the rest.
+/// and the guest retries the rest. Each VM has a guaranteed share of the
+/// ring ([`TxRing`](crate::vm::txring::TxRing)), so one VM's flood of output
+/// never leaves another VM's console writes without room.
 pub fn vm_output(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> usize {
     let tag = vm.tag(hv.color);
     let focused = has_focus(hv, vm.id);
-    // Every other VM keeps a share of the ring, so one VM's flood of output
-    // never makes another VM's console writes wait.
-    let others = hv.vms.len().saturating_sub(1);
-    hw.with_terminal(|term, out, free| {
-        // Room for the bytes, CR before each newline, and a tag per line.
-        let take = bytes
-            .len()
-            .min(free.saturating_sub(256 + others * RING_SHARE) / 2);
+    hw.with_terminal(vm.id as usize, hv.vms.len(), |term, out, room| {
+        // Room for the bytes, CR before each newline, and the line's tag.
+        let take = bytes.len().min(room.saturating_sub(TAG_MAX) / 2);
         let bytes = &bytes[..take];
         if focused {
             term.stream(vm.id, tag, bytes, &mut |b| out(b));

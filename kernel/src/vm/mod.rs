@@ -2,4 +2,5 @@
 
 pub mod console;
 pub mod package;
+pub mod txring;
 pub mod vpl011;

@@ -4,7 +4,11 @@
 //! from it without waiting: when the UART's FIFO is full, its transmit
 //! interrupt (on the CPU that takes the UART interrupt) moves the rest. So no
 //! CPU — least of all one running a real-time vCPU — spins on a slow UART.
-//! Without a UART interrupt, writers drain the ring themselves.
+//! Tandem and each VM have a guaranteed share of the ring ([`TxRing`]);
+//! what does not fit is dropped, Tandem's own lines included (a note says
+//! how much), so no CPU waits for the UART under the lock that every exit
+//! path needs. Only before the UART interrupt is wired up (boot, one CPU)
+//! do writers drain the ring themselves.
 //!
 //! Tandem's own lines look like `[    0.012345] cpu1 INFO  message`: virtual
 //! time from the generic counter, the logical CPU, the level.
@@ -15,6 +19,7 @@ use super::cpu;
 use crate::drivers::pl011::Pl011;
 use crate::sync::Lock;
 use crate::vm::console::Terminal;
+use crate::vm::txring::{Owner, TANDEM, TxRing};
 
 /// Bytes of output that can wait for the UART.
 const TX_RING: usize = 16384;
@@ -25,9 +30,7 @@ const WRITER_PUMP: usize = 32;
 struct Console {
     uart: Option<Pl011>,
     term: Terminal,
-    ring: [u8; TX_RING],
-    head: usize,
-    len: usize,
+    ring: TxRing<TX_RING>,
     /// The UART interrupt is wired up: transmission continues from it.
     tx_irq: bool,
 }
@@ -35,50 +38,44 @@ struct Console {
 static CONSOLE: Lock<Console> = Lock::new(Console {
     uart: None,
     term: Terminal { open: None },
-    ring: [0; TX_RING],
-    head: 0,
-    len: 0,
+    ring: TxRing::new(),
     tx_irq: false,
 });
 
 impl Console {
-    fn free(&self) -> usize {
-        TX_RING - self.len
-    }
-
-    /// Queues `bytes` (a newline becomes CR LF); bytes that do not fit are dropped.
-    fn push(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' {
-                self.push_byte(b'\r');
+    /// Queues what of `owner`'s `bytes` fits (a newline becomes CR LF).
+    fn push(&mut self, owner: Owner, bytes: &[u8]) {
+        for (i, piece) in bytes.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.push_raw(owner, b"\r\n");
             }
-            self.push_byte(b);
+            self.push_raw(owner, piece);
         }
     }
 
-    fn push_byte(&mut self, b: u8) {
-        if self.len == TX_RING {
-            // Full: make room the slow way (only Tandem's own output gets here).
+    fn push_raw(&mut self, owner: Owner, bytes: &[u8]) {
+        let n = self.ring.push(owner, bytes);
+        if n < bytes.len() && !self.tx_irq {
+            // Boot, before the UART interrupt: nothing else would send it.
+            let _ = self.ring.take_dropped(owner);
             self.drain_blocking();
+            self.ring.push(owner, &bytes[n..]);
         }
-        self.ring[(self.head + self.len) % TX_RING] = b;
-        self.len += 1;
     }
 
     /// Moves up to `limit` bytes into the UART while its FIFO has room; arranges for the rest.
     fn pump(&mut self, limit: usize) {
         let Some(uart) = self.uart.as_ref() else {
-            self.len = 0;
+            while self.ring.pop().is_some() {}
             return;
         };
         let mut moved = 0;
-        while self.len > 0 && moved < limit && !uart.tx_full() {
+        while moved < limit && !uart.tx_full() {
+            let Some(b) = self.ring.pop() else { break };
             moved += 1;
-            uart.write_byte_nowait(self.ring[self.head]);
-            self.head = (self.head + 1) % TX_RING;
-            self.len -= 1;
+            uart.write_byte_nowait(b);
         }
-        if self.len == 0 {
+        if self.ring.is_empty() {
             uart.set_tx_interrupt(false);
         } else if self.tx_irq {
             uart.set_tx_interrupt(true);
@@ -91,10 +88,8 @@ impl Console {
         let Some(uart) = self.uart.as_ref() else {
             return;
         };
-        while self.len > 0 {
-            uart.write_byte(self.ring[self.head]);
-            self.head = (self.head + 1) % TX_RING;
-            self.len -= 1;
+        while let Some(b) = self.ring.pop() {
+            uart.write_byte(b);
         }
     }
 
@@ -116,7 +111,7 @@ impl Console {
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.push(s.as_bytes());
+        self.push(TANDEM, s.as_bytes());
         Ok(())
     }
 }
@@ -137,19 +132,29 @@ pub unsafe fn init(base: usize) {
 pub fn write_fmt(args: core::fmt::Arguments<'_>) {
     let mut c = CONSOLE.lock();
     let mut term = core::mem::take(&mut c.term);
-    term.break_line(&mut |b| c.push(b));
+    term.break_line(&mut |b| c.push(TANDEM, b));
     c.term = term;
+    let dropped = c.ring.take_dropped(TANDEM);
+    if dropped > 0 {
+        let _ = write!(c, "[tandem: {dropped} bytes of its output dropped]\n");
+    }
     let _ = c.write_fmt(args);
     c.pump(WRITER_PUMP);
 }
 
-/// Gives `f` the terminal state, a byte sink and the free space (for output that
-/// must not wait), then starts transmission. Returns what `f` returns.
-pub fn with_terminal<R>(f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R) -> R {
+/// Gives `f` the terminal state, a byte sink for `owner` and `owner`'s room
+/// in the ring (shared by Tandem and `vms` VMs), then starts transmission.
+/// Returns what `f` returns.
+pub fn with_terminal<R>(
+    owner: Owner,
+    vms: usize,
+    f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R,
+) -> R {
     let mut c = CONSOLE.lock();
     let mut term = core::mem::take(&mut c.term);
-    let free = c.free();
-    let r = f(&mut term, &mut |b| c.push(b), free);
+    c.ring.set_writers(vms);
+    let room = c.ring.room(owner);
+    let r = f(&mut term, &mut |b| c.push(owner, b), room);
     c.term = term;
     c.pump(WRITER_PUMP);
     r
@@ -186,8 +191,11 @@ pub fn write_fmt_forced(args: core::fmt::Arguments<'_>) {
     for _ in 0..1_000_000 {
         if let Some(mut c) = CONSOLE.try_lock() {
             c.drain_blocking();
+            // Waits for the UART rather than drop any of it: a last report.
+            let tx_irq = core::mem::replace(&mut c.tx_irq, false);
             let _ = c.write_fmt(args);
             c.drain_blocking();
+            c.tx_irq = tx_irq;
             return;
         }
         core::hint::spin_loop();
@@ -195,6 +203,7 @@ pub fn write_fmt_forced(args: core::fmt::Arguments<'_>) {
     // SAFETY: the lock holder is presumed dead; interleaved output beats silence.
     unsafe { CONSOLE.force_unlock() };
     let mut c = CONSOLE.lock();
+    c.tx_irq = false;
     let _ = c.write_fmt(args);
     c.drain_blocking();
 }

@@ -12,6 +12,7 @@ use crate::vcpu::exit::ExitSnapshot;
 use crate::vcpu::inject::El1Exception;
 use crate::vcpu::regs::{GuestRegs, TimerRegs, VcpuContext, VgicCpuRegs};
 use crate::vm::console::Terminal;
+use crate::vm::txring::Owner;
 
 /// This physical CPU, with the GIC generation `G` it drives.
 pub struct Aarch64<G> {
@@ -188,9 +189,11 @@ impl<G> Console for Aarch64<G> {
 
     fn with_terminal<R>(
         &mut self,
+        owner: Owner,
+        vms: usize,
         f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]), usize) -> R,
     ) -> R {
-        console::with_terminal(f)
+        console::with_terminal(owner, vms, f)
     }
 
     fn read_byte(&mut self) -> Option<u8> {

@@ -354,3 +354,57 @@ fn pc_at_the_end_of_the_address_space_wraps() {
         assert_eq!(l.pc, 0, "ESR {esr:#x}: the PC wrapped past the end");
     }
 }
+
+/// Finding 1: a VM flooding its console never leaves another VM none of it.
+/// With the UART stalled, "flood" writes until Tandem accepts no more; then
+/// "quiet" writes one line, which is accepted whole and comes out when the
+/// UART sends again.
+#[test]
+fn console_flood_leaves_the_quiet_vm_its_share() {
+    let mut m = Machine::new(1, &[spec("flood", &[0]), spec("quiet", &[0])]);
+    m.hws[0].console_stalled = true;
+    let refused = Rc::new(Cell::new(false));
+    let flood_refused = refused.clone();
+    let mut n = 0;
+    m.hws[0].script(1, move |g| {
+        // Writes and yields in turn, so that both VMs run.
+        n += 1;
+        if n % 2 == 0 {
+            if g.regs.args.x[1] == 0 {
+                flood_refused.set(true);
+            }
+            g.regs.args.x[0] = YIELD;
+            return hvc_exit();
+        }
+        console_write(g, b"flood flood flood flood flood flood flood flood\n")
+    });
+    let accepted = Rc::new(Cell::new(None));
+    let quiet_accepted = accepted.clone();
+    let mut said = false;
+    m.hws[0].script(2, move |g| {
+        if !refused.get() {
+            g.regs.args.x[0] = YIELD;
+            return hvc_exit();
+        }
+        if said {
+            quiet_accepted
+                .get()
+                .is_none()
+                .then(|| quiet_accepted.set(Some(g.regs.args.x[1])));
+            g.regs.args.x[0] = YIELD;
+            return hvc_exit();
+        }
+        said = true;
+        console_write(g, b"quiet but heard\n")
+    });
+    m.run(2000);
+    assert_eq!(
+        accepted.get(),
+        Some(16),
+        "the quiet VM's write is accepted whole"
+    );
+    m.hws[0].uart_sends(usize::MAX);
+    let out = m.hws[0].console_out.clone();
+    assert!(out.contains(" quiet | quiet but heard\n"), "{out:?}");
+    assert!(out.contains(" flood | flood"));
+}
