@@ -28,6 +28,8 @@
 static const char *const stat_names[] = {
 	"exits", "hypercalls", "virqs_injected",
 	"mmio_emulated", "wfi_exits", "uptime_ns",
+	"channel_doorbells", "channel_denied",
+	"virtio_forwarded", "virtio_notifies",
 };
 
 #define NSTATS (sizeof(stat_names) / sizeof(stat_names[0]))
@@ -148,7 +150,7 @@ int main(int argc, char **argv)
 		if (read_attr(name, value, sizeof(value)))
 			continue;
 		printf("  %s", stat_names[i]);
-		pad(16, strlen(stat_names[i]));
+		pad(18, strlen(stat_names[i]));
 		put_number(value, 26);
 		putchar('\n');
 	}

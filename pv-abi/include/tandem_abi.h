@@ -77,7 +77,11 @@
 #define TANDEM_STAT_MMIO_EMULATED	3
 #define TANDEM_STAT_WFI_EXITS		4
 #define TANDEM_STAT_UPTIME_NS		5
-#define TANDEM_STAT_COUNT		6
+#define TANDEM_STAT_CHANNEL_DOORBELLS	6
+#define TANDEM_STAT_CHANNEL_DENIED	7
+#define TANDEM_STAT_VIRTIO_FORWARDED	8
+#define TANDEM_STAT_VIRTIO_NOTIFIES	9
+#define TANDEM_STAT_COUNT		10
 
 /* Console payload limits in bytes (CONSOLE_WRITE: x2..x7, CONSOLE_READ: x2..x3). */
 #define TANDEM_CONSOLE_WRITE_MAX	48
@@ -113,5 +117,23 @@
 #define TANDEM_VIRTIO_ACCESS_SIZE(w)	((unsigned int)(((w) >> 56) & 0xf))
 #define TANDEM_VIRTIO_ACCESS_VCPU(w)	((unsigned int)(((w) >> 48) & 0xff))
 #define TANDEM_VIRTIO_ACCESS_OFFSET(w)	((unsigned int)((w) & 0xffff))
+
+/*
+ * Message ring in a channel's shared memory (ABI 1.2; pv-abi's ring module).
+ * u32 prod at PROD_OFFSET, written by the producer (store-release after the record);
+ * u32 cons at CONS_OFFSET, written by the consumer (store-release after reading);
+ * both little-endian, free-running, multiples of 4, prod - cons <= capacity.
+ * Data from DATA_OFFSET; capacity = the largest power of two <= size - DATA_OFFSET,
+ * MIN_CAPACITY..MAX_CAPACITY. A record at data[index % capacity]: u32 length, the
+ * payload, padding to RECORD_ALIGN. A reader checks all of it: the peer may lie.
+ */
+#define TANDEM_RING_PROD_OFFSET		0x00
+#define TANDEM_RING_CONS_OFFSET		0x40
+#define TANDEM_RING_DATA_OFFSET		0x80
+#define TANDEM_RING_RECORD_HEADER	4
+#define TANDEM_RING_RECORD_ALIGN	4
+#define TANDEM_RING_MIN_CAPACITY	16
+#define TANDEM_RING_MAX_CAPACITY	0x80000000U
+#define TANDEM_RING_RECORD_SIZE(len)	(4 + ((len) + 3) / 4 * 4)
 
 #endif /* _TANDEM_ABI_H */

@@ -20,6 +20,7 @@
 //! | [`stats`]   | [`StatId`] and the stable statistic names                            |
 //! | [`uuid`]    | [`Uuid`], [`TANDEM_UUID`] and its register form                      |
 //! | [`virtio`]  | channels and forwarded virtio-mmio: [`virtio::MmioAccess`], [`virtio::VirtioPoll`] |
+//! | [`ring`]    | the message ring in a channel's shared memory: [`ring::Producer`], [`ring::Consumer`] |
 //! | [`client`]  | [`Client`]: every guest wrapper over an abstract [`Conduit`]; [`ConsoleWriter`] |
 //! | [`guest`]   | feature `guest`, bare-metal AArch64 only: [`guest::hvc_call`] and free wrappers |
 //!
@@ -100,6 +101,9 @@
 //! the caller is not an end of. A virtio channel's front-end sees a standard virtio-mmio
 //! device; its back-end serves it with `VIRTIO_POLL`, `VIRTIO_REPLY` and `VIRTIO_INTERRUPT`
 //! (see [`virtio`] for what Tandem forwards). Only the channel's back-end may make them.
+//! What two VMs keep in a channel's region is their affair; [`ring`] defines a
+//! single-producer, single-consumer message ring for it, byte by byte, that checks everything
+//! the peer wrote (`TANDEM_RING_*` in the C header).
 //!
 //! `VERSION` doubles as the null hypercall for benchmarks. VM ids are 1-based, in the order
 //! the boot package lists the VMs (the same ids Tandem's log prints: `VM 1 'rtos'`); vCPU ids
@@ -114,8 +118,11 @@
 //!
 //! Statistics ([`StatId`]; per calling VM unless noted): 0 `exits` (traps into the
 //! hypervisor), 1 `hypercalls`, 2 `virqs_injected`, 3 `mmio_emulated`, 4 `wfi_exits`,
-//! 5 `uptime_ns` (hypervisor uptime, global). Linux exposes them as
-//! `/sys/hypervisor/stats/<name>`.
+//! 5 `uptime_ns` (hypervisor uptime, global); ABI 1.2 adds the channel counters 6
+//! `channel_doorbells` (`CHANNEL_NOTIFY` calls that rang the peer), 7 `channel_denied` (those
+//! refused with `DENIED`), 8 `virtio_forwarded` (virtio-mmio accesses forwarded to a
+//! back-end) and 9 `virtio_notifies` (`QueueNotify` writes). An id the hypervisor does not
+//! define returns `INVALID_PARAMETER`. Linux exposes them as `/sys/hypervisor/stats/<name>`.
 //!
 //! ## Status codes
 //!
@@ -268,6 +275,7 @@ pub mod call;
 pub mod client;
 pub mod console;
 pub mod psci;
+pub mod ring;
 pub mod smccc;
 pub mod stats;
 pub mod status;

@@ -30,6 +30,17 @@ pub enum StatId {
     WfiExits = 4,
     /// Hypervisor uptime in nanoseconds (global, not per VM).
     UptimeNs = 5,
+    /// `CHANNEL_NOTIFY` calls of the calling VM that raised the peer's interrupt (ABI 1.2).
+    ChannelDoorbells = 6,
+    /// `CHANNEL_NOTIFY` calls of the calling VM refused with `DENIED` because the peer was not
+    /// running (ABI 1.2).
+    ChannelDenied = 7,
+    /// The calling VM's accesses to its virtio-mmio windows that go to the back-end VM: every
+    /// register but `QueueNotify`, `InterruptStatus` and `InterruptACK`, which Tandem answers
+    /// itself (ABI 1.2).
+    VirtioForwarded = 8,
+    /// The calling VM's `QueueNotify` writes to its virtio-mmio windows (ABI 1.2).
+    VirtioNotifies = 9,
 }
 
 impl StatId {
@@ -38,7 +49,7 @@ impl StatId {
     /// ```
     /// assert_eq!(pv_abi::StatId::iter().count(), pv_abi::StatId::COUNT);
     /// ```
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 10;
 
     /// Every statistic, in id order.
     ///
@@ -46,7 +57,7 @@ impl StatId {
     /// use pv_abi::StatId;
     ///
     /// assert_eq!(StatId::ALL[0], StatId::Exits);
-    /// assert_eq!(StatId::ALL.last(), Some(&StatId::UptimeNs));
+    /// assert_eq!(StatId::ALL.last(), Some(&StatId::VirtioNotifies));
     /// ```
     pub const ALL: [StatId; Self::COUNT] = [
         StatId::Exits,
@@ -55,6 +66,10 @@ impl StatId {
         StatId::MmioEmulated,
         StatId::WfiExits,
         StatId::UptimeNs,
+        StatId::ChannelDoorbells,
+        StatId::ChannelDenied,
+        StatId::VirtioForwarded,
+        StatId::VirtioNotifies,
     ];
 
     /// Iterates over every statistic in id order.
@@ -105,6 +120,10 @@ impl StatId {
             StatId::MmioEmulated => "mmio_emulated",
             StatId::WfiExits => "wfi_exits",
             StatId::UptimeNs => "uptime_ns",
+            StatId::ChannelDoorbells => "channel_doorbells",
+            StatId::ChannelDenied => "channel_denied",
+            StatId::VirtioForwarded => "virtio_forwarded",
+            StatId::VirtioNotifies => "virtio_notifies",
         }
     }
 
@@ -156,7 +175,7 @@ mod tests {
     /// Ids at or above `COUNT` are rejected, including huge values.
     #[test]
     fn unknown_ids_are_none() {
-        for raw in [StatId::COUNT as u64, 7, 1 << 32, 1 << 63, u64::MAX] {
+        for raw in [StatId::COUNT as u64, 11, 1 << 32, 1 << 63, u64::MAX] {
             assert_eq!(StatId::from_raw(raw), None, "{raw}");
         }
     }
@@ -171,6 +190,10 @@ mod tests {
             "mmio_emulated",
             "wfi_exits",
             "uptime_ns",
+            "channel_doorbells",
+            "channel_denied",
+            "virtio_forwarded",
+            "virtio_notifies",
         ];
         for (s, n) in StatId::iter().zip(names) {
             assert_eq!(s.name(), n);

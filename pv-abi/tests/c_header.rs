@@ -15,11 +15,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use pv_abi::console::{CONSOLE_READ_MAX, CONSOLE_WRITE_MAX};
-use pv_abi::virtio;
 use pv_abi::{
     ABI_VERSION_MAJOR, ABI_VERSION_MINOR, CALLS, CHANNEL_RESERVED_FIRST, CHANNEL_RESERVED_LAST,
     DISCOVERY_CALLS, DT_COMPATIBLE, STAT_IDS, STATUS_CODES, StatId, TANDEM_UUID, TANDEM_UUID_REGS,
 };
+use pv_abi::{ring, virtio};
 
 /// Path of the checked-in header.
 fn header_path() -> PathBuf {
@@ -279,6 +279,57 @@ fn render() -> String {
             ),
         ],
     );
+    defines(
+        &mut h,
+        &[
+            "Message ring in a channel's shared memory (ABI 1.2; pv-abi's ring module).",
+            "u32 prod at PROD_OFFSET, written by the producer (store-release after the record);",
+            "u32 cons at CONS_OFFSET, written by the consumer (store-release after reading);",
+            "both little-endian, free-running, multiples of 4, prod - cons <= capacity.",
+            "Data from DATA_OFFSET; capacity = the largest power of two <= size - DATA_OFFSET,",
+            "MIN_CAPACITY..MAX_CAPACITY. A record at data[index % capacity]: u32 length, the",
+            "payload, padding to RECORD_ALIGN. A reader checks all of it: the peer may lie.",
+        ],
+        &[
+            (
+                "TANDEM_RING_PROD_OFFSET".into(),
+                format!("0x{:02X}", ring::PROD_OFFSET),
+            ),
+            (
+                "TANDEM_RING_CONS_OFFSET".into(),
+                format!("0x{:02X}", ring::CONS_OFFSET),
+            ),
+            (
+                "TANDEM_RING_DATA_OFFSET".into(),
+                format!("0x{:02X}", ring::DATA_OFFSET),
+            ),
+            (
+                "TANDEM_RING_RECORD_HEADER".into(),
+                ring::RECORD_HEADER.to_string(),
+            ),
+            (
+                "TANDEM_RING_RECORD_ALIGN".into(),
+                ring::RECORD_ALIGN.to_string(),
+            ),
+            (
+                "TANDEM_RING_MIN_CAPACITY".into(),
+                ring::MIN_CAPACITY.to_string(),
+            ),
+            (
+                "TANDEM_RING_MAX_CAPACITY".into(),
+                format!("0x{:X}U", ring::MAX_CAPACITY),
+            ),
+            (
+                "TANDEM_RING_RECORD_SIZE(len)".into(),
+                format!(
+                    "({} + ((len) + {}) / {a} * {a})",
+                    ring::RECORD_HEADER,
+                    ring::RECORD_ALIGN - 1,
+                    a = ring::RECORD_ALIGN
+                ),
+            ),
+        ],
+    );
     h.push_str("#endif /* _TANDEM_ABI_H */\n");
     h
 }
@@ -406,7 +457,18 @@ fn header_contains_spec_values() {
         ("TANDEM_STAT_MMIO_EMULATED", "3"),
         ("TANDEM_STAT_WFI_EXITS", "4"),
         ("TANDEM_STAT_UPTIME_NS", "5"),
-        ("TANDEM_STAT_COUNT", "6"),
+        ("TANDEM_STAT_CHANNEL_DOORBELLS", "6"),
+        ("TANDEM_STAT_CHANNEL_DENIED", "7"),
+        ("TANDEM_STAT_VIRTIO_FORWARDED", "8"),
+        ("TANDEM_STAT_VIRTIO_NOTIFIES", "9"),
+        ("TANDEM_STAT_COUNT", "10"),
+        ("TANDEM_RING_PROD_OFFSET", "0x00"),
+        ("TANDEM_RING_CONS_OFFSET", "0x40"),
+        ("TANDEM_RING_DATA_OFFSET", "0x80"),
+        ("TANDEM_RING_RECORD_HEADER", "4"),
+        ("TANDEM_RING_RECORD_ALIGN", "4"),
+        ("TANDEM_RING_MIN_CAPACITY", "16"),
+        ("TANDEM_RING_MAX_CAPACITY", "0x80000000U"),
         ("TANDEM_CONSOLE_WRITE_MAX", "48"),
         ("TANDEM_CONSOLE_READ_MAX", "16"),
         ("TANDEM_DT_COMPATIBLE", "\"tandem,hypervisor\""),

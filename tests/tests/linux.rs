@@ -102,6 +102,21 @@ fn linux_beside_rtos_lifecycle() {
         "test $(cat /sys/hypervisor/stats/hypercalls) -gt 0 && echo stats-ok",
         "linux | stats-ok\n",
     );
+    // The channel counters of ABI 1.2 are there and read as numbers.
+    run(
+        &mut q,
+        "n=0; for s in channel_doorbells channel_denied virtio_forwarded virtio_notifies; \
+         do test $(cat /sys/hypervisor/stats/$s) -ge 0 && n=$((n+1)); done; echo channel-stats-$n",
+        "linux | channel-stats-4\n",
+    );
+    // The default set gives Linux virtio devices over channels: probing them was forwarded
+    // to the modem, and their queues were notified.
+    run(
+        &mut q,
+        "cd /sys/hypervisor/stats && test $(cat virtio_forwarded) -gt 0 && \
+         test $(cat virtio_notifies) -gt 0 && echo virtio-stats-ok; cd",
+        "linux | virtio-stats-ok\n",
+    );
     // A small workload on both vCPUs.
     run(
         &mut q,

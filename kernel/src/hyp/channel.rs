@@ -44,8 +44,12 @@ pub fn call(hv: &Hypervisor, vm: &Vm, call: Call, hw: &mut impl Hw) -> Result<[u
     match call {
         Call::ChannelNotify(id) => {
             let (ch, end) = end_of(hv, vm, id)?;
-            ring(hv, ch, 1 - end, hw)?;
+            if let Err(e) = ring(hv, ch, 1 - end, hw) {
+                ChannelStats::bump(&vm.stats.doorbells_denied);
+                return Err(e);
+            }
             ChannelStats::bump(&ch.stats.doorbells[end]);
+            ChannelStats::bump(&vm.stats.doorbells);
             Ok([0; 3])
         }
         Call::VirtioPoll(id) => {
@@ -132,12 +136,14 @@ pub fn front_access(
         FrontAccess::Done(read) => read,
         FrontAccess::Notify => {
             ChannelStats::bump(&ch.stats.queue_notifies);
+            ChannelStats::bump(&vm.stats.virtio_notifies);
             // A stopped back-end misses the notification; the front-end goes on.
             let _ = ring(hv, ch, 1, hw);
             0
         }
         FrontAccess::Forward(seq) => {
             ChannelStats::bump(&ch.stats.forwarded);
+            ChannelStats::bump(&vm.stats.virtio_forwarded);
             if back_end_gone(back) {
                 // Nobody to ask: reads as zero, writes ignored.
                 port.lock().cancel(v.index, seq);

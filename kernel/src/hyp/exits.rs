@@ -250,6 +250,10 @@ impl<H: Hw> CallEnv for Env<'_, H> {
             pv_abi::StatId::UptimeNs => {
                 crate::sched::ticks_to_ns(self.hw.now(), self.hv.counter_hz)
             }
+            pv_abi::StatId::ChannelDoorbells => s.doorbells.load(Ordering::Relaxed),
+            pv_abi::StatId::ChannelDenied => s.doorbells_denied.load(Ordering::Relaxed),
+            pv_abi::StatId::VirtioForwarded => s.virtio_forwarded.load(Ordering::Relaxed),
+            pv_abi::StatId::VirtioNotifies => s.virtio_notifies.load(Ordering::Relaxed),
         }
     }
 }

@@ -84,6 +84,14 @@ pub struct VmStats {
     pub uart: AtomicU64,
     /// CONSOLE_WRITE calls.
     pub console_writes: AtomicU64,
+    /// `CHANNEL_NOTIFY` calls that rang the peer.
+    pub doorbells: AtomicU64,
+    /// `CHANNEL_NOTIFY` calls refused: the peer was not running.
+    pub doorbells_denied: AtomicU64,
+    /// Accesses to its virtio windows that went to the back-end.
+    pub virtio_forwarded: AtomicU64,
+    /// `QueueNotify` writes to its virtio windows.
+    pub virtio_notifies: AtomicU64,
 }
 
 /// What other CPUs can see of a vCPU.

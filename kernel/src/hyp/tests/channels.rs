@@ -431,3 +431,75 @@ fn an_unanswered_access_times_out() {
     );
     assert_eq!(late.get(), Some(INVALID), "the late reply is refused");
 }
+
+/// STATS answers the channel counters per calling VM: doorbells that rang
+/// the peer, doorbells refused (the peer stopped), virtio accesses that went
+/// to the back-end, and QueueNotify writes; the back-end's own are apart.
+#[test]
+fn stats_count_channel_calls_per_vm() {
+    const STATS: u64 = 0xC600_0005;
+    let mut m = machine();
+    echo_back_end(&mut m, Rc::new(RefCell::new(alloc::vec::Vec::new())));
+    let seen = Rc::new(RefCell::new(alloc::vec::Vec::new()));
+    let s = seen.clone();
+    let stopped = Rc::new(Cell::new(false));
+    let phase2 = stopped.clone();
+    let mut step = 0;
+    let mut asked = None;
+    m.hws[0].script(1, move |g| {
+        // A STATS call's x0 and x1, seen at the next step.
+        if let Some(id) = asked.take() {
+            s.borrow_mut()
+                .push((id, g.regs.args.x[0], g.regs.args.x[1]));
+        }
+        let stats = |g: &mut GuestView<'_>, asked: &mut Option<u64>, id: u64| {
+            *asked = Some(id);
+            call(g, [STATS, id, 0, 0])
+        };
+        step += 1;
+        match step {
+            1 => call(g, [NOTIFY, 0, 0, 0]),
+            2 => load32_exit(WINDOW + STATUS),
+            3 | 4 => {
+                g.regs.args.x[2] = step - 3; // queues 0 and 1
+                store32_exit(WINDOW + 0x050)
+            }
+            5..=8 => stats(g, &mut asked, step + 1), // ids 6..9
+            _ if phase2.get() && step < 100 => {
+                step = 99;
+                call(g, [NOTIFY, 0, 0, 0])
+            }
+            100 => stats(g, &mut asked, 7),
+            101 => stats(g, &mut asked, 6),
+            _ => call(g, [YIELD, 0, 0, 0]),
+        }
+    });
+    m.run(12);
+    assert_eq!(
+        *seen.borrow(),
+        [(6, 0, 1), (7, 0, 0), (8, 0, 1), (9, 0, 2)],
+        "(id, x0, x1): 1 doorbell, none denied, 1 forwarded, 2 notifies"
+    );
+    let back = m.vm("back");
+    m.hv.stop(back, format_args!("test"), &mut m.hws[1]);
+    stopped.set(true);
+    m.run(6);
+    assert_eq!(
+        seen.borrow()[4..],
+        [(7, 0, 1), (6, 0, 1)],
+        "the doorbell to the stopped peer is denied and counted so"
+    );
+    let b = &m.vm("back").stats;
+    let n = crate::channel::ChannelStats::get;
+    assert_eq!(
+        [
+            &b.doorbells,
+            &b.doorbells_denied,
+            &b.virtio_forwarded,
+            &b.virtio_notifies
+        ]
+        .map(n),
+        [0; 4],
+        "the back-end made none of these"
+    );
+}
