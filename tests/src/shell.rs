@@ -35,7 +35,7 @@ pub fn rtos_stats_after(log: &str, from: usize) -> Option<String> {
     log[from..]
         .lines()
         .filter(|l| l.contains("rtos-stats:"))
-        .last()
+        .next_back()
         .map(str::to_string)
 }
 

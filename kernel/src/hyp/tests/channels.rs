@@ -57,7 +57,10 @@ fn call(g: &mut GuestView<'_>, x: [u64; 4]) -> ExitSnapshot {
 
 /// A back-end that answers every forwarded read of offset `o` with `o | 0x100`,
 /// and records what it polled.
-fn echo_back_end(m: &mut Machine, polled: Rc<RefCell<alloc::vec::Vec<(u32, Option<MmioAccess>)>>>) {
+/// What a back-end's polls returned: the queue bitmap and the access, if any.
+type Polled = Rc<RefCell<alloc::vec::Vec<(u32, Option<MmioAccess>)>>>;
+
+fn echo_back_end(m: &mut Machine, polled: Polled) {
     let mut replying = None;
     m.hws[1].script(2, move |g| {
         if let Some(a) = replying.take() {

@@ -113,7 +113,7 @@ mod guest {
         }
         let ns = |ticks: u64| ticks * 1_000_000_000 / timer::hz();
         let done = ROUNDS.saturating_sub(lost);
-        let avg = if done > 0 { total / done } else { 0 };
+        let avg = total.checked_div(done).unwrap_or(0);
         println!(
             "exit-cost: path=doorbell-rtt iterations={done} ns_per_op={}.0 min_ns={} max_ns={}",
             ns(avg),

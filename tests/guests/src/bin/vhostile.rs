@@ -126,28 +126,26 @@ mod guest {
     }
 
     impl Pool {
+        /// Stores `value` at pool address `at`.
+        fn store<T>(&self, at: u64, value: T) {
+            assert!(at >= self.base && at + size_of::<T>() as u64 <= self.base + self.size);
+            // SAFETY: inside the pool (checked), which is this VM's memory (the device tree's
+            // restricted-dma-pool); callers pass aligned addresses (the MMU is off).
+            unsafe { write_volatile(at as *mut T, value) }
+        }
+
         fn desc(&self, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
             let at = self.base + 16 * i;
-            // SAFETY: inside the pool, which is this VM's memory (the device tree's
-            // restricted-dma-pool); aligned accesses only (the MMU is off).
-            unsafe {
-                write_volatile(at as *mut u64, addr);
-                write_volatile((at + 8) as *mut u32, len);
-                write_volatile((at + 12) as *mut u16, flags);
-                write_volatile((at + 14) as *mut u16, next);
-            }
+            self.store(at, addr);
+            self.store(at + 8, len);
+            self.store(at + 12, flags);
+            self.store(at + 14, next);
         }
 
         /// Publishes descriptor 0 in the available ring at `avail` as entry `n`.
         fn offer(&self, avail: u64, n: u16) {
-            // SAFETY: as `desc`.
-            unsafe {
-                write_volatile(
-                    (avail + 4 + 2 * u64::from(n % QUEUE_SIZE as u16)) as *mut u16,
-                    0,
-                );
-                write_volatile((avail + 2) as *mut u16, n + 1);
-            }
+            self.store(avail + 4 + 2 * u64::from(n % QUEUE_SIZE as u16), 0u16);
+            self.store(avail + 2, n + 1);
         }
     }
 
@@ -227,11 +225,8 @@ mod guest {
         ];
         for (name, plant) in cases {
             let ok = d.negotiate();
-            // SAFETY: zeroing this VM's own rings in the pool.
-            unsafe {
-                for off in (0..0x3000).step_by(8) {
-                    write_volatile((p.base + off) as *mut u64, 0);
-                }
+            for off in (0..0x3000).step_by(8) {
+                p.store(p.base + off, 0u64);
             }
             d.tx_queue(desc, avail, used);
             plant();
