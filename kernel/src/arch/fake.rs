@@ -58,6 +58,8 @@ pub enum Event {
     LoadContext { sctlr: u64 },
     Clear { pa: u64, len: u64 },
     CopyIn { pa: u64, len: u64 },
+    CleanToPoc { pa: u64, len: u64 },
+    IsolateBranchPredictor,
     FlushTlb { vttbr: u64 },
     Sgi { sgi: u8, mpidr: u64 },
     EnableSpi { intid: u32, mpidr: u64 },
@@ -300,6 +302,10 @@ impl<L> Cpu for FakeCpu<L> {
         false
     }
 
+    fn isolate_branch_predictor(&mut self) {
+        self.events.push(Event::IsolateBranchPredictor);
+    }
+
     fn load_stage2(&mut self, vttbr: u64, _cntvoff: u64, vmpidr: u64) {
         self.events.push(Event::LoadStage2 { vttbr });
         self.vttbr = vttbr;
@@ -453,6 +459,10 @@ impl<L> Ram for FakeCpu<L> {
     }
 
     fn sync_icache(&mut self, _pa: u64, _len: u64) {}
+
+    fn clean_to_poc(&mut self, pa: u64, len: u64) {
+        self.events.push(Event::CleanToPoc { pa, len });
+    }
 
     fn flush_vm_tlb(&mut self, vttbr: u64) {
         self.events.push(Event::FlushTlb { vttbr });

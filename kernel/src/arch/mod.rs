@@ -47,6 +47,10 @@ pub trait Cpu {
     /// Makes a VM's stage 2 (`vttbr`: root | VMID << 48), counter offset and
     /// the vCPU's MPIDR current.
     fn load_stage2(&mut self, vttbr: u64, cntvoff: u64, vmpidr: u64);
+    /// Called when a vCPU of another VM is about to run on this CPU: keeps the
+    /// VM that ran before from steering its branch prediction, where the CPU
+    /// needs Tandem to (see [`crate::vcpu::sysreg::needs_bp_hardening`]).
+    fn isolate_branch_predictor(&mut self);
     /// Saves the state that stays in the CPU across exits (EL1 registers,
     /// FP/SIMD, virtual timer) into `ctx`, and silences the virtual timer.
     /// The GIC part (`ctx.gicv`) is the [`Gic`]'s.
@@ -114,6 +118,11 @@ pub trait Ram {
     fn copy_in(&mut self, pa: u64, bytes: &[u8]);
     /// Makes instruction fetches see what was written to `pa..pa + len`.
     fn sync_icache(&mut self, pa: u64, len: u64);
+    /// Cleans and invalidates the data cache for `pa..pa + len` to the point of
+    /// coherency: a vCPU running with its caches off then reads what Tandem
+    /// wrote, and no line Tandem dirtied is written back later over the
+    /// guest's own (uncached) writes.
+    fn clean_to_poc(&mut self, pa: u64, len: u64);
     /// Invalidates every TLB entry of VMID `vttbr >> 48` on every CPU.
     fn flush_vm_tlb(&mut self, vttbr: u64);
     /// Tandem's own heap: (bytes in use, bytes in all), if it keeps one.

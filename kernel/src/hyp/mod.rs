@@ -384,6 +384,9 @@ impl Hypervisor {
         if done < ram {
             let n = RELOAD_PIECE.min(ram - done);
             hw.clear(vm.ram_pa + done, n);
+            // The VM starts with its caches off: no dirty line of these zeroes
+            // may later land on its own writes.
+            hw.clean_to_poc(vm.ram_pa + done, n);
             vm.reload_done.store(done + n, Ordering::Relaxed);
             return ResetProgress::Working;
         }
@@ -395,6 +398,7 @@ impl Hypervisor {
                 let off = done - at;
                 let n = (RELOAD_PIECE / 4).min(len - off);
                 hw.copy_in(pa + off, &data[off as usize..(off + n) as usize]);
+                hw.clean_to_poc(pa + off, n);
                 hw.sync_icache(pa + off, n);
                 vm.reload_done.store(done + n, Ordering::Relaxed);
                 return ResetProgress::Working;
@@ -417,7 +421,9 @@ impl Hypervisor {
             self.in_steps(hw, data.len() as u64, |hw, off, n| {
                 hw.copy_in(pa + off, &data[off as usize..(off + n) as usize]);
             });
+            // The VM starts with its caches off: its images must be in memory.
             self.in_steps(hw, data.len() as u64, |hw, off, n| {
+                hw.clean_to_poc(pa + off, n);
                 hw.sync_icache(pa + off, n);
             });
         }

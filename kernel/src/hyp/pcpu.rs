@@ -155,6 +155,8 @@ pub struct Pcpu {
     pub vcpus: Vec<Vcpu>,
     /// Whose context is in the CPU (EL1, FP, timer, vGIC CPU interface).
     loaded: Option<usize>,
+    /// The VM (index) whose vCPU last ran here, for [`Hw::isolate_branch_predictor`].
+    last_vm: Option<usize>,
     /// The vCPU this CPU runs until something changes.
     current: Option<usize>,
     policy: FixedPriority,
@@ -185,6 +187,7 @@ impl Pcpu {
         Self {
             me,
             loaded: None,
+            last_vm: None,
             current: None,
             policy: FixedPriority::new(
                 vcpus
@@ -467,6 +470,10 @@ impl Pcpu {
             }
             hw.save_context(&mut v.ctx);
             v.ctx.gicv = hw.save_interface();
+        }
+        let last_vm = self.last_vm.replace(self.vcpus[i].vm);
+        if last_vm.is_some_and(|last| last != self.vcpus[i].vm) {
+            hw.isolate_branch_predictor();
         }
         let v = &mut self.vcpus[i];
         let vm = &hv.vms[v.vm];

@@ -99,6 +99,17 @@ fn create_vms(
     hw: &mut impl Hw,
 ) {
     *PSCI_CONDUIT.lock() = facts.psci;
+    if let Some(c) = facts.psci {
+        let needed = psci::probe_bp_hardening(c);
+        info!(
+            "branch predictor between VMs: {}",
+            if needed {
+                "invalidated by firmware (SMCCC_ARCH_WORKAROUND_1) at each switch"
+            } else {
+                "no firmware call needed or offered"
+            }
+        );
+    }
     let spis = SpiOwners::default();
     let mut vms = Vec::new();
     let machine_gic = version_number(facts.gic.version);

@@ -46,6 +46,10 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::run(regs)
     }
 
+    fn isolate_branch_predictor(&mut self) {
+        super::psci::isolate_branch_predictor();
+    }
+
     fn load_stage2(&mut self, vttbr: u64, cntvoff: u64, vmpidr: u64) {
         vcpu::set_vmpidr(vmpidr);
         vcpu::load_vm(vttbr, cntvoff);
@@ -169,6 +173,10 @@ impl<G> Ram for Aarch64<G> {
 
     fn sync_icache(&mut self, pa: u64, len: u64) {
         vcpu::sync_icache(pa, len);
+    }
+
+    fn clean_to_poc(&mut self, pa: u64, len: u64) {
+        vcpu::clean_to_poc(pa, len);
     }
 
     fn heap_usage(&self) -> Option<(usize, usize)> {

@@ -4,6 +4,7 @@
 use crate::vcpu::exit::{ExitSnapshot, ExitVector};
 use crate::vcpu::inject::El1Exception;
 use crate::vcpu::regs::{El1Regs, FpRegs, GuestRegs, TimerRegs};
+use crate::vcpu::sysreg::FeatureTraps;
 
 unsafe extern "C" {
     fn guest_enter(regs: *mut GuestRegs) -> u64;
@@ -35,18 +36,25 @@ pub const HCR_GUEST: u64 = (1 << 0)
 
 /// Programs the EL2 controls shared by every guest on this CPU.
 pub fn init_cpu(vtcr: u64) {
+    // Trace, AMU, RAS error records and LORegions, which the ID registers hide, trap
+    // (to UNDEFINED) where the CPU has them; elsewhere their trap bits are RES0.
+    let traps = FeatureTraps::for_cpu(
+        read_sysreg!("id_aa64pfr0_el1"),
+        read_sysreg!("id_aa64dfr0_el1"),
+        read_sysreg!("id_aa64mmfr1_el1"),
+    );
     write_sysreg!("vtcr_el2", vtcr);
-    write_sysreg!("hcr_el2", HCR_GUEST);
+    write_sysreg!("hcr_el2", HCR_GUEST | traps.hcr);
     // CNTHCTL_EL2: EL1PCTEN (guests may read the physical counter), EL1PCEN = 0 (the EL1
     // physical timer traps: guests use the virtual timer).
     write_sysreg!("cnthctl_el2", 1);
     // MDCR_EL2: TPM + TPMCR (PMU traps), TDA + TDOSA + TDRA (debug registers trap), HPMN = 0.
     write_sysreg!(
         "mdcr_el2",
-        (1 << 6) | (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11)
+        (1 << 6) | (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11) | traps.mdcr
     );
     // CPTR_EL2: TZ (SVE traps); FP/SIMD do not trap (switched with the vCPU).
-    write_sysreg!("cptr_el2", 0x33ff);
+    write_sysreg!("cptr_el2", 0x33ff | traps.cptr);
     write_sysreg!("vpidr_el2", read_sysreg!("midr_el1"));
     isb();
 }
@@ -75,6 +83,26 @@ pub fn flush_vm_tlb() {
             options(nostack)
         )
     };
+}
+
+/// The smallest data-cache line (CTR_EL0.DminLine, log2 of words).
+fn dcache_line() -> u64 {
+    4 << ((read_sysreg!("ctr_el0") >> 16) & 0xf)
+}
+
+/// Cleans and invalidates the data cache for `start..start + len` to the point of
+/// coherency (DC CIVAC), then waits for it to complete.
+pub fn clean_to_poc(start: u64, len: u64) {
+    let line = dcache_line();
+    let mut a = start & !(line - 1);
+    while a < start + len {
+        // SAFETY: cleans and invalidates a data-cache line of guest RAM Tandem owns;
+        // its contents stay as they are in memory.
+        unsafe { core::arch::asm!("dc civac, {0}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    // SAFETY: a barrier; completes the maintenance above.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
 /// Makes instruction fetches see code Tandem just copied into guest memory.

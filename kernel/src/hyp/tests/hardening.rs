@@ -6,7 +6,7 @@
 use alloc::rc::Rc;
 use core::cell::Cell;
 
-use super::{ENTRY, Machine, YIELD, calls, enable_vtimer, spec};
+use super::{ENTRY, Machine, PSCI_SYSTEM_RESET, YIELD, calls, enable_vtimer, spec};
 use crate::arch::fake::{Event, GuestView, hvc_exit, load32_exit};
 use crate::hyp::vm::VmState;
 use crate::vcpu::exit::{ExitSnapshot, ExitVector};
@@ -407,4 +407,88 @@ fn console_flood_leaves_the_quiet_vm_its_share() {
     let out = m.hws[0].console_out.clone();
     assert!(out.contains(" quiet | quiet but heard\n"), "{out:?}");
     assert!(out.contains(" flood | flood"));
+}
+
+/// Every `Clear` and `CopyIn` in `events` is followed by a clean to the point
+/// of coherency of the same range before the next guest entry.
+fn written_then_cleaned_to_poc(events: &[Event]) -> Result<usize, String> {
+    let mut pending = alloc::vec::Vec::new();
+    let mut writes = 0;
+    for e in events {
+        match *e {
+            Event::Clear { pa, len } | Event::CopyIn { pa, len } => {
+                writes += 1;
+                pending.push((pa, len));
+            }
+            Event::CleanToPoc { pa, len } => pending.retain(|&w| w != (pa, len)),
+            Event::Enter { .. } if !pending.is_empty() => {
+                return Err(alloc::format!("entered with {pending:x?} not cleaned"));
+            }
+            _ => {}
+        }
+    }
+    if pending.is_empty() {
+        Ok(writes)
+    } else {
+        Err(alloc::format!("{pending:x?} never cleaned"))
+    }
+}
+
+/// Finding 8: what image loading and a reset write into a VM's RAM (the
+/// images, the cleared RAM) is cleaned to the point of coherency before the
+/// VM runs, as it starts with its caches off.
+#[test]
+fn loaded_and_cleared_ram_is_cleaned_to_poc() {
+    let mut m = Machine::new(1, &[spec("a", &[0])]);
+    let vm = m.vm("a");
+    m.hv.load_images(vm, &mut m.hws[0]);
+    let loaded = written_then_cleaned_to_poc(&m.hws[0].events);
+    assert!(matches!(loaded, Ok(n) if n > 0), "load: {loaded:?}");
+    m.hws[0].events.clear();
+    m.hws[0].script(1, calls([PSCI_SYSTEM_RESET, 0, 0, 0]));
+    for _ in 0..500 {
+        m.run(1);
+        if vm.stats.resets.load(core::sync::atomic::Ordering::Relaxed) == 1 {
+            break;
+        }
+    }
+    m.run(2);
+    let reset = written_then_cleaned_to_poc(&m.hws[0].events);
+    assert!(matches!(reset, Ok(n) if n > 2), "reset: {reset:?}");
+}
+
+/// Finding 8: when a vCPU of another VM is about to run on a CPU, Tandem
+/// isolates the branch predictor (the arch layer does so where the CPU
+/// needs it); between vCPUs of one VM it does not.
+#[test]
+fn vm_switch_isolates_the_branch_predictor() {
+    let mut m = Machine::new(1, &[spec("a", &[0, 0]), spec("b", &[0])]);
+    m.vm("a").vcpus[1].request_start(ENTRY, 0);
+    m.hv.attention(1, &mut m.hws[0]);
+    for id in 1..=2 {
+        m.hws[0].script(id, calls([YIELD, 0, 0, 0]));
+    }
+    m.run(30);
+    let mut last = None;
+    let mut isolated = false;
+    let (mut switches, mut checked) = (0, 0);
+    for e in &m.hws[0].events {
+        match *e {
+            Event::IsolateBranchPredictor => isolated = true,
+            Event::Enter { vttbr, .. } => {
+                let vm = vttbr >> 48;
+                if last.is_some_and(|l| l != vm) {
+                    switches += 1;
+                    assert!(isolated, "VM {vm} entered after another VM, unisolated");
+                }
+                last = Some(vm);
+                checked += 1;
+                isolated = false;
+            }
+            _ => {}
+        }
+    }
+    assert!(switches > 2, "{switches} switches in {checked} entries");
+    let isolations = m.hws[0].count(|e| *e == Event::IsolateBranchPredictor);
+    assert_eq!(isolations, switches, "only on a switch between VMs");
 }

@@ -56,6 +56,7 @@ mod guest {
         smc_calls(&mut h);
         undefined(&mut h);
         id_registers(&mut h);
+        hidden_features(&mut h);
         far_with_mmu_on(&mut h);
         aarch32_el0(&mut h);
         if gic::version() == 2 {
@@ -283,6 +284,33 @@ mod guest {
         // SAFETY: `udf #0` is UNDEFINED; the armed handler records and skips it.
         let f = rt::expect_fault(|| unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) });
         expect_undefined(h, "hostile::udf", "udf #0", f);
+    }
+
+    /// Trace, activity monitor, RAS error record and LORegion registers, which the ID
+    /// registers hide, are UNDEFINED: Tandem traps them where the CPU has them (on a
+    /// CPU without them they are UNDEFINED anyway).
+    fn hidden_features(h: &mut Harness) {
+        // SAFETY: a read of a register the guest is not offered; UNDEFINED, taken at
+        // EL1 and skipped by the armed handler, so nothing is read.
+        let f = rt::expect_fault(|| unsafe {
+            core::arch::asm!("mrs {}, s2_1_c0_c8_7", out(reg) _, options(nomem, nostack));
+        });
+        expect_undefined(h, "hostile::trace_trcidr0_undefined", "mrs TRCIDR0", f);
+        // SAFETY: as above.
+        let f = rt::expect_fault(|| unsafe {
+            core::arch::asm!("mrs {}, s3_3_c13_c2_0", out(reg) _, options(nomem, nostack));
+        });
+        expect_undefined(h, "hostile::amu_amcr_undefined", "mrs AMCR_EL0", f);
+        // SAFETY: as above.
+        let f = rt::expect_fault(|| unsafe {
+            core::arch::asm!("mrs {}, s3_0_c5_c3_0", out(reg) _, options(nomem, nostack));
+        });
+        expect_undefined(h, "hostile::ras_erridr_undefined", "mrs ERRIDR_EL1", f);
+        // SAFETY: as above.
+        let f = rt::expect_fault(|| unsafe {
+            core::arch::asm!("mrs {}, s3_0_c10_c4_7", out(reg) _, options(nomem, nostack));
+        });
+        expect_undefined(h, "hostile::lor_lorid_undefined", "mrs LORID_EL1", f);
     }
 
     fn id_registers(h: &mut Harness) {
