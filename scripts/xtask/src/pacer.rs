@@ -5,10 +5,12 @@
 //! make the RTOS late. Virtual time then runs far ahead of the wall clock
 //! while the guests idle, and the RTOS's `rtos-stats:` line (every 2 s of
 //! *virtual* time) would scroll by dozens a second. The pacer passes every
-//! byte through at once except those lines: of the `rtos-stats:` /
-//! `rtos-detail:` lines of one VM it shows at most one pair per interval of
-//! wall time. The lines are cumulative (periods, misses, worst latency since
-//! boot), so the newest one shown says everything the dropped ones said.
+//! byte through at once except those lines: of one VM's `rtos-stats:` line
+//! and the lines that follow it each time (`rtos-detail:`, and the virtio
+//! back-ends' `rtos-net:` and `rtos-at:`) it shows at most one group per
+//! interval of wall time. The lines are cumulative (periods, misses, worst
+//! latency, packets since boot), so the newest group shown says everything
+//! the dropped ones said.
 //!
 //! Partial lines (a shell prompt, typed characters) are never held: a line is
 //! held only while it could still turn out to be a statistics line, which is
@@ -17,8 +19,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Line bodies (after the VM tag) that the pacer thins out.
-const PACED: [&str; 2] = ["rtos-stats:", "rtos-detail:"];
+/// Line bodies (after the VM tag) that the pacer thins out: a group starts
+/// with the first and the others follow it.
+const PACED: [&str; 4] = ["rtos-stats:", "rtos-detail:", "rtos-net:", "rtos-at:"];
 
 /// What the current line is, as far as known.
 enum Line {
@@ -35,7 +38,7 @@ pub struct Pacer {
     interval: Duration,
     line: Line,
     /// Per VM tag: when its last statistics were shown, and whether the
-    /// `rtos-detail:` line following a shown `rtos-stats:` one is shown too.
+    /// lines following its last `rtos-stats:` line are shown (it was).
     shown: HashMap<String, (Instant, bool)>,
 }
 
@@ -114,7 +117,7 @@ impl Pacer {
                 *detail = due;
                 due
             }
-            Some((_, detail)) => std::mem::take(detail),
+            Some((_, shown)) => *shown,
             None if is_stats => {
                 self.shown.insert(tag.to_string(), (now, true));
                 true
@@ -266,5 +269,31 @@ mod tests {
         assert_eq!(run(&mut p, &[(a, 0), (b, 0)]), line);
         assert_eq!(run(&mut p, &[(line, 10)]), "");
         assert_eq!(run(&mut p, &[(line, 2010)]), line);
+    }
+
+    /// The back-ends' lines go with their group: shown when its `rtos-stats:`
+    /// line is, dropped with it otherwise.
+    #[test]
+    fn back_end_lines_follow_their_group() {
+        let mut p = Pacer::new(Duration::from_secs(2));
+        let out = run(
+            &mut p,
+            &[
+                ("  rtos | rtos-stats: periods=1 misses=0\n", 0),
+                ("  rtos | rtos-detail: a=1\n", 0),
+                ("  rtos | rtos-net: ch=0 rx=1\n", 0),
+                ("  rtos | rtos-at: ch=1 in=0\n", 0),
+                ("  rtos | rtos-stats: periods=2 misses=0\n", 100),
+                ("  rtos | rtos-detail: a=2\n", 100),
+                ("  rtos | rtos-net: ch=0 rx=2\n", 100),
+                ("  rtos | rtos-at: ch=1 in=2\n", 100),
+                ("  rtos | rtos-stats: periods=3 misses=0\n", 2100),
+                ("  rtos | rtos-net: ch=0 rx=3\n", 2100),
+            ],
+        );
+        assert_eq!(
+            out,
+            "  rtos | rtos-stats: periods=1 misses=0\n  rtos | rtos-detail: a=1\n  rtos | rtos-net: ch=0 rx=1\n  rtos | rtos-at: ch=1 in=0\n  rtos | rtos-stats: periods=3 misses=0\n  rtos | rtos-net: ch=0 rx=3\n"
+        );
     }
 }
