@@ -1260,40 +1260,40 @@ mod tests {
             err,
             PackageError::BadChannel(0, "a VM with a channel must have its RAM below 0xc000_0000")
         );
-        // Two channels may not share memory or an interrupt.
-        let twin = ChannelDesc {
-            window: 0x0a00_0200,
-            intids: [93, 92],
-            ..net()
-        };
-        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            PackageError::BadChannel(1, "two channels share memory")
-        );
-        let twin = ChannelDesc {
-            ipa: 0xC010_0000,
-            window: 0x0a00_0200,
-            ..net()
-        };
-        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            PackageError::BadChannel(1, "two channels share an interrupt in a VM")
-        );
-        let twin = ChannelDesc {
-            ipa: 0xC010_0000,
-            intids: [93, 92],
-            ..net()
-        };
-        let err = Package::parse(&encode_with_channels(&[spec(), other()], &[net(), twin], 3))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            PackageError::BadChannel(1, "two virtio devices share a window")
-        );
+        // Two channels may not share memory, an interrupt in a VM, or a window.
+        let twins = [
+            (
+                ChannelDesc {
+                    window: 0x0a00_0200,
+                    intids: [93, 92],
+                    ..net()
+                },
+                "two channels share memory",
+            ),
+            (
+                ChannelDesc {
+                    ipa: 0xC010_0000,
+                    window: 0x0a00_0200,
+                    ..net()
+                },
+                "two channels share an interrupt in a VM",
+            ),
+            (
+                ChannelDesc {
+                    ipa: 0xC010_0000,
+                    intids: [93, 92],
+                    ..net()
+                },
+                "two virtio devices share a window",
+            ),
+        ];
+        for (twin, why) in twins {
+            let bytes = encode_with_channels(&[spec(), other()], &[net(), twin], 3);
+            assert_eq!(
+                Package::parse(&bytes).unwrap_err(),
+                PackageError::BadChannel(1, why)
+            );
+        }
     }
 
     /// Random garbage after a valid magic never panics the parser.

@@ -8,6 +8,7 @@ use pv_abi::virtio::MmioAccess;
 
 use super::{Machine, YIELD, spec};
 use crate::arch::fake::{GuestView, hvc_exit, load32_exit, store32_exit};
+use crate::channel::ChannelStats;
 use crate::hyp::vm::VmState;
 use crate::vcpu::exit::ExitSnapshot;
 use crate::vm::package::{ChannelDesc, NAME_LEN};
@@ -127,12 +128,7 @@ fn a_forwarded_read_waits_for_the_back_end() {
         (0, false, 4, STATUS)
     );
     let ch = &m.hv.channels[0];
-    assert_eq!(
-        ch.stats
-            .forwarded
-            .load(core::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(ChannelStats::get(&ch.stats.forwarded), 1);
 }
 
 /// QueueNotify is posted (the front-end does not wait) and reaches the
@@ -190,18 +186,8 @@ fn notify_status_and_ack_are_answered_by_tandem() {
     assert_eq!(queues.get(), 0b10);
     assert_eq!(status.get(), 3 << 8 | 2, "3 read, 1 acknowledged, 2 left");
     let ch = &m.hv.channels[0];
-    assert_eq!(
-        ch.stats
-            .queue_notifies
-            .load(core::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    assert_eq!(
-        ch.stats
-            .interrupts
-            .load(core::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(ChannelStats::get(&ch.stats.queue_notifies), 1);
+    assert_eq!(ChannelStats::get(&ch.stats.interrupts), 1);
 }
 
 /// Doorbells reach the peer as its channel interrupt; to a stopped peer
@@ -426,12 +412,7 @@ fn an_unanswered_access_times_out() {
     let timeout = crate::sched::ns_to_ticks(super::super::channel::ANSWER_TIMEOUT_NS, super::HZ);
     assert!(at >= timeout, "it waited the timeout: {at} < {timeout}");
     let ch = &m.hv.channels[0];
-    assert_eq!(
-        ch.stats
-            .timeouts
-            .load(core::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(ChannelStats::get(&ch.stats.timeouts), 1);
     assert_eq!(late.get(), Some(INVALID), "the late reply is refused");
 }
 
