@@ -184,9 +184,11 @@ impl Modem for Handset {
     }
 
     fn signal_quality(&self) -> (u8, u8) {
-        // rssi 0..=31 from the worst release latency: a clean schedule is a strong signal.
-        let worst_us = SHARED.with(|s| s.release.max()) / 1000;
-        (31u64.saturating_sub(worst_us).min(31) as u8, 99)
+        // rssi 0..=31 from the 99th-percentile release latency: a clean schedule is a strong
+        // signal. (Not the worst one: a single late release at boot would read as no signal
+        // for the rest of the run.)
+        let p99_us = SHARED.with(|s| s.release.percentile(99)) / 1000;
+        (31u64.saturating_sub(p99_us).min(31) as u8, 99)
     }
 
     fn platform(&self) -> &'static str {
