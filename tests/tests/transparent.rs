@@ -21,7 +21,9 @@ use system_tests::log::{fail, vm_lines};
 use system_tests::paths;
 use system_tests::qemu::{MachineConfig, Qemu, built_image};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
+/// Wall-clock patience: Debian's boot and its console flood are a few seconds of virtual
+/// time, but minutes of wall time on a loaded 2-core host.
+const TIMEOUT: Duration = Duration::from_secs(300);
 
 fn tandem(image: &str) -> MachineConfig {
     let path = built_image("qemu-virt", image).unwrap_or_else(|e| panic!("{e}"));
@@ -413,7 +415,10 @@ fn console_byte_costs() {
     let (line, native) = cost_line(&q.log());
     eprintln!("{line} (native)");
     figures.push(("native pl011", native));
-    for (path, limit) in [("pl011", 9000), ("hypercall", 1500), ("native pl011", 200)] {
+    // Bounds in tenths of an instruction, about 15 % over the figures in docs/design.md
+    // (1051, 143.2 and 7 since the console ring accounts each writer's bytes: issue 13,
+    // finding 1, +216 and +50 a byte).
+    for (path, limit) in [("pl011", 12000), ("hypercall", 1650), ("native pl011", 200)] {
         let got = figures
             .iter()
             .find(|(p, _)| *p == path)
