@@ -44,6 +44,9 @@ pub struct GuestView<'a> {
     pub lrs: &'a mut [u64],
     /// Counter now.
     pub now: u64,
+    /// Set by the script: the guest left an asynchronous SError pending (say,
+    /// an external abort on a buffered write) that the CPU has yet to take.
+    pub serror: &'a mut bool,
 }
 
 /// A guest script: one exit per call.
@@ -103,6 +106,8 @@ pub struct FakeCpu<L = IchLr> {
     console_ring: Box<TxRing<16384>>,
     pub terminal: Terminal,
     pub powered_off: bool,
+    /// An SError is pending at EL2 (see [`GuestView::serror`]).
+    pub serror_pending: bool,
     /// An idle CPU sleeps until its EL2 timer (else time stands still while
     /// it idles, as if the other CPUs were infinitely fast).
     pub sleeps_to_timer: bool,
@@ -144,6 +149,7 @@ impl<L> FakeCpu<L> {
             console_ring: Box::new(TxRing::new()),
             terminal: Terminal::default(),
             powered_off: false,
+            serror_pending: false,
             sleeps_to_timer: true,
             acks_in_a_row: 0,
             format: PhantomData,
@@ -258,6 +264,16 @@ pub fn irq_exit() -> ExitSnapshot {
     }
 }
 
+/// An SError exit (ESR_EL2 EC 0x2F, IDS = 0: uncategorized).
+pub fn serror_exit() -> ExitSnapshot {
+    ExitSnapshot {
+        vector: ExitVector::SError,
+        esr: 0x2f << 26 | 1 << 25,
+        far: 0,
+        hpfar: 0,
+    }
+}
+
 impl<L> Cpu for FakeCpu<L> {
     fn index(&self) -> usize {
         self.index
@@ -276,6 +292,11 @@ impl<L> Cpu for FakeCpu<L> {
         self.acks_in_a_row = 0;
         self.now += self.entry_cost;
         self.raise_due_timers();
+        if core::mem::take(&mut self.serror_pending) {
+            // Routed to EL2 (HCR_EL2.AMO), a pending SError is taken as soon as
+            // the CPU is at EL1, whichever guest that is.
+            return serror_exit();
+        }
         if !self.pending.is_empty() {
             return irq_exit();
         }
@@ -292,6 +313,7 @@ impl<L> Cpu for FakeCpu<L> {
             context: &mut self.context,
             lrs: &mut self.lrs,
             now,
+            serror: &mut self.serror_pending,
         };
         let exit = script(&mut view);
         self.raise_due_timers();
@@ -300,6 +322,10 @@ impl<L> Cpu for FakeCpu<L> {
 
     fn reenter(&self) -> bool {
         false
+    }
+
+    fn take_pending_serror(&mut self) -> bool {
+        core::mem::take(&mut self.serror_pending)
     }
 
     fn isolate_branch_predictor(&mut self) {

@@ -36,7 +36,10 @@ pub trait Cpu {
     /// The physical generic counter, in ticks.
     fn now(&self) -> u64;
     /// Enters the loaded vCPU with `regs`; returns when it traps back, with
-    /// `regs` holding its state at the exit.
+    /// `regs` holding its state at the exit. An SError the guest leaves
+    /// pending stays pending (Tandem masks SErrors at EL2): entering it
+    /// again takes it there, as its own; before another VM is entered,
+    /// [`Cpu::take_pending_serror`] must take it.
     fn enter_guest(&mut self, regs: &mut GuestRegs) -> ExitSnapshot;
     /// Whether the loop may re-enter the guest right after an exit it
     /// handled, without going back to the scheduler. Hardware always may; the
@@ -47,6 +50,10 @@ pub trait Cpu {
     /// Makes a VM's stage 2 (`vttbr`: root | VMID << 48), counter offset and
     /// the vCPU's MPIDR current.
     fn load_stage2(&mut self, vttbr: u64, cntvoff: u64, vmpidr: u64);
+    /// Waits for the memory accesses of the guest that ran last (DSB SY) and
+    /// takes an SError it left pending (ISR_EL1.A), so that it is blamed on
+    /// that guest; true if there was one.
+    fn take_pending_serror(&mut self) -> bool;
     /// Called when a vCPU of another VM is about to run on this CPU: keeps the
     /// VM that ran before from steering its branch prediction, where the CPU
     /// needs Tandem to (see [`crate::vcpu::sysreg::needs_bp_hardening`]).

@@ -472,7 +472,17 @@ impl Pcpu {
             v.ctx.gicv = hw.save_interface();
         }
         let last_vm = self.last_vm.replace(self.vcpus[i].vm);
-        if last_vm.is_some_and(|last| last != self.vcpus[i].vm) {
+        if let Some(last) = last_vm.filter(|&last| last != self.vcpus[i].vm) {
+            // An SError the last VM left pending would be taken at the next entry,
+            // blaming whoever that is: take it now, as the last VM's.
+            if hw.take_pending_serror() {
+                let vm = &hv.vms[last];
+                hv.crash(
+                    vm,
+                    format_args!("SError (asynchronous, pending after its exit)"),
+                    hw,
+                );
+            }
             hw.isolate_branch_predictor();
         }
         let v = &mut self.vcpus[i];

@@ -84,6 +84,29 @@ guest_exit:
     add     sp, sp, #HOST_FRAME
     ret
 
+// u64 take_pending_serror(void): after a guest exit, while its vCPU is still
+// current. Waits for the guest's outstanding memory accesses (DSB SY), then,
+// if a physical SError is pending (ISR_EL1.A), unmasks SErrors at EL2 for
+// the window below: the SError vector sees ELR_EL2 in it, sets x0 = 1 and
+// returns. Returns 1 if an SError was taken, else 0. (No ESB: DSB and
+// ISR_EL1 work with and without FEAT_RAS.)
+.global take_pending_serror
+take_pending_serror:
+    mov     x0, #0
+    dsb     sy
+    isb
+    mrs     x1, isr_el1
+    tbz     x1, #8, 1f
+.global serror_window
+serror_window:
+    msr     daifclr, #4
+    isb
+    nop
+.global serror_window_end
+serror_window_end:
+    msr     daifset, #4
+1:  ret
+
 // FP/SIMD save and restore (EL2 code is softfloat; only these touch the registers).
 .arch_extension fp
 .arch_extension simd

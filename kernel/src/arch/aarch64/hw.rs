@@ -46,6 +46,10 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::run(regs)
     }
 
+    fn take_pending_serror(&mut self) -> bool {
+        vcpu::take_serror()
+    }
+
     fn isolate_branch_predictor(&mut self) {
         super::psci::isolate_branch_predictor();
     }

@@ -8,6 +8,7 @@ use crate::vcpu::sysreg::FeatureTraps;
 
 unsafe extern "C" {
     fn guest_enter(regs: *mut GuestRegs) -> u64;
+    fn take_pending_serror() -> u64;
     fn fp_save(regs: *mut FpRegs);
     fn fp_restore(regs: *const FpRegs);
 }
@@ -116,6 +117,14 @@ pub fn sync_icache(start: u64, len: u64) {
     }
     // SAFETY: completes the cleans, then invalidates all instruction caches.
     unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Waits for the memory accesses of the guest that ran last and takes an SError it
+/// left pending (at EL2, where the SError vector recognises it); true if there was one.
+pub fn take_serror() -> bool {
+    // SAFETY: uses only x0/x1 and PSTATE.A, which it masks again; the SError vector
+    // returns into it.
+    unsafe { take_pending_serror() != 0 }
 }
 
 /// Sets the vCPU's MPIDR as the guest reads it.

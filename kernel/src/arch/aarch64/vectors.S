@@ -23,6 +23,31 @@
     b       guest_exit
 .endm
 
+// An SError at EL2: taken on purpose in take_pending_serror's window (guest.S),
+// it is the guest's: x0 = 1, back to the window. Anywhere else it is a fault.
+.macro SERROR_ENTRY
+    .balign 0x80
+    stp     x1, x2, [sp, #-16]!
+    mrs     x1, elr_el2
+    adrp    x2, serror_window
+    add     x2, x2, :lo12:serror_window
+    cmp     x1, x2
+    b.lo    1f
+    adrp    x2, serror_window_end
+    add     x2, x2, :lo12:serror_window_end
+    cmp     x1, x2
+    b.hi    1f
+    ldp     x1, x2, [sp], #16
+    mov     x0, #1
+    eret
+1:  ldp     x1, x2, [sp], #16
+    msr     spsel, #0
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    mov     x0, #3
+    b       el2_fault_common
+.endm
+
 // A fault while already on the emergency stack: nothing safe is left to do.
 .macro NESTED_ENTRY
     .balign 0x80
@@ -42,7 +67,7 @@ el2_vectors:
     FAULT_ENTRY 0
     FAULT_ENTRY 1
     FAULT_ENTRY 2
-    FAULT_ENTRY 3
+    SERROR_ENTRY
     // Lower EL, AArch64: guest exits (guest.S).
     GUEST_EXIT 0
     GUEST_EXIT 1

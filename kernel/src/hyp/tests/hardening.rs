@@ -492,3 +492,23 @@ fn vm_switch_isolates_the_branch_predictor() {
     let isolations = m.hws[0].count(|e| *e == Event::IsolateBranchPredictor);
     assert_eq!(isolations, switches, "only on a switch between VMs");
 }
+
+/// Finding 3: an asynchronous SError that VM "a" leaves pending at an exit
+/// stops "a", not "b", which runs next on the same CPU.
+#[test]
+fn serror_is_blamed_on_the_vm_that_caused_it() {
+    let mut m = Machine::new(1, &[spec("a", &[0]), spec("b", &[0])]);
+    let mut first = true;
+    m.hws[0].script(1, move |g| {
+        if core::mem::take(&mut first) {
+            // A write that fails at the memory system, reported as it drains.
+            *g.serror = true;
+        }
+        g.regs.args.x[0] = YIELD;
+        hvc_exit()
+    });
+    m.hws[0].script(2, calls([YIELD, 0, 0, 0]));
+    m.run(20);
+    assert_eq!(m.vm("a").state(), VmState::Stopped, "a caused the SError");
+    assert_eq!(m.vm("b").state(), VmState::Running, "b is not blamed");
+}
