@@ -23,21 +23,15 @@ pub const TANDEM: Owner = 0;
 /// Writers the ring keeps count of: Tandem and every VM.
 pub const OWNERS: usize = MAX_VMS + 1;
 
-/// Runs of bytes with one owner that the ring remembers (consecutive writes
-/// by the same owner share one).
-const RUNS: usize = 256;
-
 /// A FIFO of bytes on their way to the UART, accounted per owner.
 pub struct TxRing<const N: usize> {
     buf: [u8; N],
+    /// The owner of each byte in `buf`.
+    owner: [u8; N],
     head: usize,
     len: usize,
     /// Queued bytes per owner.
     queued: [usize; OWNERS],
-    /// Owner and length of each run of queued bytes, oldest first.
-    runs: [(u8, u16); RUNS],
-    run_head: usize,
-    run_len: usize,
     /// Writers that share the ring (Tandem and the VMs): each is guaranteed `N / writers`.
     writers: usize,
     /// Bytes dropped per owner since [`TxRing::take_dropped`] last asked.
@@ -49,12 +43,10 @@ impl<const N: usize> TxRing<N> {
     pub const fn new() -> Self {
         Self {
             buf: [0; N],
+            owner: [0; N],
             head: 0,
             len: 0,
             queued: [0; OWNERS],
-            runs: [(0, 0); RUNS],
-            run_head: 0,
-            run_len: 0,
             writers: 1,
             dropped: [0; OWNERS],
         }
@@ -87,11 +79,13 @@ impl<const N: usize> TxRing<N> {
         if owner >= self.writers {
             return 0;
         }
-        let share = N / self.writers.max(1);
-        let reserved: usize = (0..self.writers)
-            .filter(|&p| p != owner)
-            .map(|p| share.saturating_sub(self.queued[p]))
-            .sum();
+        let share = N / self.writers;
+        let mut reserved = 0;
+        for (p, &q) in self.queued[..self.writers].iter().enumerate() {
+            if p != owner {
+                reserved += share.saturating_sub(q);
+            }
+        }
         (N - self.len).saturating_sub(reserved)
     }
 
@@ -99,69 +93,42 @@ impl<const N: usize> TxRing<N> {
     /// rest. Returns the bytes queued.
     pub fn push(&mut self, owner: Owner, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.room(owner));
-        let n = n.min(self.run_space(owner));
-        if let Some(d) = self.dropped.get_mut(owner) {
-            *d += bytes.len() - n;
+        if n < bytes.len() {
+            if let Some(d) = self.dropped.get_mut(owner) {
+                *d += bytes.len() - n;
+            }
+            if n == 0 {
+                return 0;
+            }
         }
         for &b in &bytes[..n] {
-            self.buf[(self.head + self.len) % N] = b;
+            let at = (self.head + self.len) % N;
+            self.buf[at] = b;
+            self.owner[at] = owner as u8;
             self.len += 1;
         }
-        if n > 0 {
-            self.queued[owner] += n;
-            self.add_run(owner, n);
-        }
+        self.queued[owner] += n;
         n
     }
 
-    /// How many bytes `owner` can add without running out of run records.
-    fn run_space(&self, owner: Owner) -> usize {
-        if self.run_len < RUNS {
-            return usize::MAX;
-        }
-        let (o, l) = self.runs[(self.run_head + self.run_len - 1) % RUNS];
-        if usize::from(o) == owner {
-            usize::from(u16::MAX - l)
-        } else {
-            0
+    /// The queued byte `i` places from the oldest.
+    pub fn peek(&self, i: usize) -> Option<u8> {
+        (i < self.len).then(|| self.buf[(self.head + i) % N])
+    }
+
+    /// Removes the oldest `n` queued bytes (they went to the UART).
+    pub fn consume(&mut self, n: usize) {
+        for _ in 0..n.min(self.len) {
+            self.queued[usize::from(self.owner[self.head])] -= 1;
+            self.head = (self.head + 1) % N;
+            self.len -= 1;
         }
     }
 
-    fn add_run(&mut self, owner: Owner, mut n: usize) {
-        let owner8 = owner as u8;
-        if self.run_len > 0 {
-            let last = &mut self.runs[(self.run_head + self.run_len - 1) % RUNS];
-            if last.0 == owner8 {
-                let add = n.min(usize::from(u16::MAX - last.1));
-                last.1 += add as u16;
-                n -= add;
-            }
-        }
-        while n > 0 && self.run_len < RUNS {
-            let add = n.min(usize::from(u16::MAX));
-            self.runs[(self.run_head + self.run_len) % RUNS] = (owner8, add as u16);
-            self.run_len += 1;
-            n -= add;
-        }
-    }
-
-    /// The oldest queued byte.
-    pub fn front(&self) -> Option<u8> {
-        (self.len > 0).then(|| self.buf[self.head])
-    }
-
-    /// Removes the oldest queued byte (it went to the UART).
+    /// Removes and returns the oldest queued byte.
     pub fn pop(&mut self) -> Option<u8> {
-        let b = self.front()?;
-        self.head = (self.head + 1) % N;
-        self.len -= 1;
-        let run = &mut self.runs[self.run_head];
-        self.queued[usize::from(run.0)] -= 1;
-        run.1 -= 1;
-        if run.1 == 0 {
-            self.run_head = (self.run_head + 1) % RUNS;
-            self.run_len -= 1;
-        }
+        let b = self.peek(0)?;
+        self.consume(1);
         Some(b)
     }
 
@@ -214,6 +181,23 @@ mod tests {
         assert_eq!(r.room(TANDEM), 500);
     }
 
+    /// Consuming many bytes at once crosses runs and owners.
+    #[test]
+    fn consume_across_runs() {
+        let mut r = TxRing::<64>::new();
+        r.set_writers(2);
+        r.push(1, b"aaaa");
+        r.push(2, b"bb");
+        r.push(TANDEM, b"ccc");
+        assert_eq!(r.peek(5), Some(b'b'));
+        r.consume(5);
+        assert_eq!((r.queued(1), r.queued(2), r.queued(TANDEM)), (0, 1, 3));
+        assert_eq!(r.pop(), Some(b'b'));
+        r.consume(99);
+        assert_eq!((r.len(), r.queued(TANDEM), r.pop()), (0, 0, None));
+        assert_eq!(r.room(1), 64 - 2 * 21);
+    }
+
     /// Bytes come out in order, and each owner's count falls as its bytes go.
     #[test]
     fn fifo_and_accounting() {
@@ -228,20 +212,38 @@ mod tests {
         assert_eq!((r.queued(1), r.queued(2), r.len()), (0, 0, 0));
     }
 
-    /// Run records never overflow: once they are used up, only the owner of
-    /// the last run can add (to it), and everything queued comes out.
+    /// Writers alternating byte by byte each get their share.
     #[test]
-    fn alternating_writers_bounded_by_runs() {
-        let mut r = TxRing::<4096>::new();
+    fn alternating_writers() {
+        let mut r = TxRing::<3000>::new();
         r.set_writers(2);
-        for i in 0..RUNS {
-            assert_eq!(r.push(1 + i % 2, b"x"), 1);
+        let mut n = [0; 3];
+        for i in 0..6000 {
+            n[1 + i % 2] += r.push(1 + i % 2, b"x");
         }
-        assert_eq!(r.push(1, b"x"), 0);
-        assert_eq!(r.push(2, b"x"), 1);
-        assert_eq!(drain(&mut r, 4096).len(), RUNS + 1);
+        assert_eq!(n, [0, 1000, 1000], "Tandem's 1000 stay reserved");
+        assert_eq!(drain(&mut r, 3000).len(), 2000);
         assert_eq!((r.queued(1), r.queued(2)), (0, 0));
-        assert_eq!(r.push(1, b"y"), 1);
+    }
+
+    /// The reservations follow a change in the number of writers, and the
+    /// bytes queued under the old shares.
+    #[test]
+    fn writers_change() {
+        let mut r = TxRing::<900>::new();
+        r.push(TANDEM, &[0; 400]);
+        r.set_writers(2);
+        assert_eq!(
+            r.room(1),
+            200,
+            "free 500 less the shares of 2 and Tandem (used up)"
+        );
+        assert_eq!(r.room(TANDEM), 0, "over its share: the rest is reserved");
+        r.set_writers(0);
+        assert_eq!(r.room(TANDEM), 500);
+        assert_eq!(drain(&mut r, 900).len(), 400);
+        r.set_writers(2);
+        assert_eq!(r.room(2), 300);
     }
 
     /// An owner beyond the writers gets nothing.

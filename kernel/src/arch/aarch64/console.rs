@@ -45,6 +45,9 @@ static CONSOLE: Lock<Console> = Lock::new(Console {
 impl Console {
     /// Queues what of `owner`'s `bytes` fits (a newline becomes CR LF).
     fn push(&mut self, owner: Owner, bytes: &[u8]) {
+        if !bytes.contains(&b'\n') {
+            return self.push_raw(owner, bytes);
+        }
         for (i, piece) in bytes.split(|&b| b == b'\n').enumerate() {
             if i > 0 {
                 self.push_raw(owner, b"\r\n");
@@ -71,10 +74,13 @@ impl Console {
         };
         let mut moved = 0;
         while moved < limit && !uart.tx_full() {
-            let Some(b) = self.ring.pop() else { break };
+            let Some(b) = self.ring.peek(moved) else {
+                break;
+            };
             moved += 1;
             uart.write_byte_nowait(b);
         }
+        self.ring.consume(moved);
         if self.ring.is_empty() {
             uart.set_tx_interrupt(false);
         } else if self.tx_irq {
