@@ -14,12 +14,13 @@
 //! RTOS's latency line before and after the data path was kept busy.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use system_tests::qemu::{MachineConfig, Qemu};
 
 use crate::package::{self, Vms};
+use crate::report;
 use crate::util::say;
 use crate::vms::Machine;
 
@@ -47,6 +48,7 @@ struct Row {
 /// The figures of one `rtos-stats:` line.
 struct Stats {
     periods: u64,
+    min: u64,
     misses: u64,
     mean: u64,
     p99: u64,
@@ -62,6 +64,7 @@ impl Stats {
         };
         Some(Self {
             periods: field("periods")?,
+            min: field("lat_min_ns")?,
             misses: field("misses")?,
             mean: field("lat_mean_ns")?,
             p99: field("lat_p99_ns")?,
@@ -72,6 +75,22 @@ impl Stats {
 
 /// Runs every case and prints the table (also written to `out/latency.md`).
 pub fn latency(root: &Path, out: &Path) -> Result<(), String> {
+    let rows = latency_rows(root)?;
+    write_table(out, "latency.md", &table(&rows))
+}
+
+/// Prints `report` and writes it to `out/name`.
+fn write_table(out: &Path, name: &str, report: &str) -> Result<(), String> {
+    print!("{report}");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let file = out.join(name);
+    std::fs::write(&file, report).map_err(|e| format!("{}: {e}", file.display()))?;
+    say(&format!("bench: table written to {}", file.display()));
+    Ok(())
+}
+
+/// The `latency` benchmark's rows.
+fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
     let machine = Machine::DEFAULT;
     let mut rows = Vec::new();
 
@@ -145,13 +164,7 @@ pub fn latency(root: &Path, out: &Path) -> Result<(), String> {
         }
     }
 
-    let report = table(&rows);
-    print!("{report}");
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let file = out.join("latency.md");
-    std::fs::write(&file, &report).map_err(|e| format!("{}: {e}", file.display()))?;
-    say(&format!("bench: table written to {}", file.display()));
-    Ok(())
+    Ok(rows)
 }
 
 /// One figure of the I/O report.
@@ -198,16 +211,32 @@ fn parse_udp_echo(line: &str) -> Option<(f64, f64)> {
 
 /// Runs the I/O benchmarks and prints the report (also written to `out/io.md`).
 pub fn io(root: &Path, out: &Path) -> Result<(), String> {
-    let machine = Machine::DEFAULT;
-    let mut figures = Vec::new();
+    let (_, report) = io_figures(root)?;
+    write_table(out, "io.md", &report)
+}
 
+/// The doorbell's round trip between two VMs on two pCPUs (`--vms ping,pong`), in ns.
+fn doorbell(root: &Path) -> Result<f64, String> {
     say("bench io: doorbell round trips between two VMs on two pCPUs (--vms ping,pong)");
     let names = ["ping".to_string(), "pong".to_string()];
-    let image = package::build(root, "qemu-virt", true, Vms::Named(&names), None, machine)?;
+    let image = package::build(
+        root,
+        "qemu-virt",
+        true,
+        Vms::Named(&names),
+        None,
+        Machine::DEFAULT,
+    )?;
     let mut q = boot(&image, true, "bench-doorbell")?;
     let rtt = line_after(&mut q, 0, "exit-cost: path=doorbell-rtt")?;
-    drop(q);
-    let ns = number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))?;
+    number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))
+}
+
+/// The I/O benchmarks: the doorbell round trip (ns) and the rendered table.
+fn io_figures(root: &Path) -> Result<(f64, String), String> {
+    let machine = Machine::DEFAULT;
+    let mut figures = Vec::new();
+    let ns = doorbell(root)?;
     figures.push(Figure {
         name: "doorbell VM to VM (half a round trip)",
         value: format!("{:.0} ns", ns / 2.0),
@@ -282,14 +311,7 @@ pub fn io(root: &Path, out: &Path) -> Result<(), String> {
         });
     }
     drop(q);
-
-    let report = io_table(&figures);
-    print!("{report}");
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let file = out.join("io.md");
-    std::fs::write(&file, &report).map_err(|e| format!("{}: {e}", file.display()))?;
-    say(&format!("bench: table written to {}", file.display()));
-    Ok(())
+    Ok((ns, io_table(&figures)))
 }
 
 /// The I/O report: a Markdown table.
@@ -310,6 +332,341 @@ fn io_table(figures: &[Figure]) -> String {
          the sender's way into idle before the receiver's pCPU runs, which on hardware overlaps."
     );
     s
+}
+
+/// Which parts `bench_all` runs (`cargo xtask bench [NAME]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Micro,
+    Linux,
+    Latency,
+    Io,
+    Footprint,
+}
+
+/// Runs `parts` and writes `report.md`, the plots and `figures.json` into `out`.
+pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
+    let mut run = report::Run::default();
+    let mut el2 = None;
+    if parts.contains(&Part::Micro) {
+        let (micro, boot_log) = micro(root)?;
+        run.micro = micro;
+        el2 = el2_footprint(&boot_log);
+    }
+    if parts.contains(&Part::Io) {
+        let (rtt, table) = io_figures(root)?;
+        run.micro.push(doorbell_figure(rtt));
+        run.appendix.push(table);
+    } else if parts.contains(&Part::Micro) {
+        run.micro.push(doorbell_figure(doorbell(root)?));
+    }
+    if parts.contains(&Part::Linux) {
+        run.macros = linux_macro(root)?;
+    }
+    if parts.contains(&Part::Latency) {
+        let rows = latency_rows(root)?;
+        run.latency = rows.iter().map(latency_bar).collect();
+        run.appendix.push(table(&rows));
+    }
+    if parts.contains(&Part::Footprint) {
+        say("bench: footprint (tandem-novm.bin, EL2 RAM from the boot log, kernel/ lines)");
+        let image = package::build(root, "qemu-virt", true, Vms::None, None, Machine::DEFAULT)?;
+        let image_bytes = std::fs::metadata(&image)
+            .map_err(|e| format!("{}: {e}", image.display()))?
+            .len();
+        let (el2_image_kib, el2_tables) = match el2 {
+            Some(f) => f,
+            None => {
+                let mut q = boot(&image, true, "bench-footprint")?;
+                q.wait_for("no VMs to run", STEP)?;
+                el2_footprint(&q.log()).ok_or("Tandem's boot log has no `image …` line")?
+            }
+        };
+        let (kernel_files, kernel_lines) = report::count_code_lines(&root.join("kernel/src"))?;
+        run.footprint = Some(report::Footprint {
+            image_bytes,
+            el2_image_kib,
+            el2_tables,
+            kernel_lines,
+            kernel_files,
+        });
+    }
+
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let plots = run.plots(out)?;
+    let md = run.markdown(&plots);
+    for (name, text) in [("report.md", md.as_str()), ("figures.json", &run.json())] {
+        let file = out.join(name);
+        std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    print!("{md}");
+    say(&format!(
+        "bench: report.md, figures.json and {} plot(s) written to {}",
+        plots.len(),
+        out.display()
+    ));
+    Ok(())
+}
+
+/// One doorbell VM to VM is half the measured round trip.
+fn doorbell_figure(rtt: f64) -> report::Micro {
+    report::Micro {
+        key: "doorbell_vm_to_vm_instructions".into(),
+        what: "doorbell VM -> VM (half the ping-pong round trip)".into(),
+        value: rtt / 2.0,
+        statistic: "mean of 1,000 round trips / 2",
+        range: None,
+        target: Some(1000.0),
+    }
+}
+
+fn latency_bar(r: &Row) -> report::Latency {
+    let label = if r.linux == "-" {
+        format!("{} ({})", r.setup, r.vm)
+    } else {
+        format!("{}, Linux {} ({})", r.setup, r.linux, r.vm)
+    };
+    let key: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    report::Latency {
+        label,
+        key,
+        min: r.stats.min as f64,
+        mean: r.stats.mean as f64,
+        p99: r.stats.p99 as f64,
+        max: r.stats.max as f64,
+        misses: r.stats.misses as f64,
+    }
+}
+
+/// Tandem's `image … (N KiB incl. stacks), M EL2 tables` boot line: (N, M).
+fn el2_footprint(log: &str) -> Option<(u64, u64)> {
+    let line = log.lines().find(|l| l.contains("KiB incl. stacks"))?;
+    let kib = line
+        .split_once('(')?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let tables = line
+        .rsplit_once("), ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((kib, tables))
+}
+
+/// The probe's exit-cost figures (`--vms probe`), and the boot log.
+fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
+    say("bench micro: the probe's exit paths (--vms probe)");
+    let names = ["probe".to_string()];
+    let image = package::build(
+        root,
+        "qemu-virt",
+        true,
+        Vms::Named(&names),
+        None,
+        Machine::DEFAULT,
+    )?;
+    let mut config = MachineConfig::new("qemu-virt", &image);
+    config.icount = true;
+    // The passed-through PL031 on the virtual clock from a fixed date (as tests/tests/guest_probe.rs).
+    config.extra = ["-rtc", "base=2025-01-01T00:00:00,clock=vm"]
+        .map(String::from)
+        .to_vec();
+    let mut q = Qemu::spawn("bench-probe", &config)?;
+    q.wait_for("probe | [T] exit_cost::vtimer_latency", BOOT)?;
+    let log = q.log();
+    drop(q);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("probe | ").map(|(_, r)| r))
+        .collect();
+    let measured = system_tests::figures::parse_log(lines.iter().copied())?;
+    if measured.is_empty() {
+        return Err(format!("the probe printed no exit-cost line:\n{log}"));
+    }
+    let micro = measured
+        .iter()
+        .map(|m| {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!("path={} ", m.path)))
+                .copied()
+                .unwrap_or("");
+            let (key, what, target) = report::probe_path(&m.path);
+            let range = number_after(line, "min_ns=").zip(number_after(line, "max_ns="));
+            let iterations = number_after(line, "iterations=").unwrap_or(0.0);
+            report::Micro {
+                key,
+                what,
+                value: m.ns_per_op,
+                statistic: if range.is_some() {
+                    "mean of dithered samples"
+                } else if iterations >= 100_000.0 {
+                    "mean of 100,000"
+                } else {
+                    "mean of 20,000"
+                },
+                range,
+                target,
+            }
+        })
+        .collect();
+    Ok((micro, log))
+}
+
+/// `tandem-bench`'s line: (cpu loop, getppid ×100,000, pipe ×10,000, streamer), in ns.
+fn parse_tandem_bench(line: &str) -> Option<[f64; 4]> {
+    let f = |k| number_after(line, k);
+    Some([
+        f("cpu_loop_ns=")?,
+        f("getppid_ns=")?,
+        f("pipe_ns=")?,
+        f("stream_ns=")?,
+    ])
+}
+
+/// `… 0.073947s after power-on` in the profile's shell line, in ns.
+fn parse_shell_line(line: &str) -> Option<f64> {
+    let (head, _) = line.split_once("s after power-on")?;
+    let s: f64 = head.rsplit(' ').next()?.parse().ok()?;
+    Some((s * 1e9).round())
+}
+
+/// The kernel command-line word on which the profile runs `tandem-bench` by itself, at
+/// the same point of virtual time every run (a typed command would not be).
+const BENCH_BOOTARG: &str = "tandem.bench";
+
+/// Waits for Linux in `q` to reach its shell and run `tandem-bench`: power-on -> shell,
+/// then its figures.
+fn linux_figures(mut q: Qemu) -> Result<[f64; 5], String> {
+    let shell = line_after(&mut q, 0, "s after power-on")?;
+    let boot = parse_shell_line(&shell).ok_or_else(|| format!("unreadable: {shell}"))?;
+    let line = line_after(&mut q, 0, "tandem-bench: ")?;
+    let [cpu, sys, pipe, mem] =
+        parse_tandem_bench(&line).ok_or_else(|| format!("unreadable: {line}"))?;
+    Ok([boot, cpu, sys, pipe, mem])
+}
+
+/// A boot image of `names` (or the default set) whose Linux VM has [`BENCH_BOOTARG`],
+/// written as `image` so that the ordinary images stay as they are.
+fn bench_image(root: &Path, names: Option<&[String]>, image: &str) -> Result<PathBuf, String> {
+    let config = crate::vms::Config::load(root, "qemu-virt")?;
+    let mut selection = config.select(names, Machine::DEFAULT)?;
+    let mut found = false;
+    for vm in &mut selection.vms {
+        if let Some(args) = &mut vm.bootargs {
+            args.push(' ');
+            args.push_str(BENCH_BOOTARG);
+            found = true;
+        }
+    }
+    if !found {
+        return Err(format!(
+            "{}: no VM with bootargs (a Linux VM) among the selected",
+            selection.file
+        ));
+    }
+    selection.name = Some(image.into());
+    package::build_selection(root, "qemu-virt", true, &selection, Machine::DEFAULT)
+}
+
+/// The macro-benchmarks: the Linux VM natively, on Tandem alone, and beside the RTOS.
+fn linux_macro(root: &Path) -> Result<Vec<report::Macro>, String> {
+    say("bench linux: the Linux VM natively (EL1, no Tandem), to its shell, then tandem-bench");
+    let native = linux_figures(native_linux(root)?)?;
+    say("bench linux: Linux alone on Tandem (--vms linux)");
+    let names = ["linux".to_string()];
+    let image = bench_image(root, Some(&names), "tandem-bench-linux.bin")?;
+    let alone = linux_figures(boot(&image, true, "bench-linux-alone")?)?;
+    say("bench linux: Linux beside the RTOS on Tandem (the default set)");
+    let image = bench_image(root, None, "tandem-bench-default.bin")?;
+    let beside = linux_figures(boot(&image, true, "bench-linux-beside")?)?;
+    const WHAT: [(&str, &str, u64); 5] = [
+        ("boot_to_shell", "power-on -> shell (machine-uptime)", 1),
+        ("cpu_loop", "CPU loop, 20 M rounds of an integer hash", 1),
+        ("getppid", "getppid, 100,000 calls", 100_000),
+        (
+            "pipe_pingpong",
+            "pipe ping-pong to a child, 10,000 round trips",
+            10_000,
+        ),
+        (
+            "memory_stream",
+            "memory streamer, 8 × write + sum of 4 MiB",
+            1,
+        ),
+    ];
+    Ok(WHAT
+        .iter()
+        .enumerate()
+        .map(|(i, &(stem, what, ops))| report::Macro {
+            stem,
+            what,
+            ops,
+            native: native[i],
+            alone: alone[i],
+            beside: beside[i],
+        })
+        .collect())
+}
+
+/// QEMU running the Linux VM's Image and initramfs natively, as `run --native linux`
+/// does: the VM's CPUs, RAM and command line, a device tree with fixed seeds.
+fn native_linux(root: &Path) -> Result<Qemu, String> {
+    let config_file = crate::vms::Config::load(root, "qemu-virt")?;
+    let vm = crate::native::linux_vm(&config_file)?;
+    let linux = crate::linux::build(root)?;
+    let mut config = MachineConfig::new("qemu-virt", &linux.image);
+    config.virtualization = false;
+    config.icount = true;
+    config.smp = vm.pcpus.len() as u32;
+    config.memory = format!("{}M", vm.memory_mib);
+    config.extra = vec![
+        "-initrd".into(),
+        linux.initramfs.display().to_string(),
+        "-append".into(),
+        format!(
+            "{} {BENCH_BOOTARG}",
+            crate::native::native_bootargs(vm.bootargs.as_deref())
+        ),
+        "-seed".into(),
+        crate::native::QEMU_SEED.to_string(),
+    ];
+    let mut args = config.args()?;
+    crate::native::add_machine_option(&mut args, "dtb-randomness=off")?;
+    let dir = root.join("target/tandem/qemu-virt");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dtb = crate::native::make_dtb(
+        system_tests::qemu::QEMU,
+        &args,
+        &dir.join("bench-native-linux.dtb"),
+        &crate::guest_dt::rng_seed(&vm.name),
+    )?;
+    // QEMU merges a second -machine into the first.
+    config.extra.extend([
+        "-machine".into(),
+        "dtb-randomness=off".into(),
+        "-dtb".into(),
+        dtb.display().to_string(),
+    ]);
+    Qemu::spawn("bench-native-linux", &config)
 }
 
 /// Boots `image` on the default QEMU machine under `-icount`.
@@ -444,6 +801,32 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_linux_and_boot_lines() {
+        assert_eq!(
+            parse_tandem_bench(
+                "linux | tandem-bench: cpu_loop_ns=100 getppid_ns=2 pipe_ns=3 stream_ns=4\r"
+            ),
+            Some([100.0, 2.0, 3.0, 4.0])
+        );
+        assert_eq!(
+            parse_tandem_bench("tandem-bench: pipe ping-pong failed"),
+            None
+        );
+        assert_eq!(
+            parse_shell_line(
+                " linux | tandem-linux: shell on /dev/hvc0 at 0.05s, 0.073947s after power-on"
+            ),
+            Some(73_947_000.0)
+        );
+        assert_eq!(
+            el2_footprint(
+                "[    0.001116] cpu0 INFO    image    0x40080000..0x4019b000 (1132 KiB incl. stacks), 3 EL2 tables"
+            ),
+            Some((1132, 3))
+        );
+    }
+
+    #[test]
     fn table_shows_microseconds() {
         let t = table(&[Row {
             setup: "layout single-core".into(),
@@ -451,6 +834,7 @@ mod tests {
             vm: "rtos".into(),
             stats: Stats {
                 periods: 10,
+                min: 480,
                 misses: 0,
                 mean: 1788,
                 p99: 2431,

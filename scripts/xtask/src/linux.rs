@@ -58,7 +58,13 @@ const KBUILD_ENV: [(&str, &str); 4] = [
     ("KBUILD_BUILD_VERSION", "1"),
 ];
 /// The C tools in `initramfs/<name>.c`, installed as `/usr/bin/<name>`.
-const INITRAMFS_TOOLS: [&str; 4] = ["tandem-stats", "machine-uptime", "udp-echo", "fault-storm"];
+const INITRAMFS_TOOLS: [&str; 5] = [
+    "tandem-stats",
+    "machine-uptime",
+    "udp-echo",
+    "fault-storm",
+    "tandem-bench",
+];
 /// Bumped when the way artefacts are produced changes without an input changing.
 const RECIPE_VERSION: &str = "1";
 

@@ -15,6 +15,7 @@ mod linux;
 mod native;
 mod pacer;
 mod package;
+mod report;
 mod rpi4;
 mod setup;
 mod util;
@@ -71,13 +72,16 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Measure Tandem and write the report (deterministic, under -icount). `latency`: the
-    /// RTOS's release latency natively, alone on Tandem, and in each layout beside an idle
-    /// and a stressed Linux, as one table. `io`: the doorbell between two VMs, and Linux
-    /// reaching the modem over virtio (ping, UDP echo, the RTOS while the data path is busy).
+    /// Measure Tandem and write the report (deterministic, under -icount). With no NAME:
+    /// every benchmark, then DIR/report.md, DIR/figures.json and SVG plots. `micro`: the
+    /// probe's exit paths and the doorbell. `linux`: the Linux VM natively, on Tandem alone
+    /// and beside the RTOS (power-on -> shell, tandem-bench), as ratios. `footprint`: image,
+    /// EL2 RAM, kernel/ lines. `latency`: the RTOS's release latency natively, alone on
+    /// Tandem, and in each layout beside an idle and a stressed Linux (DIR/latency.md).
+    /// `io`: the doorbell, and Linux reaching the modem over virtio (DIR/io.md).
     Bench {
-        /// Run only this benchmark (default: all of them).
-        #[arg(value_parser = ["latency", "io"])]
+        /// Run only this benchmark (default: all of them, and the whole report).
+        #[arg(value_parser = ["micro", "linux", "footprint", "latency", "io"])]
         what: Option<String>,
         /// Where the report goes (relative to the workspace root).
         #[arg(long, value_name = "DIR", default_value = "target/tandem/bench")]
@@ -251,15 +255,26 @@ fn main() -> ExitCode {
         }),
         Cmd::Bench { what, out } => {
             prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]).and_then(|_| {
+                use bench::Part;
                 let out = root.join(out);
-                let all = what.is_none();
-                if all || what.as_deref() == Some("latency") {
-                    bench::latency(&root, &out)?;
+                match what.as_deref() {
+                    Some("latency") => bench::latency(&root, &out),
+                    Some("io") => bench::io(&root, &out),
+                    Some("micro") => bench::report(&root, &out, &[Part::Micro]),
+                    Some("linux") => bench::report(&root, &out, &[Part::Linux]),
+                    Some("footprint") => bench::report(&root, &out, &[Part::Footprint]),
+                    _ => bench::report(
+                        &root,
+                        &out,
+                        &[
+                            Part::Micro,
+                            Part::Io,
+                            Part::Linux,
+                            Part::Latency,
+                            Part::Footprint,
+                        ],
+                    ),
                 }
-                if all || what.as_deref() == Some("io") {
-                    bench::io(&root, &out)?;
-                }
-                Ok(())
             })
         }
         Cmd::Linux => prepare(&[Need::LinuxBuild]).and_then(|_| {

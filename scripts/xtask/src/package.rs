@@ -413,19 +413,29 @@ pub fn build(
             .unwrap_or_else(|| Selection::none(&format!("platforms/{platform}/vms.toml")));
         selection = Some(base.with_guest(vm, machine)?);
     }
-    // Configuration errors, the image files' included, come before any compiling.
-    if let Some(selection) = &selection {
-        vms::check_image_files(selection)?;
+    match selection {
+        Some(selection) => build_selection(root, platform, release, &selection, machine),
+        None => image::build_hypervisor(root, platform, release),
     }
-    let hyp = image::build_hypervisor(root, platform, release)?;
-    let Some(selection) = selection else {
-        return Ok(hyp);
-    };
+}
+
+/// Builds the hypervisor and the guests of `selection`, and writes the boot image; returns
+/// its path.
+pub fn build_selection(
+    root: &Path,
+    platform: &str,
+    release: bool,
+    selection: &Selection,
+    machine: Machine,
+) -> Result<PathBuf, String> {
+    // Configuration errors, the image files' included, come before any compiling.
+    vms::check_image_files(selection)?;
+    image::build_hypervisor(root, platform, release)?;
     for note in &selection.notes {
         say(&format!("note: {note}"));
     }
     setup::ensure(&[Need::Dtc])?;
-    assemble(root, platform, &selection, machine)
+    assemble(root, platform, selection, machine)
 }
 
 /// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
