@@ -1,6 +1,13 @@
-//! `cargo xtask bench [latency|io]`, every run under `-icount
-//! shift=0,sleep=off` (so the figures are instruction counts and repeat run
-//! to run, save for when the shell commands reach Linux).
+//! `cargo xtask bench [micro|linux|footprint|latency|io]`, every run under
+//! `-icount shift=0,sleep=off` (so the figures are instruction counts and
+//! repeat run to run, save for when typed shell commands reach Linux).
+//!
+//! With no name, [`report`] runs them all and writes `report.md`,
+//! `figures.json` and the SVG plots (`report.rs`). `micro`: the probe's
+//! `exit-cost:` lines and the doorbell. `linux`: the Linux VM natively, on
+//! Tandem alone and beside the RTOS, booted with `tandem.bench` so that its
+//! profile runs `tandem-bench` at the same virtual time every run.
+//! `footprint`: `tandem-novm.bin`, Tandem's boot log, `kernel/src` lines.
 //!
 //! `latency`: the RTOS's release latency side by side, one table. Rows: the
 //! RTOS natively at EL1; on Tandem alone; then each layout of `vms.toml`
@@ -215,8 +222,9 @@ pub fn io(root: &Path, out: &Path) -> Result<(), String> {
     write_table(out, "io.md", &report)
 }
 
-/// The doorbell's round trip between two VMs on two pCPUs (`--vms ping,pong`), in ns.
-fn doorbell(root: &Path) -> Result<f64, String> {
+/// The doorbell's round trip between two VMs on two pCPUs (`--vms ping,pong`), in ns: the
+/// mean, and the fastest and slowest round trip.
+fn doorbell(root: &Path) -> Result<(f64, Option<(f64, f64)>), String> {
     say("bench io: doorbell round trips between two VMs on two pCPUs (--vms ping,pong)");
     let names = ["ping".to_string(), "pong".to_string()];
     let image = package::build(
@@ -229,14 +237,17 @@ fn doorbell(root: &Path) -> Result<f64, String> {
     )?;
     let mut q = boot(&image, true, "bench-doorbell")?;
     let rtt = line_after(&mut q, 0, "exit-cost: path=doorbell-rtt")?;
-    number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))
+    let mean = number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))?;
+    let range = number_after(&rtt, "min_ns=").zip(number_after(&rtt, "max_ns="));
+    Ok((mean, range))
 }
 
-/// The I/O benchmarks: the doorbell round trip (ns) and the rendered table.
-fn io_figures(root: &Path) -> Result<(f64, String), String> {
+/// The I/O benchmarks: the doorbell round trip ([`doorbell`]) and the rendered table.
+fn io_figures(root: &Path) -> Result<((f64, Option<(f64, f64)>), String), String> {
     let machine = Machine::DEFAULT;
     let mut figures = Vec::new();
-    let ns = doorbell(root)?;
+    let rtt = doorbell(root)?;
+    let ns = rtt.0;
     figures.push(Figure {
         name: "doorbell VM to VM (half a round trip)",
         value: format!("{:.0} ns", ns / 2.0),
@@ -311,7 +322,7 @@ fn io_figures(root: &Path) -> Result<(f64, String), String> {
         });
     }
     drop(q);
-    Ok((ns, io_table(&figures)))
+    Ok((rtt, io_table(&figures)))
 }
 
 /// The I/O report: a Markdown table.
@@ -353,9 +364,12 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
         run.micro = micro;
         el2 = el2_footprint(&boot_log);
     }
+    // The `io` and `latency` tables also go to their own files, as when run alone.
+    let mut tables = Vec::new();
     if parts.contains(&Part::Io) {
         let (rtt, table) = io_figures(root)?;
         run.micro.push(doorbell_figure(rtt));
+        tables.push(("io.md", table.clone()));
         run.appendix.push(table);
     } else if parts.contains(&Part::Micro) {
         run.micro.push(doorbell_figure(doorbell(root)?));
@@ -366,6 +380,7 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
     if parts.contains(&Part::Latency) {
         let rows = latency_rows(root)?;
         run.latency = rows.iter().map(latency_bar).collect();
+        tables.push(("latency.md", table(&rows)));
         run.appendix.push(table(&rows));
     }
     if parts.contains(&Part::Footprint) {
@@ -395,7 +410,9 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let plots = run.plots(out)?;
     let md = run.markdown(&plots);
-    for (name, text) in [("report.md", md.as_str()), ("figures.json", &run.json())] {
+    tables.push(("report.md", md.clone()));
+    tables.push(("figures.json", run.json()));
+    for (name, text) in tables {
         let file = out.join(name);
         std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
@@ -409,13 +426,13 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
 }
 
 /// One doorbell VM to VM is half the measured round trip.
-fn doorbell_figure(rtt: f64) -> report::Micro {
+fn doorbell_figure((rtt, range): (f64, Option<(f64, f64)>)) -> report::Micro {
     report::Micro {
         key: "doorbell_vm_to_vm_instructions".into(),
         what: "doorbell VM -> VM (half the ping-pong round trip)".into(),
         value: rtt / 2.0,
         statistic: "mean of 1,000 round trips / 2",
-        range: None,
+        range: range.map(|(lo, hi)| (lo / 2.0, hi / 2.0)),
         target: Some(1000.0),
     }
 }
