@@ -317,6 +317,7 @@ impl Run {
                 &["Linux alone", "beside the RTOS"],
                 &groups,
                 Some(1.0),
+                Scale::Linear,
             )?;
             out.push("ratios.svg");
         }
@@ -339,10 +340,11 @@ impl Run {
             bars(
                 &dir.join("rtos-latency.svg"),
                 "RTOS release latency per setup",
-                "µs",
+                "µs (log scale)",
                 &["min", "mean", "p99", "max"],
                 &groups,
                 None,
+                Scale::Log,
             )?;
             out.push("rtos-latency.svg");
         }
@@ -364,6 +366,16 @@ fn duration(ns: f64, ops: u64) -> String {
     }
 }
 
+/// The x axis of [`bars`].
+#[derive(Clone, Copy)]
+enum Scale {
+    Linear,
+    /// Logarithmic from `LOG_FLOOR` (smaller values get no bar).
+    Log,
+}
+
+const LOG_FLOOR: f64 = 0.1;
+
 /// Horizontal grouped bars: one group per row of `groups`, one bar per series.
 fn bars(
     file: &PathBuf,
@@ -372,13 +384,22 @@ fn bars(
     series: &[&str],
     groups: &[(String, Vec<f64>)],
     baseline: Option<f64>,
+    scale: Scale,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", file.display());
-    let top = groups
+    // Drawn in axis units: the value, or its log10.
+    let x = |v: f64| match scale {
+        Scale::Linear => v,
+        Scale::Log => v.max(LOG_FLOOR).log10(),
+    };
+    let max = groups
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .fold(baseline.unwrap_or(0.0), f64::max)
-        * 1.1;
+        .fold(baseline.unwrap_or(0.0), f64::max);
+    let (left, top) = match scale {
+        Scale::Linear => (0.0, max * 1.1),
+        Scale::Log => (x(LOG_FLOOR), x(max).ceil()),
+    };
     let rows = groups.len() as f64;
     let height = 120 + 26 * series.len() as u32 * groups.len() as u32;
     let root = SVGBackend::new(file, (900, height)).into_drawing_area();
@@ -388,13 +409,18 @@ fn bars(
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(300)
-        .build_cartesian_2d(0f64..top, 0f64..rows)
+        .build_cartesian_2d(left..top, 0f64..rows)
         .map_err(|e| err(&e))?;
     let labels: Vec<String> = groups.iter().map(|(l, _)| l.clone()).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
         .x_desc(unit)
+        .x_label_formatter(&|v| match scale {
+            Scale::Linear => format!("{v:.1}"),
+            Scale::Log if (v - v.round()).abs() < 1e-9 => format!("{}", 10f64.powf(*v)),
+            Scale::Log => String::new(),
+        })
         .y_labels(groups.len() * 2 + 1)
         .y_label_formatter(&|y| {
             let i = (rows - y - 0.5).round();
@@ -412,7 +438,7 @@ fn bars(
         chart
             .draw_series(groups.iter().enumerate().map(|(gi, (_, v))| {
                 let y0 = rows - gi as f64 - 0.9 + si as f64 * h;
-                Rectangle::new([(0.0, y0), (v[si], y0 + h * 0.9)], colour.filled())
+                Rectangle::new([(left, y0), (x(v[si]), y0 + h * 0.9)], colour.filled())
             }))
             .map_err(|e| err(&e))?
             .label(*name)
@@ -421,7 +447,7 @@ fn bars(
     if let Some(b) = baseline {
         chart
             .draw_series(LineSeries::new(
-                [(b, 0.0), (b, rows)],
+                [(x(b), 0.0), (x(b), rows)],
                 BLACK.stroke_width(1),
             ))
             .map_err(|e| err(&e))?;
