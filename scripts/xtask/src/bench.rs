@@ -222,9 +222,11 @@ pub fn io(root: &Path, out: &Path) -> Result<(), String> {
     write_table(out, "io.md", &report)
 }
 
-/// The doorbell's round trip between two VMs on two pCPUs (`--vms ping,pong`), in ns: the
-/// mean, and the fastest and slowest round trip.
-fn doorbell(root: &Path) -> Result<(f64, Option<(f64, f64)>), String> {
+/// A doorbell round trip in ns: the mean, and the fastest and slowest round trip.
+type RoundTrip = (f64, Option<(f64, f64)>);
+
+/// The doorbell's round trip between two VMs on two pCPUs (`--vms ping,pong`).
+fn doorbell(root: &Path) -> Result<RoundTrip, String> {
     say("bench io: doorbell round trips between two VMs on two pCPUs (--vms ping,pong)");
     let names = ["ping".to_string(), "pong".to_string()];
     let image = package::build(
@@ -243,7 +245,7 @@ fn doorbell(root: &Path) -> Result<(f64, Option<(f64, f64)>), String> {
 }
 
 /// The I/O benchmarks: the doorbell round trip ([`doorbell`]) and the rendered table.
-fn io_figures(root: &Path) -> Result<((f64, Option<(f64, f64)>), String), String> {
+fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
     let machine = Machine::DEFAULT;
     let mut figures = Vec::new();
     let rtt = doorbell(root)?;
@@ -426,7 +428,7 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
 }
 
 /// One doorbell VM to VM is half the measured round trip.
-fn doorbell_figure((rtt, range): (f64, Option<(f64, f64)>)) -> report::Micro {
+fn doorbell_figure((rtt, range): RoundTrip) -> report::Micro {
     report::Micro {
         key: "doorbell_vm_to_vm_instructions".into(),
         what: "doorbell VM -> VM (half the ping-pong round trip)".into(),
