@@ -131,6 +131,20 @@ pub struct Hypervisor {
     pub channels: Vec<crate::channel::Channel>,
 }
 
+/// Resets after which a VM's lifecycle lines (resetting, restarted, restarting after a
+/// crash) drop to debug: a guest resetting or crashing in a loop must not flood the
+/// console. The monitor's `vms` counts every one (resets=, crashes=).
+const LOUD_RESETS: u64 = 3;
+
+/// `loud` for a VM's first [`LOUD_RESETS`] resets, then debug.
+fn lifecycle_level(vm: &Vm, loud: log::Level) -> log::Level {
+    if vm.stats.resets.load(Ordering::Relaxed) < LOUD_RESETS {
+        loud
+    } else {
+        log::Level::Debug
+    }
+}
+
 impl Hypervisor {
     /// A hypervisor for `vms` (their ids must follow their order).
     pub fn new(vms: Vec<Vm>, spis: SpiOwners, counter_hz: u64) -> Self {
@@ -233,7 +247,12 @@ impl Hypervisor {
             );
             return;
         }
-        info!("VM {} '{}' resetting ({why})", vm.id, vm.name());
+        log::log!(
+            lifecycle_level(vm, log::Level::Info),
+            "VM {} '{}' resetting ({why})",
+            vm.id,
+            vm.name()
+        );
         for v in &vm.vcpus {
             v.set_power(PowerState::Off);
         }
@@ -245,7 +264,13 @@ impl Hypervisor {
     /// runs any more. A VM declared with `restart = true` is reset instead.
     pub fn stop(&self, vm: &Vm, why: core::fmt::Arguments<'_>, hw: &mut impl Hw) {
         if vm.restarts() {
-            warn!("VM {} '{}': {}", vm.id, vm.name(), why);
+            log::log!(
+                lifecycle_level(vm, log::Level::Warn),
+                "VM {} '{}': {}",
+                vm.id,
+                vm.name(),
+                why
+            );
             self.request_reset(vm, "restart = true", hw);
             return;
         }
@@ -300,7 +325,8 @@ impl Hypervisor {
         let decision = vm.crash_history.lock().record(now, self.counter_hz);
         match decision {
             vm::CrashDecision::Restart { delay } => {
-                warn!(
+                log::log!(
+                    lifecycle_level(vm, log::Level::Warn),
                     "VM {} '{}' crashed: {why}; restarting it in {} ms",
                     vm.id,
                     vm.name(),
@@ -408,9 +434,10 @@ impl Hypervisor {
         vm.reload_owner.store(0, Ordering::Relaxed);
         vm.vcpus[0].request_start(vm.desc.entry, vm.desc.x0);
         vm.epoch.fetch_add(1, Ordering::AcqRel);
+        let level = lifecycle_level(vm, log::Level::Info);
         vm.stats.resets.fetch_add(1, Ordering::Relaxed);
         vm.set_state(VmState::Running);
-        info!("VM {} '{}' restarted", vm.id, vm.name());
+        log::log!(level, "VM {} '{}' restarted", vm.id, vm.name());
         self.attention_all(vm, hw);
         ResetProgress::Finished
     }

@@ -512,3 +512,83 @@ fn serror_is_blamed_on_the_vm_that_caused_it() {
     assert_eq!(m.vm("a").state(), VmState::Stopped, "a caused the SError");
     assert_eq!(m.vm("b").state(), VmState::Running, "b is not blamed");
 }
+
+std::thread_local! {
+    /// The levels of the log lines this test thread made.
+    static LOGGED: core::cell::RefCell<alloc::vec::Vec<log::Level>> =
+        const { core::cell::RefCell::new(alloc::vec::Vec::new()) };
+}
+
+/// Records each line's level for the thread that logged it (tests run in parallel).
+struct CountingLogger;
+
+impl log::Log for CountingLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        LOGGED.with(|l| l.borrow_mut().push(record.level()));
+    }
+    fn flush(&self) {}
+}
+
+static COUNTING_LOGGER: CountingLogger = CountingLogger;
+
+/// Log lines of this thread at `level` or more severe.
+fn logged_lines(level: log::Level) -> usize {
+    LOGGED.with(|l| l.borrow().iter().filter(|&&l| l <= level).count())
+}
+
+/// Logging policy (item 4): nothing a guest does makes Tandem log at error
+/// level, or more than a bounded number of lines at info or above: a VM
+/// resetting in a loop and a restarting VM crashing in a loop get a few
+/// lines each, then only the monitor's counters grow.
+#[test]
+fn guests_cannot_flood_the_log() {
+    let _ = log::set_logger(&COUNTING_LOGGER);
+    log::set_max_level(log::LevelFilter::Trace);
+    LOGGED.with(|l| l.borrow_mut().clear());
+    let crashy = crate::vm::package::VmSpec {
+        flags: crate::vm::package::FLAG_RESTART_ON_RESET,
+        ..spec("crashy", &[1])
+    };
+    let mut m = Machine::new(2, &[spec("resets", &[0]), crashy]);
+    m.hws[0].script(1, calls([PSCI_SYSTEM_RESET, 0, 0, 0]));
+    // Undefined system registers, unknown calls, then an SError, every life.
+    let mut n = 0u64;
+    m.hws[1].script(2, move |g| {
+        n += 1;
+        match n % 3 {
+            0 => crate::arch::fake::serror_exit(),
+            1 => sync((0x18 << 26) | (1 << 25) | (3 << 20) | (4 << 17) | (12 << 10) | (9 << 1) | 1),
+            _ => {
+                g.regs.args.x[0] = 0xC600_ffff;
+                hvc_exit()
+            }
+        }
+    });
+    for _ in 0..3000 {
+        m.run(1);
+        m.hws[1].now += 1_000_000_000;
+    }
+    let resets = m
+        .vm("resets")
+        .stats
+        .resets
+        .load(core::sync::atomic::Ordering::Relaxed);
+    let crashes = m
+        .vm("crashy")
+        .stats
+        .crashes
+        .load(core::sync::atomic::Ordering::Relaxed);
+    assert!(
+        resets >= 20 && crashes >= 20,
+        "resets {resets}, crashes {crashes}"
+    );
+    assert_eq!(logged_lines(log::Level::Error), 0, "no error-level line");
+    let loud = logged_lines(log::Level::Info);
+    assert!(
+        loud <= 16,
+        "{loud} lines at info or above for {resets} resets and {crashes} crashes"
+    );
+}
