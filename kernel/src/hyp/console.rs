@@ -181,7 +181,7 @@ pub fn run_command(hv: &Hypervisor, line: &str, hw: &mut impl Hw) {
     };
     let result = match cmd {
         Command::Reset(_) => {
-            hv.request_reset(vm, "monitor command", hw);
+            hv.request_reset(vm, super::MONITOR_RESET, hw);
             Ok(())
         }
         Command::Stop(_) => {

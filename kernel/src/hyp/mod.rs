@@ -136,9 +136,15 @@ pub struct Hypervisor {
 /// console. The monitor's `vms` counts every one (resets=, crashes=).
 const LOUD_RESETS: u64 = 3;
 
-/// `loud` for a VM's first [`LOUD_RESETS`] resets, then debug.
+/// The reason of a reset asked for at the monitor (`reset <vm>`).
+pub const MONITOR_RESET: &str = "monitor command";
+
+/// `loud` for a VM's first [`LOUD_RESETS`] resets and for those the operator
+/// asked for, else debug.
 fn lifecycle_level(vm: &Vm, loud: log::Level) -> log::Level {
-    if vm.stats.resets.load(Ordering::Relaxed) < LOUD_RESETS {
+    if vm.stats.resets.load(Ordering::Relaxed) < LOUD_RESETS
+        || vm.operator_reset.load(Ordering::Relaxed)
+    {
         loud
     } else {
         log::Level::Debug
@@ -247,6 +253,8 @@ impl Hypervisor {
             );
             return;
         }
+        vm.operator_reset
+            .store(why == MONITOR_RESET, Ordering::Relaxed);
         log::log!(
             lifecycle_level(vm, log::Level::Info),
             "VM {} '{}' resetting ({why})",
@@ -438,6 +446,7 @@ impl Hypervisor {
         vm.stats.resets.fetch_add(1, Ordering::Relaxed);
         vm.set_state(VmState::Running);
         log::log!(level, "VM {} '{}' restarted", vm.id, vm.name());
+        vm.operator_reset.store(false, Ordering::Relaxed);
         self.attention_all(vm, hw);
         ResetProgress::Finished
     }

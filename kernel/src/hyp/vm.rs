@@ -207,6 +207,8 @@ pub struct Vm {
     pub reload_owner: AtomicUsize,
     /// Bytes of the reload done: RAM cleared, then images copied.
     pub reload_done: AtomicU64,
+    /// The reset under way was asked for at the monitor: its lines are always logged.
+    pub operator_reset: AtomicBool,
 }
 
 /// What to do about a crash of a VM that restarts.
@@ -336,6 +338,7 @@ impl Vm {
             aborts_since: AtomicU64::new(0),
             reload_owner: AtomicUsize::new(0),
             reload_done: AtomicU64::new(0),
+            operator_reset: AtomicBool::new(false),
         }
     }
 
