@@ -306,7 +306,11 @@ fn exit_costs_on(gic: u8) {
             "smccc_version",
             "tandem_version",
             "gicd_read",
+            "gicd_write",
             "vtimer_latency",
+            "sgi_self",
+            "virtual_ipi",
+            "passthrough_irq",
         ],
     );
     let log = log_on(gic);

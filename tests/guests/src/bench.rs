@@ -146,55 +146,143 @@ pub unsafe fn load_loop(addr: u64, iterations: u64) -> Timed {
     })
 }
 
-/// One dithered sample of the virtual-timer path: the counter ticks from a read taken one
-/// instruction before the timer condition becomes true to the read at the IRQ vector (its
-/// third instruction, guest-rt's `entry.S`), or `None` if the sample went wrong.
+/// `iterations` (at least 1) 32-bit stores of `value` to `addr`, with IRQs masked. Each
+/// iteration is exactly 3 instructions, the store a plain `str w, [x]` (a valid instruction
+/// syndrome, so Tandem can emulate it when `addr` traps):
+///
+/// ```text
+/// 2:  str  <value:w>, [<addr>]
+///     subs <n>, <n>, #1
+///     b.ne 2b
+/// ```
+///
+/// # Safety
+///
+/// `addr` must be 4-byte aligned and writable with `value` any number of times without
+/// harm: a register of a device Tandem emulates whose value `value` already is, or RAM that
+/// no Rust object lives in.
+pub unsafe fn store_loop(addr: u64, value: u32, iterations: u64) -> Timed {
+    assert!(iterations > 0);
+    timed(|| {
+        // SAFETY: the caller vouches for `addr` and `value`.
+        unsafe {
+            asm!(
+                "2:",
+                "str {v:w}, [{addr}]",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                addr = in(reg) addr,
+                v = in(reg) value,
+                n = inout(reg) iterations => _,
+                options(nostack),
+            )
+        };
+        0
+    })
+}
+
+/// The one instruction a dithered sample ([`dithered_start`]) starts its path with.
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger {
+    /// `msr cntv_ctl_el0` = ENABLE with CNTV_CVAL = 0 (written right after the `wfi`): the
+    /// virtual timer's condition holds at once.
+    VtimerEnable,
+    /// `msr icc_sgi1r_el1, value`: a GICv3 SGI, trapped by Tandem.
+    Sgi1r(u64),
+    /// `str value, [addr]` (32-bit): a trapped GICD_SGIR write, or a device register.
+    Store32 {
+        /// The register's address.
+        addr: u64,
+        /// What is written.
+        value: u32,
+    },
+}
+
+/// Sleeps until a deadline `lead_ticks` ahead, waits `delay` instructions, reads CNTVCT and
+/// runs `trigger` as the very next instruction; returns the counter read. The caller finds
+/// the end of the path in the IRQ records of the vCPU that took the interrupt (the counter
+/// read at its vector's third instruction, guest-rt's `entry.S`).
 ///
 /// The sequence, in one `asm!` block so nothing between its steps varies:
 ///
 /// 1. a deadline `lead_ticks` ahead, then `wfi`: Tandem blocks the vCPU, the deadline
-///    interrupt wakes it and the handler runs, so execution continues at a fixed number of
-///    instructions after a tick boundary (the deadline's);
+///    interrupt wakes it and the handler runs (and disables the timer), so execution
+///    continues at a fixed number of instructions after a tick boundary (the deadline's);
 /// 2. `delay` instructions (`delay & 1` `nop`, `delay >> 1` two-instruction loop rounds);
-/// 3. `mrs start, cntvct_el0`, then `msr cntv_ctl_el0, #ENABLE` with CNTV_CVAL = 0: the
-///    condition holds the moment the timer is enabled, and the physical virtual-timer PPI
-///    takes the same path through Tandem as a deadline reached while the vCPU runs.
+/// 3. `mrs start, cntvct_el0`, then the trigger.
 ///
-/// Needs the virtual timer's PPI enabled in the vGIC, the CPU interface on and IRQs unmasked
-/// (the runtime's handler disables the timer on each of its interrupts). Calling this with
-/// `delay` = 0, 1, .. `dither_steps - 1` starts the sample once at every instruction of a
-/// tick, so the mean over those calls is the exact number of instructions.
+/// Needs the virtual timer's PPI enabled in the vGIC, the CPU interface on and IRQs
+/// unmasked. Calling this with `delay` = 0, 1, .. `dither_steps - 1` starts the sample once
+/// at every instruction of a tick, so the mean over those calls is the exact number of
+/// instructions, although each sample is a whole number of ticks.
+///
+/// # Safety
+///
+/// A [`Trigger::Store32`] address must be a 4-byte aligned device register of this VM that
+/// may be written with its value at any time.
+pub unsafe fn dithered_start(delay: u64, lead_ticks: u64, trigger: Trigger) -> u64 {
+    timer::arm_at(timer::now() + lead_ticks);
+    let start: u64;
+    // One asm body per trigger; everything before the trigger is the same instructions.
+    macro_rules! sample {
+        ($after_wfi:literal, $trigger:literal, $($operands:tt)*) => {
+            asm!(
+                "wfi",
+                $after_wfi,
+                "cbz {odd}, 2f",
+                "nop",
+                "2:",
+                "cbz {pairs}, 4f",
+                "3:",
+                "subs {pairs}, {pairs}, #1",
+                "b.ne 3b",
+                "4:",
+                "mrs {start}, cntvct_el0",
+                $trigger,
+                "isb",
+                odd = in(reg) delay & 1,
+                pairs = inout(reg) delay >> 1 => _,
+                start = out(reg) start,
+                $($operands)*
+                options(nostack),
+            )
+        };
+    }
+    // SAFETY: `wfi` waits for the deadline's interrupt; CNTV_CVAL/CNTV_CTL are this vCPU's
+    // own virtual timer; an SGI only interrupts this VM's vCPUs; the caller vouches for a
+    // store's address. The interrupts taken inside are handled by the runtime's vector,
+    // which preserves every register; the handler writes memory (its IRQ records), hence
+    // no `nomem`.
+    unsafe {
+        match trigger {
+            Trigger::VtimerEnable => sample!(
+                "msr cntv_cval_el0, xzr",
+                "msr cntv_ctl_el0, {t}",
+                t = in(reg) 1u64,
+            ),
+            Trigger::Sgi1r(value) => sample!("nop", "msr icc_sgi1r_el1, {t}", t = in(reg) value,),
+            Trigger::Store32 { addr, value } => sample!(
+                "nop",
+                "str {t:w}, [{a}]",
+                t = in(reg) value,
+                a = in(reg) addr,
+            ),
+        }
+    };
+    start
+}
+
+/// One dithered sample of the virtual-timer path ([`dithered_start`] with
+/// [`Trigger::VtimerEnable`]): the counter ticks from a read taken one instruction before
+/// the timer condition becomes true to the read at the IRQ vector, or `None` if the sample
+/// went wrong. The physical virtual-timer PPI takes the same path through Tandem as a
+/// deadline reached while the vCPU runs. The runtime's handler disables the timer on each
+/// of its interrupts.
 pub fn vtimer_sample(delay: u64, lead_ticks: u64) -> Option<u64> {
     let cpu = rt::cpu_index();
     let before = rt::irq_count(cpu);
-    timer::arm_at(timer::now() + lead_ticks);
-    let start: u64;
-    // SAFETY: `wfi` waits for the deadline's interrupt; CNTV_CVAL/CNTV_CTL are this vCPU's
-    // own virtual timer; the rest is register arithmetic. The interrupts taken inside are
-    // handled by the runtime's vector, which preserves every register; the handler writes
-    // memory (its IRQ records), hence no `nomem`.
-    unsafe {
-        asm!(
-            "wfi",
-            "msr cntv_cval_el0, xzr",
-            "cbz {odd}, 2f",
-            "nop",
-            "2:",
-            "cbz {pairs}, 4f",
-            "3:",
-            "subs {pairs}, {pairs}, #1",
-            "b.ne 3b",
-            "4:",
-            "mrs {start}, cntvct_el0",
-            "msr cntv_ctl_el0, {enable}",
-            "isb",
-            odd = in(reg) delay & 1,
-            pairs = inout(reg) delay >> 1 => _,
-            start = out(reg) start,
-            enable = in(reg) 1u64,
-            options(nostack),
-        )
-    };
+    // SAFETY: no store.
+    let start = unsafe { dithered_start(delay, lead_ticks, Trigger::VtimerEnable) };
     let (intid, entry) = rt::last_irq(cpu);
     let ok = rt::irq_count(cpu) == before + 2
         && intid == u64::from(timer::VTIMER_INTID)

@@ -41,6 +41,27 @@ pub const fn dither_steps(hz: u64) -> u64 {
     }
 }
 
+/// The nearest-rank `percent` percentile of `sorted` (ascending, non-empty): the smallest
+/// sample with at least `percent` % of the samples at or below it.
+pub fn percentile(sorted: &[u16], percent: u64) -> u16 {
+    let n = sorted.len() as u64;
+    let rank = (n * percent).div_ceil(100).max(1);
+    sorted[(rank - 1) as usize]
+}
+
+/// Median, p99 and max of `samples` (sorted in place), or zeros for none.
+pub fn median_p99_max(samples: &mut [u16]) -> (u16, u16, u16) {
+    if samples.is_empty() {
+        return (0, 0, 0);
+    }
+    samples.sort_unstable();
+    (
+        percentile(samples, 50),
+        percentile(samples, 99),
+        samples[samples.len() - 1],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +104,16 @@ mod tests {
         assert_eq!(dither_steps(1_000_000_000), 1);
         assert_eq!(dither_steps(4_000_000_000), 1);
         assert_eq!(dither_steps(1_000_000), 64);
+    }
+
+    /// Nearest rank: of 1..=100, the median is 50 and p99 is 99; of 1..=1024, p99 is 1014.
+    #[test]
+    fn percentiles() {
+        let mut v: [u16; 100] = core::array::from_fn(|i| 100 - i as u16);
+        assert_eq!(median_p99_max(&mut v), (50, 99, 100));
+        let mut w: [u16; 1024] = core::array::from_fn(|i| i as u16 + 1);
+        assert_eq!(median_p99_max(&mut w), (512, 1014, 1024));
+        assert_eq!(median_p99_max(&mut [7]), (7, 7, 7));
+        assert_eq!(median_p99_max(&mut []), (0, 0, 0));
     }
 }

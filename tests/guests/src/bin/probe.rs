@@ -71,7 +71,14 @@
 //! | `smccc-version` | `hvc #0` with x0 = SMCCC_VERSION (0x8000_0000), answered by Tandem | 100,000 | `gross_ns_per_op - loop_ns_per_op` |
 //! | `tandem-version` | `hvc #0` with x0 = Tandem's VERSION (0xc600_0000) | 100,000 | as above |
 //! | `gicd-read` | a 32-bit load of GICD_TYPER (0x0800_0004), a stage-2 data abort Tandem emulates | 20,000 | as above |
+//! | `gicd-write` | a 32-bit store to GICD_IPRIORITYR (INTIDs 32..35) of the value it holds, a stage-2 data abort Tandem emulates | 20,000 | as above |
 //! | `vtimer-latency` | the virtual timer's condition becoming true while the vCPU runs → the guest's IRQ vector | 64 (4 × 16 start phases) | mean of dithered samples |
+//! | `sgi-self` | an SGI to the sending vCPU (ICC_SGI1R_EL1; GICD_SGIR on a GICv2), trapped → its IRQ vector | 1,024 (64 × 16) | as above |
+//! | `virtual-ipi` | an SGI from vCPU 0 to vCPU 1, asleep in WFI on the other pCPU → vCPU 1's IRQ vector | 1,024 | as above |
+//! | `passthrough-irq` | the passed-through PL031 raising its SPI while the vCPU runs → the guest's IRQ vector | 1,024 | as above |
+//!
+//! The sampled paths also print `median_ns`, `p99_ns`, `min_ns` and `max_ns`: statistics of
+//! the samples, each a whole number of 16 ns ticks, so they bracket the exact mean.
 //!
 //! The round trips are timed over `asm!` loops of fixed shape (`test_guests::bench`), IRQs
 //! masked: `gross_ns_per_op` is the loop's time per iteration, which includes the loop's own
@@ -96,6 +103,25 @@
 //! vector instructions), through the same Tandem path as a deadline reached while the vCPU
 //! runs; the `exit_cost::vtimer_latency` check confirms it lies within the `vtimer` suite's
 //! deadline latencies (`deadline_ns`, 16 ns resolution) give or take a tick.
+//!
+//! The other interrupt paths are sampled the same way ([`bench::dithered_start`]), with a
+//! different instruction starting them:
+//!
+//! - `sgi-self`: the SGI register write. Tandem traps it, makes the SGI pending for the
+//!   sender and returns; the guest takes the IRQ through a list register.
+//! - `virtual-ipi`: the same write naming vCPU 1, which sleeps in WFI in `secondary`'s loop
+//!   (it wakes with IRQs masked and unmasks them two instructions later). The counter read
+//!   at vCPU 1's vector ends the sample: Tandem's trap on pCPU 0, the vGIC and the kick SGI
+//!   to pCPU 1, pCPU 1 leaving its idle WFI, entering vCPU 1 with the SGI in a list
+//!   register. Under -icount QEMU runs the pCPUs in turn on one timeline, so whatever pCPU 0
+//!   executes between the kick and QEMU's switch to pCPU 1 is counted too; on hardware the
+//!   two run in parallel.
+//! - `passthrough-irq`: a store of RTCDR's value to the passed-through PL031's RTCMR. QEMU's
+//!   PL031 raises its interrupt within that store when the match equals the count
+//!   (`pl031_set_alarm`, hw/rtc/pl031.c), so the store is the device's raise instant: the
+//!   physical SPI 34 at EL2 while the vCPU runs, Tandem's injection of it as a
+//!   hardware-linked list register, the return, the guest's exception entry. (A sample whose
+//!   RTCDR ticked between its read and the store gets no interrupt and is taken again.)
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -150,6 +176,13 @@ mod guest {
     const EXIT_VTIMER_LEAD_NS: u64 = 20_000;
     /// What the `gicd-read` baseline loop loads instead of GICD_TYPER: a word of RAM.
     static RAM_WORD: AtomicU32 = AtomicU32::new(0x5a5a_5a5a);
+    /// Trapped GICD_IPRIORITYR writes timed for the `gicd-write` figure.
+    const EXIT_GICD_WRITE_ITERATIONS: u64 = 20_000;
+    /// What the `gicd-write` baseline loop stores to instead of GICD_IPRIORITYR: RAM.
+    static RAM_SINK: AtomicU32 = AtomicU32::new(0);
+    /// Dithered samples for each of the `sgi-self`, `virtual-ipi` and `passthrough-irq`
+    /// figures: 64 sweeps of the 16 start phases of a 62.5 MHz counter tick.
+    const EXIT_IRQ_SAMPLES: usize = 1024;
 
     // vCPU 0 <-> vCPU 1 mailbox. Single writer each, so plain stores suffice.
     /// Incremented by vCPU 1 each time it comes online (after its GIC set-up).
@@ -1068,6 +1101,24 @@ mod guest {
             base.sum
         );
 
+        // A 32-bit write of GICD_IPRIORITYR for INTIDs 32..35 (the passed-through RTC's SPI
+        // 34 among them), writing back the value it holds.
+        let n = EXIT_GICD_WRITE_ITERATIONS;
+        let priorities = gicd::IPRIORITYR + 4 * (rtc::INTID as usize / 4);
+        let before = gic::distributor().read32(priorities);
+        // SAFETY: an emulated distributor register, rewritten with its own value.
+        let exit = unsafe { bench::store_loop(GICD_BASE + priorities as u64, before, n) };
+        // SAFETY: RAM_SINK is a static word nobody reads through a reference.
+        let base = unsafe { bench::store_loop(RAM_SINK.as_ptr() as u64, before, n) };
+        print_loop_figure("gicd-write", n, exit, base, hz);
+        let after = gic::distributor().read32(priorities);
+        check!(
+            h,
+            "exit_cost::gicd_write",
+            after == before && RAM_SINK.load(Ordering::Relaxed) == before,
+            "{n} writes of {before:#x} to GICD_IPRIORITYR(32..35): it reads {after:#x}"
+        );
+
         // As the vtimer suite left them, to be sure: the timer's PPI enabled, the CPU
         // interface on, IRQs unmasked.
         gic::enable_private(0, timer::VTIMER_INTID, PRIORITY);
@@ -1115,6 +1166,124 @@ mod guest {
             dl_min_deci / 10,
             dl_max_deci / 10
         );
+
+        irq_paths(h, hz, lead);
+    }
+
+    /// The interrupt paths sampled [`EXIT_IRQ_SAMPLES`] times each, dithered like
+    /// `vtimer-latency` ([`bench::dithered_start`]): an SGI to the sender itself, an SGI to
+    /// vCPU 1 (asleep in WFI on the other pCPU), and the passed-through RTC's interrupt.
+    fn irq_paths(h: &mut Harness, hz: u64, lead: u64) {
+        let v3 = gic::version() == 3;
+        let sgi = |intid: u32, targets: u16| {
+            if v3 {
+                bench::Trigger::Sgi1r((u64::from(intid) << 24) | u64::from(targets))
+            } else {
+                bench::Trigger::Store32 {
+                    addr: GICD_BASE + gicd2::SGIR as u64,
+                    value: u32::from(targets as u8) << 16 | intid,
+                }
+            }
+        };
+
+        gic::enable_private(0, SGI_TO_SELF, PRIORITY);
+        let to_self = sgi(SGI_TO_SELF, 1 << 0);
+        let (good, tries) = sampled_figure("sgi-self", hz, |delay| {
+            let before = rt::irq_count(0);
+            // SAFETY: a GICD_SGIR store (GICv2) is a register of the emulated distributor.
+            let start = unsafe { bench::dithered_start(delay, lead, to_self) };
+            let (intid, entry) = rt::last_irq(0);
+            (rt::irq_count(0) == before + 2 && intid == u64::from(SGI_TO_SELF) && entry >= start)
+                .then(|| entry - start)
+        });
+        check!(
+            h,
+            "exit_cost::sgi_self",
+            good == EXIT_IRQ_SAMPLES,
+            "{good}/{EXIT_IRQ_SAMPLES} SGIs to self reached the handler ({tries} tries)"
+        );
+
+        // vCPU 1 sleeps in WFI in `secondary`'s loop; each SGI wakes it for one turn.
+        let to_vcpu1 = sgi(SGI_TO_VCPU1, 1 << 1);
+        let (good, tries) = sampled_figure("virtual-ipi", hz, |delay| {
+            let before = rt::irq_count(1);
+            // SAFETY: as above.
+            let start = unsafe { bench::dithered_start(delay, lead, to_vcpu1) };
+            let until = timer::now() + timer::hz() / 1000;
+            timer::arm_at(until);
+            let got = rt::wait_for_interrupt_until(until, || rt::irq_count(1) > before);
+            timer::disable();
+            let (intid, entry) = rt::last_irq(1);
+            (got && rt::irq_count(1) == before + 1
+                && intid == u64::from(SGI_TO_VCPU1)
+                && entry >= start)
+                .then(|| entry - start)
+        });
+        check!(
+            h,
+            "exit_cost::virtual_ipi",
+            good == EXIT_IRQ_SAMPLES,
+            "{good}/{EXIT_IRQ_SAMPLES} SGIs to vCPU 1 reached its handler within 1 ms ({tries} tries)"
+        );
+
+        // The RTC raises its interrupt the moment RTCMR is written with RTCDR's value
+        // (QEMU's pl031_set_alarm: no whole second left to wait). A sample whose RTCDR
+        // ticked between the read and the write gets no interrupt and is tried again.
+        rtc_write(rtc::IMSC, 1);
+        let (good, tries) = sampled_figure("passthrough-irq", hz, |delay| {
+            let (before, _, _) = rt::device_irqs();
+            let store = bench::Trigger::Store32 {
+                addr: PHYS_RTC + rtc::MR,
+                value: rtc_read(rtc::DR),
+            };
+            // SAFETY: RTCMR of this VM's passthrough RTC.
+            let start = unsafe { bench::dithered_start(delay, lead, store) };
+            let (count, status, at) = rt::device_irqs();
+            (count == before + 1 && status & 1 == 1 && at >= start).then(|| at - start)
+        });
+        rtc_write(rtc::IMSC, 0);
+        check!(
+            h,
+            "exit_cost::passthrough_irq",
+            good == EXIT_IRQ_SAMPLES && tries <= good + 2,
+            "{good}/{EXIT_IRQ_SAMPLES} RTC match interrupts reached the handler ({tries} tries)"
+        );
+    }
+
+    /// Takes [`EXIT_IRQ_SAMPLES`] dithered samples of `sample` (its argument the start
+    /// delay; `None` for a sample that went wrong, tried again with the same delay, up to
+    /// twice as many tries in all) and prints the `exit-cost:` line: the exact mean, then
+    /// the median, p99, min and max of the samples, each a whole number of counter ticks.
+    /// Returns (good samples, tries).
+    fn sampled_figure(
+        path: &str,
+        hz: u64,
+        mut sample: impl FnMut(u64) -> Option<u64>,
+    ) -> (usize, usize) {
+        let steps = units::dither_steps(hz);
+        let mut ticks = [0u16; EXIT_IRQ_SAMPLES];
+        let (mut good, mut tries, mut sum) = (0, 0, 0);
+        while good < EXIT_IRQ_SAMPLES && tries < 2 * EXIT_IRQ_SAMPLES {
+            tries += 1;
+            if let Some(t) = sample(good as u64 % steps) {
+                ticks[good] = t.min(u64::from(u16::MAX)) as u16;
+                sum += t;
+                good += 1;
+            }
+        }
+        let got = &mut ticks[..good];
+        let (median, p99, max) = units::median_p99_max(got);
+        let min = got.first().copied().unwrap_or(0);
+        let ns = |t: u16| units::ticks_to_ns(u64::from(t), hz);
+        println!(
+            "exit-cost: path={path} iterations={good} ns_per_op={} median_ns={} p99_ns={} min_ns={} max_ns={}",
+            Deci(units::deci_ns_per_call(sum, hz, good.max(1) as u64)),
+            ns(median),
+            ns(p99),
+            ns(min),
+            ns(max)
+        );
+        (good, tries)
     }
 
     // ---- The shared layout: restarts and resets over three boots (module doc) ----------
