@@ -435,6 +435,7 @@ fn doorbell_figure((rtt, range): RoundTrip) -> report::Micro {
         value: rtt / 2.0,
         statistic: "mean of 1,000 round trips / 2",
         range: range.map(|(lo, hi)| (lo / 2.0, hi / 2.0)),
+        spread: None,
         target: Some(1000.0),
     }
 }
@@ -530,12 +531,18 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
                 .unwrap_or("");
             let (key, what, target) = report::probe_path(&m.path);
             let range = number_after(line, "min_ns=").zip(number_after(line, "max_ns="));
+            let spread = number_after(line, "median_ns=")
+                .zip(number_after(line, "p99_ns="))
+                .zip(number_after(line, "max_ns="))
+                .map(|((median, p99), max)| (median, p99, max));
             let iterations = number_after(line, "iterations=").unwrap_or(0.0);
             report::Micro {
                 key,
                 what,
                 value: m.ns_per_op,
-                statistic: if range.is_some() {
+                statistic: if spread.is_some() && iterations >= 1024.0 {
+                    "mean of 1,024 dithered samples"
+                } else if range.is_some() {
                     "mean of dithered samples"
                 } else if iterations >= 100_000.0 {
                     "mean of 100,000"
@@ -543,6 +550,7 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
                     "mean of 20,000"
                 },
                 range,
+                spread,
                 target,
             }
         })

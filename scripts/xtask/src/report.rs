@@ -23,6 +23,8 @@ pub struct Micro {
     pub statistic: &'static str,
     /// Smallest and largest sample, where the guest gives them.
     pub range: Option<(f64, f64)>,
+    /// Median, p99 and max of the samples, where the guest gives them.
+    pub spread: Option<(f64, f64, f64)>,
     /// The issue's target, in instructions.
     pub target: Option<f64>,
 }
@@ -45,10 +47,30 @@ pub fn probe_path(path: &str) -> (String, String, Option<f64>) {
             "trapped GICD read (GICD_TYPER), emulated",
             Some(400.0),
         ),
+        "gicd-write" => (
+            "gicd_write_trap",
+            "trapped GICD write (GICD_IPRIORITYR), emulated",
+            None,
+        ),
         "vtimer-latency" => (
             "vtimer_latency",
             "virtual timer condition -> guest IRQ vector",
             Some(400.0),
+        ),
+        "sgi-self" => (
+            "sgi_self",
+            "SGI to self: trapped ICC_SGI1R_EL1 write -> own IRQ vector",
+            None,
+        ),
+        "virtual-ipi" => (
+            "virtual_ipi",
+            "virtual IPI: SGI on vCPU 0 -> vCPU 1's IRQ vector (other pCPU, in WFI)",
+            None,
+        ),
+        "passthrough-irq" => (
+            "passthrough_irq",
+            "passthrough IRQ: PL031 raises SPI 34 -> guest IRQ vector",
+            None,
         ),
         other => {
             return (
@@ -135,6 +157,12 @@ impl Run {
                 f.insert(format!("{stem}_min_instructions"), lo);
                 f.insert(format!("{stem}_max_instructions"), hi);
             }
+            if let Some((median, p99, max)) = m.spread {
+                let stem = m.key.trim_end_matches("_instructions");
+                f.insert(format!("{stem}_median_instructions"), median);
+                f.insert(format!("{stem}_p99_instructions"), p99);
+                f.insert(format!("{stem}_max_instructions"), max);
+            }
         }
         for m in &self.macros {
             let s = m.stem;
@@ -192,13 +220,16 @@ impl Run {
         if !self.micro.is_empty() {
             s.push_str(
                 "\n## Micro-benchmarks (instructions)\n\n\
-                 | benchmark | key | figure | statistic | min..max | target | |\n\
-                 |---|---|---:|---|---|---:|---|\n",
+                 | benchmark | key | figure | statistic | median / p99 / max | min..max | target | |\n\
+                 |---|---|---:|---|---|---|---:|---|\n",
             );
             for m in &self.micro {
                 let range = m
                     .range
                     .map_or("-".into(), |(a, b)| format!("{a:.0}..{b:.0}"));
+                let spread = m
+                    .spread
+                    .map_or("-".into(), |(a, b, c)| format!("{a:.0} / {b:.0} / {c:.0}"));
                 let (target, verdict) = match m.target {
                     Some(t) if m.value <= t => (format!("≤ {t:.0}"), "met"),
                     Some(t) => (format!("≤ {t:.0}"), "**missed**"),
@@ -206,7 +237,7 @@ impl Run {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | `{}` | {:.1} | {} | {range} | {target} | {verdict} |",
+                    "| {} | `{}` | {:.1} | {} | {spread} | {range} | {target} | {verdict} |",
                     m.what, m.key, m.value, m.statistic
                 );
             }
@@ -214,8 +245,11 @@ impl Run {
                 "\nThe probe times each hypercall and trap as a loop of 20,000 to 100,000 identical\n\
                  round trips minus the same loop without the exit: under -icount every iteration takes\n\
                  the same path, so the mean is also the median, p99 and max (the 16 ns counter cannot\n\
-                 time one iteration). An interrupt cannot be looped: the virtual timer's figure is the\n\
-                 mean of 64 dithered samples, each a whole number of 16 ns ticks (min..max).\n",
+                 time one iteration). An interrupt cannot be looped: its figure is the exact mean of\n\
+                 dithered samples (64 for the virtual timer, 1,024 for the others), each sample a whole\n\
+                 number of 16 ns ticks; their median, p99 and max are given at that resolution. The\n\
+                 virtual IPI and the doorbell cross pCPUs, which QEMU runs in turn on one timeline:\n\
+                 they also count what the sending pCPU runs before QEMU switches to the receiver.\n",
             );
         }
         if !self.macros.is_empty() {
@@ -535,6 +569,7 @@ mod tests {
                     value: 134.0,
                     statistic: "mean of 100,000",
                     range: None,
+                    spread: None,
                     target,
                 },
                 Micro {
@@ -543,7 +578,17 @@ mod tests {
                     value: 492.0,
                     statistic: "mean of 64",
                     range: Some((480.0, 496.0)),
+                    spread: None,
                     target: Some(400.0),
+                },
+                Micro {
+                    key: "virtual_ipi_instructions".into(),
+                    what: "virtual IPI".into(),
+                    value: 1523.0,
+                    statistic: "mean of 1,024 dithered samples",
+                    range: Some((1520.0, 1536.0)),
+                    spread: Some((1520.0, 1536.0, 1536.0)),
+                    target: None,
                 },
             ],
             macros: vec![Macro {
@@ -579,6 +624,9 @@ mod tests {
         let f = run().figures();
         assert_eq!(f["null_hypercall_instructions"], 134.0);
         assert_eq!(f["vtimer_latency_max_instructions"], 496.0);
+        assert_eq!(f["virtual_ipi_median_instructions"], 1520.0);
+        assert_eq!(f["virtual_ipi_p99_instructions"], 1536.0);
+        assert_eq!(f["virtual_ipi_max_instructions"], 1536.0);
         assert_eq!(f["linux_cpu_loop_ratio"], 1.001);
         assert_eq!(f["linux_cpu_loop_beside_rtos_ratio"], 1.1);
         assert_eq!(f["rtos_latency_native_p99_ns"], 1500.0);
@@ -592,9 +640,13 @@ mod tests {
     #[test]
     fn markdown_has_the_tables_and_says_when_a_target_is_missed() {
         let md = run().markdown(&["ratios.svg"]);
-        assert!(md.contains("| null hypercall: HVC SMCCC_VERSION round trip | `null_hypercall_instructions` | 134.0 | mean of 100,000 | - | ≤ 150 | met |"), "{md}");
+        assert!(md.contains("| null hypercall: HVC SMCCC_VERSION round trip | `null_hypercall_instructions` | 134.0 | mean of 100,000 | - | - | ≤ 150 | met |"), "{md}");
         assert!(
-            md.contains("| 492.0 | mean of 64 | 480..496 | ≤ 400 | **missed** |"),
+            md.contains("| 492.0 | mean of 64 | - | 480..496 | ≤ 400 | **missed** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1523.0 | mean of 1,024 dithered samples | 1520 / 1536 / 1536 | 1520..1536 | - |  |"),
             "{md}"
         );
         assert!(

@@ -226,7 +226,12 @@ pub unsafe fn dithered_start(delay: u64, lead_ticks: u64, trigger: Trigger) -> u
     // One asm body per trigger; everything before the trigger is the same instructions.
     macro_rules! sample {
         ($after_wfi:literal, $trigger:literal, $($operands:tt)*) => {
-            asm!(
+            // SAFETY: `wfi` waits for the deadline's interrupt; CNTV_CVAL/CNTV_CTL are this
+            // vCPU's own virtual timer; an SGI only interrupts this VM's vCPUs; the caller
+            // vouches for a store's address. The interrupts taken inside are handled by the
+            // runtime's vector, which preserves every register; the handler writes memory
+            // (its IRQ records), hence no `nomem`.
+            unsafe { asm!(
                 "wfi",
                 $after_wfi,
                 "cbz {odd}, 2f",
@@ -245,30 +250,23 @@ pub unsafe fn dithered_start(delay: u64, lead_ticks: u64, trigger: Trigger) -> u
                 start = out(reg) start,
                 $($operands)*
                 options(nostack),
-            )
+            ) }
         };
     }
-    // SAFETY: `wfi` waits for the deadline's interrupt; CNTV_CVAL/CNTV_CTL are this vCPU's
-    // own virtual timer; an SGI only interrupts this VM's vCPUs; the caller vouches for a
-    // store's address. The interrupts taken inside are handled by the runtime's vector,
-    // which preserves every register; the handler writes memory (its IRQ records), hence
-    // no `nomem`.
-    unsafe {
-        match trigger {
-            Trigger::VtimerEnable => sample!(
-                "msr cntv_cval_el0, xzr",
-                "msr cntv_ctl_el0, {t}",
-                t = in(reg) 1u64,
-            ),
-            Trigger::Sgi1r(value) => sample!("nop", "msr icc_sgi1r_el1, {t}", t = in(reg) value,),
-            Trigger::Store32 { addr, value } => sample!(
-                "nop",
-                "str {t:w}, [{a}]",
-                t = in(reg) value,
-                a = in(reg) addr,
-            ),
-        }
-    };
+    match trigger {
+        Trigger::VtimerEnable => sample!(
+            "msr cntv_cval_el0, xzr",
+            "msr cntv_ctl_el0, {t}",
+            t = in(reg) 1u64,
+        ),
+        Trigger::Sgi1r(value) => sample!("nop", "msr icc_sgi1r_el1, {t}", t = in(reg) value,),
+        Trigger::Store32 { addr, value } => sample!(
+            "nop",
+            "str {t:w}, [{a}]",
+            t = in(reg) value,
+            a = in(reg) addr,
+        ),
+    }
     start
 }
 
