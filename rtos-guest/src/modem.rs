@@ -151,13 +151,16 @@ fn gsm_task(_: usize) {
 fn print_stats() {
     let r = report();
     let (mut line, mut detail) = (LineBuf::<256>::new(), LineBuf::<256>::new());
+    let mut hist = LineBuf::<256>::new();
     let _ = r.write_line(&mut line);
     let _ = r.write_detail(&mut detail);
+    let _ = r.write_hist(&mut hist);
     let mut virtio = LineBuf::<512>::new();
     let _ = crate::backends::write_lines(&mut virtio, "", "\n");
+    let (line, detail, hist) = (line.as_str(), detail.as_str(), hist.as_str());
     match virtio.as_str().trim_end() {
-        "" => println!("{}\n{}", line.as_str(), detail.as_str()),
-        v => println!("{}\n{}\n{}", line.as_str(), detail.as_str(), v),
+        "" => println!("{line}\n{detail}\n{hist}"),
+        v => println!("{line}\n{detail}\n{hist}\n{v}"),
     }
 }
 

@@ -15,7 +15,8 @@
 //! the jobs completed by the periodic tasks and `misses` their deadline misses. Further
 //! `key=value` fields may follow; the first six never change name or order. The line stays
 //! within [`LINE_MAX`] bytes (the Tandem console's line limit); the other measurements go on a
-//! companion `rtos-detail:` line.
+//! companion `rtos-detail:` line, and the latency's distribution on an `rtos-hist:` line
+//! ([`Report::write_hist`]).
 #![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
@@ -127,6 +128,21 @@ impl Histogram {
         self.max
     }
 
+    /// Samples in `[lo, hi)`. Exact when `lo` and `hi` are bucket boundaries: any value
+    /// below 16, or a power of two times 16..=31 (every power of two from 16 is one).
+    pub fn count_in(&self, lo: u64, hi: u64) -> u64 {
+        let mut low = 0;
+        let mut n = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            let high = bucket_high(b);
+            if low >= lo && high < hi {
+                n += u64::from(c);
+            }
+            low = high + 1;
+        }
+        n
+    }
+
     /// Forgets every sample.
     pub fn reset(&mut self) {
         *self = Self::new();
@@ -153,6 +169,9 @@ pub struct Report {
     /// Where the guest runs: `native` or `tandem`.
     pub vm: &'static str,
 }
+
+/// Upper bounds (ns) of the `rtos-hist:` bins: 512 ns to 128 µs, doubling.
+pub const HIST_BOUNDS: [u64; 9] = [512, 1024, 2048, 4096, 8192, 16_384, 32_768, 65_536, 131_072];
 
 /// The longest line the Tandem console passes unbroken (`kernel::vm::console::LINE_MAX`): a
 /// longer one is split, and its tail would no longer start with the line's prefix.
@@ -183,6 +202,27 @@ impl Report {
             l.count(),
             self.vm
         )
+    }
+
+    /// Writes the `rtos-hist:` line (no line ending): the timer-interrupt latencies of the
+    /// `rtos-stats:` line by power-of-two bins, each `ltN=count` for [N/2, N) ns
+    /// ([`HIST_BOUNDS`]; the first from 0), then `geN=count` above the last:
+    ///
+    /// ```text
+    /// rtos-hist: lt512=A lt1024=B ... lt131072=I ge131072=J
+    /// ```
+    ///
+    /// Exact counts (the bounds are bucket boundaries); at most [`LINE_MAX`] bytes with counts
+    /// up to 10 digits.
+    pub fn write_hist(&self, w: &mut impl Write) -> fmt::Result {
+        let l = &self.irq_latency;
+        w.write_str("rtos-hist:")?;
+        let mut lo = 0;
+        for hi in HIST_BOUNDS {
+            write!(w, " lt{hi}={}", l.count_in(lo, hi))?;
+            lo = hi;
+        }
+        write!(w, " ge{lo}={}", l.count_in(lo, u64::MAX))
     }
 
     /// Writes the companion `rtos-detail:` line (release latency, worst completion time per
@@ -341,6 +381,41 @@ mod tests {
             (p.periods, p.misses, p.lat_min_ns, p.lat_max_ns),
             (12, 0, 160, 320)
         );
+    }
+
+    /// The histogram line counts each sample once, in its power-of-two bin, exactly; with
+    /// the largest counts it stays within the console's line limit.
+    #[test]
+    fn hist_line_bins_exactly() {
+        let mut r = Report::default();
+        for v in [
+            0,
+            511,
+            512,
+            1023,
+            1024,
+            5000,
+            131_071,
+            131_072,
+            u64::MAX / 2,
+        ] {
+            r.irq_latency.record(v);
+        }
+        let mut b = LineBuf::<512>::new();
+        r.write_hist(&mut b).unwrap();
+        assert_eq!(
+            b.as_str(),
+            "rtos-hist: lt512=2 lt1024=2 lt2048=1 lt4096=0 lt8192=1 lt16384=0 \
+             lt32768=0 lt65536=0 lt131072=1 ge131072=2"
+        );
+        let mut lo = 0;
+        for hi in HIST_BOUNDS.into_iter().chain([u64::MAX]) {
+            r.irq_latency.counts[bucket_of(lo)] = u32::MAX;
+            lo = hi;
+        }
+        let mut b = LineBuf::<512>::new();
+        r.write_hist(&mut b).unwrap();
+        assert!(b.as_str().len() <= LINE_MAX, "{}", b.as_str());
     }
 
     /// The detail line names every task's worst completion time.

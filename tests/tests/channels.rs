@@ -166,3 +166,41 @@ fn doorbell_round_trip_within_committed_figure() {
     }
     eprintln!("{table}");
 }
+
+/// The vCPU switch between two VMs on one pCPU (`--vms switch-a,switch-b`): 1,000 rounds
+/// each way, and both figures (a blocking VM to the busy one, and the busy one preempted by
+/// the other's timer) stay within 10 % of tests/figures/vcpu-switch.toml.
+#[test]
+fn vcpu_switch_within_committed_figures() {
+    use system_tests::figures;
+    use system_tests::log::{fail, vm_lines};
+
+    let mut q = Qemu::spawn(
+        "vcpu_switch_within_committed_figures",
+        &machine("tandem-switch-a-switch-b.bin"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for vm in ["switch-a", "switch-b"] {
+        q.wait_for(&format!("{vm} | 1 passed, 0 failed"), BOOT)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let log = q.log();
+    let lines: Vec<&str> = vm_lines(&log, "switch-a | ")
+        .chain(vm_lines(&log, "switch-b | "))
+        .collect();
+    let measured = figures::parse_log(lines.iter().copied()).unwrap_or_else(|e| fail(&e, &log));
+    let file = system_tests::paths::workspace_root().join("tests/figures/vcpu-switch.toml");
+    let committed = std::fs::read_to_string(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| figures::parse_committed(&text))
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let rows = figures::compare(&measured, &committed);
+    let table = figures::table(&rows);
+    if rows.iter().any(|r| r.verdict.fails()) {
+        fail(
+            &format!("vCPU switch figures against tests/figures/vcpu-switch.toml:\n{table}"),
+            &log,
+        );
+    }
+    eprintln!("{table}");
+}

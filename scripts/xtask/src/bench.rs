@@ -52,7 +52,7 @@ struct Row {
     stats: Stats,
 }
 
-/// The figures of one `rtos-stats:` line.
+/// The figures of one `rtos-stats:` line, and of the `rtos-hist:` line printed with it.
 struct Stats {
     periods: u64,
     min: u64,
@@ -60,6 +60,20 @@ struct Stats {
     mean: u64,
     p99: u64,
     max: u64,
+    /// The latency histogram: (bin, count), bins as the RTOS names them (`lt512`, ..,
+    /// `ge131072`); empty when the RTOS printed none.
+    hist: Vec<(String, u64)>,
+}
+
+/// The bins of an `rtos-hist:` line, in order: `lt512=3 lt1024=10 ..` -> [("lt512", 3), ..].
+fn parse_hist(line: &str) -> Option<Vec<(String, u64)>> {
+    let (_, rest) = line.split_once("rtos-hist:")?;
+    rest.split_whitespace()
+        .map(|w| {
+            let (bin, n) = w.split_once('=')?;
+            Some((bin.to_string(), n.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Stats {
@@ -76,6 +90,7 @@ impl Stats {
             mean: field("lat_mean_ns")?,
             p99: field("lat_p99_ns")?,
             max: field("lat_max_ns")?,
+            hist: Vec::new(),
         })
     }
 }
@@ -468,6 +483,7 @@ fn latency_bar(r: &Row) -> report::Latency {
         p99: r.stats.p99 as f64,
         max: r.stats.max as f64,
         misses: r.stats.misses as f64,
+        hist: r.stats.hist.clone(),
     }
 }
 
@@ -517,10 +533,50 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
         .lines()
         .filter_map(|l| l.split_once("probe | ").map(|(_, r)| r))
         .collect();
-    let measured = system_tests::figures::parse_log(lines.iter().copied())?;
-    if measured.is_empty() {
+    let mut micro = micro_figures(&lines)?;
+    if micro.is_empty() {
         return Err(format!("the probe printed no exit-cost line:\n{log}"));
     }
+    micro.extend(vcpu_switch(root)?);
+    Ok((micro, log))
+}
+
+/// The vCPU switch between two VMs on one pCPU (`--vms switch-a,switch-b`).
+fn vcpu_switch(root: &Path) -> Result<Vec<report::Micro>, String> {
+    say("bench micro: the vCPU switch between two VMs on one pCPU (--vms switch-a,switch-b)");
+    let names = ["switch-a".to_string(), "switch-b".to_string()];
+    let image = package::build(
+        root,
+        "qemu-virt",
+        true,
+        Vms::Named(&names),
+        None,
+        Machine::DEFAULT,
+    )?;
+    let mut q = boot(&image, true, "bench-vcpu-switch")?;
+    for vm in &names {
+        q.wait_for(&format!("{vm} | 1 passed, 0 failed"), BOOT)?;
+    }
+    let log = q.log();
+    drop(q);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once("switch-a | ")
+                .or_else(|| l.split_once("switch-b | "))
+                .map(|(_, r)| r.trim_end())
+        })
+        .collect();
+    let micro = micro_figures(&lines)?;
+    if micro.len() != 2 {
+        return Err(format!("want the two vCPU switch figures:\n{log}"));
+    }
+    Ok(micro)
+}
+
+/// The figures of the `exit-cost:` lines among `lines` (a guest's, untagged).
+fn micro_figures(lines: &[&str]) -> Result<Vec<report::Micro>, String> {
+    let measured = system_tests::figures::parse_log(lines.iter().copied())?;
     let micro = measured
         .iter()
         .map(|m| {
@@ -542,6 +598,8 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
                 value: m.ns_per_op,
                 statistic: if spread.is_some() && iterations >= 1024.0 {
                     "mean of 1,024 dithered samples"
+                } else if spread.is_some() {
+                    "mean of 1,000 rounds"
                 } else if range.is_some() {
                     "mean of dithered samples"
                 } else if iterations >= 100_000.0 {
@@ -555,7 +613,7 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
             }
         })
         .collect();
-    Ok((micro, log))
+    Ok(micro)
 }
 
 /// `tandem-bench`'s line: (cpu loop, getppid ×100,000, pipe ×10,000, streamer), in ns.
@@ -737,7 +795,16 @@ fn stats_line(
                         || (tags.len() == 1 && !l.contains(" | ") && l.contains("rtos-stats:"))
                 };
                 let line = complete.lines().filter(mine).nth(nth - 1)?;
-                Some((tag.to_string(), Stats::parse(line)?))
+                let mut stats = Stats::parse(line)?;
+                // The histogram the same report printed: the VM's next line after it.
+                let after = &complete[complete.find(line)? + line.len()..];
+                let prefix = line.split_once(" | ").map(|(vm, _)| format!("{vm} | "));
+                let same_vm = |l: &&str| match &prefix {
+                    Some(p) => l.starts_with(p.as_str()),
+                    None => !l.contains(" | "),
+                };
+                stats.hist = after.lines().filter(same_vm).take(3).find_map(parse_hist)?;
+                Some((tag.to_string(), stats))
             })
             .collect();
         if found.len() == tags.len() {
@@ -804,6 +871,15 @@ mod tests {
             (2433, 0, 1788, 7423, 9424)
         );
         assert!(Stats::parse("rtos-stats: periods=1").is_none());
+        assert_eq!(
+            parse_hist("  rtos | rtos-hist: lt512=3 lt1024=10 ge1024=0"),
+            Some(vec![
+                ("lt512".to_string(), 3),
+                ("lt1024".to_string(), 10),
+                ("ge1024".to_string(), 0)
+            ])
+        );
+        assert_eq!(parse_hist("rtos-hist: lt512=x"), None);
     }
 
     #[test]
@@ -866,6 +942,7 @@ mod tests {
                 mean: 1788,
                 p99: 2431,
                 max: 3152,
+                hist: Vec::new(),
             },
         }]);
         assert!(

@@ -6,7 +6,7 @@
 //! while the guests idle, and the RTOS's `rtos-stats:` line (every 2 s of
 //! *virtual* time) would scroll by dozens a second. The pacer passes every
 //! byte through at once except those lines: of one VM's `rtos-stats:` line
-//! and the lines that follow it each time (`rtos-detail:`, and the virtio
+//! and the lines that follow it each time (`rtos-detail:`, `rtos-hist:`, and the virtio
 //! back-ends' `rtos-net:` and `rtos-at:`) it shows at most one group per
 //! interval of wall time. The lines are cumulative (periods, misses, worst
 //! latency, packets since boot), so the newest group shown says everything
@@ -21,7 +21,13 @@ use std::time::{Duration, Instant};
 
 /// Line bodies (after the VM tag) that the pacer thins out: a group starts
 /// with the first and the others follow it.
-const PACED: [&str; 4] = ["rtos-stats:", "rtos-detail:", "rtos-net:", "rtos-at:"];
+const PACED: [&str; 5] = [
+    "rtos-stats:",
+    "rtos-detail:",
+    "rtos-hist:",
+    "rtos-net:",
+    "rtos-at:",
+];
 
 /// What the current line is, as far as known.
 enum Line {

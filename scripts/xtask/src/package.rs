@@ -443,7 +443,8 @@ pub fn build_selection(
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
 /// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
-/// `tandem-ping-pong.bin` (doorbell round trips),
+/// `tandem-ping-pong.bin` (doorbell round trips), `tandem-switch-a-switch-b.bin` (the vCPU
+/// switch between two VMs on one pCPU),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -462,7 +463,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         // Both unmodified guests on the virtual PL011 (tests/tests/transparent.rs).
         &["debian", "rtos-native"],
     ];
-    const SETS: [&[&str]; 11] = [
+    const SETS: [&[&str]; 12] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
@@ -477,6 +478,8 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         &["linux", "rtos", "vhostile"],
         // Two VMs ringing each other's doorbell: the VM-to-VM figure.
         &["ping", "pong"],
+        // Two VMs on one pCPU: the vCPU switch figures.
+        &["switch-a", "switch-b"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

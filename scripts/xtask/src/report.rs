@@ -67,6 +67,16 @@ pub fn probe_path(path: &str) -> (String, String, Option<f64>) {
             "virtual IPI: SGI on vCPU 0 -> vCPU 1's IRQ vector (other pCPU, in WFI)",
             None,
         ),
+        "vcpu-switch" => (
+            "vcpu_switch",
+            "vCPU switch, two VMs on one pCPU: A blocks in WFI -> busy B runs",
+            None,
+        ),
+        "vcpu-preempt" => (
+            "vcpu_preempt",
+            "vCPU switch back: A's timer deadline preempts busy B -> A runs",
+            None,
+        ),
         "passthrough-irq" => (
             "passthrough_irq",
             "passthrough IRQ: PL031 raises SPI 34 -> guest IRQ vector",
@@ -119,6 +129,8 @@ pub struct Latency {
     pub p99: f64,
     pub max: f64,
     pub misses: f64,
+    /// The RTOS's latency histogram (`rtos-hist:`): (bin, count), bins `lt512` .. `ge131072`.
+    pub hist: Vec<(String, u64)>,
 }
 
 /// What Tandem occupies.
@@ -182,6 +194,9 @@ impl Run {
             f.insert(format!("rtos_latency_{k}_p99_ns"), l.p99);
             f.insert(format!("rtos_latency_{k}_max_ns"), l.max);
             f.insert(format!("rtos_latency_{k}_misses"), l.misses);
+            for (bin, n) in &l.hist {
+                f.insert(format!("rtos_latency_{k}_hist_{bin}_ns"), *n as f64);
+            }
         }
         if let Some(fp) = &self.footprint {
             f.insert("tandem_image_bytes".into(), fp.image_bytes as f64);
@@ -298,10 +313,26 @@ impl Run {
                     l.misses
                 );
             }
-            s.push_str(
-                "\nThe RTOS reports summary statistics (`rtos-stats:`), not each sample, so the plot\n\
-                 shows them as bars per setup rather than a histogram.\n",
-            );
+            if let Some(first) = self.latency.iter().find(|l| !l.hist.is_empty()) {
+                s.push_str(
+                    "\n### RTOS latency histogram (timer interrupts per bin)\n\n\
+                     From the RTOS's `rtos-hist:` line, printed with the `rtos-stats:` line above:\n\
+                     `ltN` counts latencies in [N/2, N) ns (the first from 0), `geN` those from N.\n\n| setup |",
+                );
+                for (bin, _) in &first.hist {
+                    let _ = write!(s, " {bin} |");
+                }
+                s.push_str("\n|---|");
+                s.push_str(&"---:|".repeat(first.hist.len()));
+                s.push('\n');
+                for l in self.latency.iter().filter(|l| !l.hist.is_empty()) {
+                    let _ = write!(s, "| {} |", l.label);
+                    for (_, n) in &l.hist {
+                        let _ = write!(s, " {n} |");
+                    }
+                    s.push('\n');
+                }
+            }
         }
         if let Some(fp) = &self.footprint {
             let _ = write!(
@@ -381,6 +412,31 @@ impl Run {
                 Scale::Log,
             )?;
             out.push("rtos-latency.svg");
+        }
+        let with_hist: Vec<&Latency> = self.latency.iter().filter(|l| !l.hist.is_empty()).collect();
+        if let Some(first) = with_hist.first() {
+            let bins: Vec<&str> = first.hist.iter().map(|(b, _)| b.as_str()).collect();
+            let groups: Vec<(String, Vec<f64>)> = with_hist
+                .iter()
+                .map(|l| {
+                    let total: u64 = l.hist.iter().map(|(_, n)| n).sum();
+                    let share = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
+                    (
+                        l.label.clone(),
+                        l.hist.iter().map(|(_, n)| share(*n)).collect(),
+                    )
+                })
+                .collect();
+            bars(
+                &dir.join("rtos-latency-hist.svg"),
+                "RTOS timer-interrupt latency histogram per setup (bins in ns)",
+                "% of interrupts (log scale)",
+                &bins,
+                &groups,
+                None,
+                Scale::Log,
+            )?;
+            out.push("rtos-latency-hist.svg");
         }
         Ok(out)
     }
@@ -607,6 +663,11 @@ mod tests {
                 p99: 1500.0,
                 max: 2000.0,
                 misses: 0.0,
+                hist: vec![
+                    ("lt512".into(), 3),
+                    ("lt1024".into(), 1),
+                    ("ge1024".into(), 0),
+                ],
             }],
             footprint: Some(Footprint {
                 image_bytes: 172376,
@@ -630,6 +691,7 @@ mod tests {
         assert_eq!(f["linux_cpu_loop_ratio"], 1.001);
         assert_eq!(f["linux_cpu_loop_beside_rtos_ratio"], 1.1);
         assert_eq!(f["rtos_latency_native_p99_ns"], 1500.0);
+        assert_eq!(f["rtos_latency_native_hist_lt1024_ns"], 1.0);
         assert_eq!(f["el2_ram_in_use_kib"], 1144.0);
         assert_eq!(probe_path("gicd-read").0, "gicd_read_trap_instructions");
         assert_eq!(probe_path("new-path").0, "new_path_instructions");
@@ -658,6 +720,12 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 1144 KiB |"), "{md}");
+        assert!(
+            md.contains(
+                "| setup | lt512 | lt1024 | ge1024 |\n|---|---:|---:|---:|\n| native | 3 | 1 | 0 |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("![ratios.svg](ratios.svg)"), "{md}");
     }
 
@@ -666,7 +734,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tandem-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let names = run().plots(&dir).unwrap();
-        assert_eq!(names, ["ratios.svg", "rtos-latency.svg"]);
+        assert_eq!(
+            names,
+            ["ratios.svg", "rtos-latency.svg", "rtos-latency-hist.svg"]
+        );
         for n in names {
             let svg = std::fs::read_to_string(dir.join(n)).unwrap();
             assert!(
