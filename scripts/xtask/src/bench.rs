@@ -526,7 +526,9 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
         .map(String::from)
         .to_vec();
     let mut q = Qemu::spawn("bench-probe", &config)?;
-    q.wait_for("probe | [T] exit_cost::vtimer_latency", BOOT)?;
+    // The exit-cost lines end with the interrupt paths; the summary line ends the suites.
+    q.wait_for("probe | [T] exit_cost::passthrough_irq", BOOT)?;
+    q.wait_for(" failed", BOOT)?;
     let log = q.log();
     drop(q);
     let lines: Vec<&str> = log
