@@ -4,12 +4,14 @@
 //!
 //! With no name, [`report`] runs them all and writes `report.md`,
 //! `figures.json` and the SVG plots (`report.rs`). `micro`: the probe's
-//! `exit-cost:` lines and the doorbell. `linux`: the Linux VM natively, on
+//! `exit-cost:` lines, the vCPU switch between two VMs on one pCPU
+//! (`switch-a`, `switch-b`) and the doorbell. `linux`: the Linux VM natively, on
 //! Tandem alone and beside the RTOS, booted with `tandem.bench` so that its
 //! profile runs `tandem-bench` at the same virtual time every run.
 //! `footprint`: `tandem-novm.bin`, Tandem's boot log, `kernel/src` lines.
 //!
-//! `latency`: the RTOS's release latency side by side, one table. Rows: the
+//! `latency`: the RTOS's release latency side by side, one table (also
+//! `latency.md`), and its histograms (`rtos-hist:`). Rows: the
 //! RTOS natively at EL1; on Tandem alone; then each layout of `vms.toml`
 //! with Linux idle at its shell and after `tandem-stress`. The
 //! `rtos-stats:` figures are cumulative since the RTOS started, so a
@@ -93,12 +95,6 @@ impl Stats {
             hist: Vec::new(),
         })
     }
-}
-
-/// Runs every case and prints the table (also written to `out/latency.md`).
-pub fn latency(root: &Path, out: &Path) -> Result<(), String> {
-    let rows = latency_rows(root)?;
-    write_table(out, "latency.md", &table(&rows))
 }
 
 /// Prints `report` and writes it to `out/name`.

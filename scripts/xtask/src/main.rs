@@ -258,7 +258,7 @@ fn main() -> ExitCode {
                 use bench::Part;
                 let out = root.join(out);
                 match what.as_deref() {
-                    Some("latency") => bench::latency(&root, &out),
+                    Some("latency") => bench::report(&root, &out, &[Part::Latency]),
                     Some("io") => bench::io(&root, &out),
                     Some("micro") => bench::report(&root, &out, &[Part::Micro]),
                     Some("linux") => bench::report(&root, &out, &[Part::Linux]),
