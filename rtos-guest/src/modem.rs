@@ -157,11 +157,12 @@ fn print_stats() {
     let _ = r.write_hist(&mut hist);
     let mut virtio = LineBuf::<512>::new();
     let _ = crate::backends::write_lines(&mut virtio, "", "\n");
-    let (line, detail, hist) = (line.as_str(), detail.as_str(), hist.as_str());
-    match virtio.as_str().trim_end() {
-        "" => println!("{line}\n{detail}\n{hist}"),
-        v => println!("{line}\n{detail}\n{hist}\n{v}"),
+    // One line per print: a print is formatted into 512 bytes, which the group no longer
+    // fits in.
+    for l in [line.as_str(), detail.as_str(), hist.as_str()] {
+        println!("{l}");
     }
+    console::write_str(virtio.as_str());
 }
 
 fn stats_task(_: usize) {

@@ -560,6 +560,37 @@ fn unloaded_vtimer_deadline_wakes_its_vcpu() {
     );
 }
 
+/// The same with the busy vCPU yielding by WFE (a trapped WFE is Tandem's yield), as a
+/// guest's polling loop does.
+#[test]
+fn unloaded_vtimer_deadline_wakes_its_vcpu_beside_a_wfe_loop() {
+    let mut m = Machine::new(1, &[spec("sleeper", &[0]), spec("busy", &[0])]);
+    m.hws[0].entry_cost = 1000;
+    let woke = Rc::new(Cell::new(false));
+    let w = woke.clone();
+    let armed = Rc::new(Cell::new(false));
+    m.hws[0].script(1, move |g| {
+        if !armed.get() {
+            armed.set(true);
+            g.context.timer.cval = g.now + 50_000;
+            g.context.timer.ctl = 1;
+            return wfi_exit();
+        }
+        if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(true);
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(2, |_| {
+        let mut e = wfi_exit();
+        e.esr |= 1; // WFE
+        e
+    });
+    enable_vtimer(m.vm("sleeper"));
+    m.run(300);
+    assert!(woke.get(), "the deadline reached the sleeping vCPU");
+}
+
 /// A kick goes to another CPU only once until that CPU consumed it.
 #[test]
 fn kicks_coalesce() {
