@@ -4,12 +4,13 @@
 //! Under `-icount shift=0,sleep=off` one instruction is one nanosecond, but the counter a
 //! guest can read (CNTVCT_EL0) ticks only every 16 ns on QEMU's cortex-a72 (62.5 MHz), so:
 //!
-//! - a round trip (a hypercall, a trapped MMIO read) is timed over many iterations of a loop
-//!   ([`hvc_loop`], [`load_loop`]), and the same loop with the exiting instruction replaced
-//!   by an ordinary one ([`hvc_baseline`]; [`load_loop`] on RAM) is timed alike, so the
-//!   caller can subtract the loop's own instructions;
+//! - a round trip (a hypercall, a trapped MMIO read or write) is timed over many iterations
+//!   of a loop ([`hvc_loop`], [`load_loop`], [`store_loop`]), and the same loop with the
+//!   exiting instruction replaced by an ordinary one ([`hvc_baseline`]; the load or store
+//!   on RAM) is timed alike, so the caller can subtract the loop's own instructions;
 //! - an interrupt latency happens once per sample and cannot be repeated inside one
-//!   measurement, so [`vtimer_sample`] dithers instead: it starts each sample a chosen number
+//!   measurement, so [`dithered_start`] (and [`vtimer_sample`] on it) dithers instead: it
+//!   starts each sample a chosen number
 //!   of instructions after a tick boundary, and the mean over one start per instruction of a
 //!   tick (see [`crate::units::dither_steps`]) is the exact instruction count, although each
 //!   sample is a multiple of 16 ns. (Repeating undithered samples would not help: under

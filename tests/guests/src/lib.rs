@@ -26,7 +26,7 @@
 //! | `gic`       | GICv3 distributor/redistributor offsets and ICC_* system registers      |
 //! | `timer`     | CNTVCT and the CNTV_* virtual timer                                     |
 //! | `smccc`     | raw `hvc #0` / `smc #0` with arbitrary registers (malformed calls too)  |
-//! | `bench`     | timed `asm!` loops and the dithered timer sample behind `exit-cost:` lines |
+//! | `bench`     | timed `asm!` loops and the dithered interrupt samples behind `exit-cost:` lines |
 //!
 //! Everything but [`esr`], [`fdt`] and [`units`] exists only on `aarch64-unknown-none`; on
 //! the host the crate is just those three modules and their tests.
