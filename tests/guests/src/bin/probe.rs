@@ -110,7 +110,7 @@
 //! - `sgi-self`: the SGI register write. Tandem traps it, makes the SGI pending for the
 //!   sender and returns; the guest takes the IRQ through a list register.
 //! - `virtual-ipi`: the same write naming vCPU 1, which sleeps in WFI in `secondary`'s loop
-//!   (it wakes with IRQs masked and unmasks them two instructions later). The counter read
+//!   (it wakes with IRQs masked and unmasks them with its next instruction). The counter read
 //!   at vCPU 1's vector ends the sample: Tandem's trap on pCPU 0, the vGIC and the kick SGI
 //!   to pCPU 1, pCPU 1 leaving its idle WFI, entering vCPU 1 with the SGI in a list
 //!   register. Under -icount QEMU runs the pCPUs in turn on one timeline, so whatever pCPU 0
