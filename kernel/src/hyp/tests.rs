@@ -561,23 +561,24 @@ fn unloaded_vtimer_deadline_wakes_its_vcpu() {
 }
 
 /// The same with the busy vCPU yielding by WFE (a trapped WFE is Tandem's yield), as a
-/// guest's polling loop does.
+/// guest's polling loop does: the woken vCPU gets the CPU at the busy one's next yield,
+/// long before the busy one's slice (625,000 ticks) ends.
 #[test]
 fn unloaded_vtimer_deadline_wakes_its_vcpu_beside_a_wfe_loop() {
     let mut m = Machine::new(1, &[spec("sleeper", &[0]), spec("busy", &[0])]);
     m.hws[0].entry_cost = 1000;
-    let woke = Rc::new(Cell::new(false));
-    let w = woke.clone();
-    let armed = Rc::new(Cell::new(false));
+    let woke_after = Rc::new(Cell::new(None));
+    let w = woke_after.clone();
+    let deadline = Rc::new(Cell::new(None));
     m.hws[0].script(1, move |g| {
-        if !armed.get() {
-            armed.set(true);
+        let Some(d) = deadline.get() else {
+            deadline.set(Some(g.now + 50_000));
             g.context.timer.cval = g.now + 50_000;
             g.context.timer.ctl = 1;
             return wfi_exit();
-        }
-        if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
-            w.set(true);
+        };
+        if w.get().is_none() && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(Some(g.now - d));
         }
         wfi_exit()
     });
@@ -588,7 +589,10 @@ fn unloaded_vtimer_deadline_wakes_its_vcpu_beside_a_wfe_loop() {
     });
     enable_vtimer(m.vm("sleeper"));
     m.run(300);
-    assert!(woke.get(), "the deadline reached the sleeping vCPU");
+    let after = woke_after
+        .get()
+        .expect("the deadline reached the sleeping vCPU");
+    assert!(after < 10_000, "it ran {after} ticks after its deadline");
 }
 
 /// A kick goes to another CPU only once until that CPU consumed it.

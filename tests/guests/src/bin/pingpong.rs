@@ -14,26 +14,31 @@
 //!
 //! # The vCPU switch between two VMs on one pCPU
 //!
-//! The VMs `switch-a` and `switch-b` (vms.toml) run this image on the same pCPU with equal
-//! priority, joined by a channel whose shared page holds a round number and each side's
-//! last counter read. Per round:
+//! The VMs `switch-a` (priority 10, as the RTOS) and `switch-b` (priority 0) run this image
+//! on pCPU 0, joined by a channel whose shared page holds a round number and `switch-a`'s
+//! last counter read. Both read CNTPCT_EL0 for it: the physical count is the same in both
+//! VMs, while each VM's virtual count has its own offset. Per round:
 //!
 //! 1. `switch-a` arms its virtual timer 50 µs ahead, reads the counter, stores it and the
 //!    round's odd number, and executes WFI: Tandem blocks it and switches to `switch-b`;
-//! 2. `switch-b`, parked in a WFE (Tandem's yield) loop that stores the counter before each
-//!    WFE, resumes after its WFE, reads the counter, and records the difference:
-//!    `vcpu-switch`, A's WFI exit, the block, the scheduler picking B, the world switch
-//!    between the VMs (stage 2, EL1 state, vGIC, timers), B's return from its WFE. It
-//!    answers with the round's even number and goes on yielding;
-//! 3. `switch-a`'s timer wakes it, runnable again; at `switch-b`'s next WFE Tandem switches
-//!    back, and A's counter read after its WFI, minus B's read before that WFE, is
-//!    `vcpu-switch-yield`: B's WFE exit, the yield, the world switch, A's return from WFI.
+//! 2. `switch-b`, always busy polling the round number, resumes in its polling loop, sees
+//!    the new round, reads the counter and records the difference: `vcpu-switch`, A's WFI
+//!    exit, the block, the scheduler picking B, the world switch between the VMs (stage 2,
+//!    EL1 state, vGIC, timers), and at most one round of B's loop. It answers with the
+//!    round's even number and polls on;
+//! 3. `switch-a`'s deadline passes while `switch-b` runs: the EL2 timer interrupt, the
+//!    injection, the preemption of the lower-priority VM, the world switch back. A's
+//!    virtual counter read after its WFI, minus the deadline, is `vcpu-preempt` (the
+//!    deadline is a tick boundary, so the figure is up to 15 ns above the path).
 //!
 //! 10 warm-up rounds, then 1,000 measured; each side prints its figure as an `exit-cost:`
 //! line with the samples' median, p99, min and max (each a whole number of 16 ns ticks;
 //! the mean is of the same samples, so only as exact as their start phases are spread).
-//! No interrupt is on either path: A sleeps with IRQs masked and takes its timer interrupt
-//! after the read.
+//! `switch-a` sleeps with IRQs masked and takes its timer interrupt after its read.
+//!
+//! `switch-b` polls rather than yielding with WFE (Tandem's yield): QEMU never takes the WFE
+//! trap to EL2 (its `HELPER(wfe)` only yields inside the emulator), so under QEMU a WFE loop
+//! keeps the pCPU until its 10 ms slice ends.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
