@@ -142,6 +142,62 @@ pub fn find_compatible(blob: &[u8], compatible: &str) -> Option<Node> {
     }
 }
 
+/// The value of property `name` of the root's child node `node` (e.g. `/chosen`), matched
+/// by its whole name (unit address included), or `None` (also for a malformed blob).
+pub fn child_property<'a>(blob: &'a [u8], node: &str, name: &str) -> Option<&'a [u8]> {
+    let total = total_size(blob)?;
+    let blob = blob.get(..total)?;
+    if total < HEADER_LEN {
+        return None;
+    }
+    let strings = be32(blob, 12)? as usize;
+    let mut p = be32(blob, 8)? as usize;
+    // Depth of the node being walked (the root is 1) and whether it is the wanted child.
+    let (mut depth, mut inside) = (0usize, false);
+    loop {
+        match be32(blob, p)? {
+            FDT_NOP => p += 4,
+            FDT_BEGIN_NODE => {
+                let len = blob.get(p + 4..)?.iter().position(|&b| b == 0)?;
+                depth += 1;
+                inside = depth == 2 && blob.get(p + 4..p + 4 + len)? == node.as_bytes();
+                p = align4(p + 4 + len + 1)?;
+            }
+            FDT_END_NODE => {
+                if inside || depth <= 1 {
+                    // The wanted node ended without the property, or the root did.
+                    return None;
+                }
+                depth -= 1;
+                p += 4;
+            }
+            FDT_PROP => {
+                let len = be32(blob, p + 4)? as usize;
+                let name_off = be32(blob, p + 8)? as usize;
+                let value = blob.get(p + 12..(p + 12).checked_add(len)?)?;
+                if inside {
+                    let names = blob.get(strings.checked_add(name_off)?..)?;
+                    let end = names.iter().position(|&b| b == 0)?;
+                    if &names[..end] == name.as_bytes() {
+                        return Some(value);
+                    }
+                }
+                p = align4(p + 12 + len)?;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A property of one or two 32-bit big-endian cells as a number.
+pub fn as_u64(value: &[u8]) -> Option<u64> {
+    match value.len() {
+        4 => be32(value, 0).map(u64::from),
+        8 => Some(u64::from(be32(value, 0)?) << 32 | u64::from(be32(value, 4)?)),
+        _ => None,
+    }
+}
+
 /// A string property's value without its terminating NUL.
 pub fn as_str(value: &[u8]) -> Option<&str> {
     core::str::from_utf8(value.strip_suffix(&[0])?).ok()
@@ -206,6 +262,27 @@ mod tests {
             );
         }
         assert_eq!(as_str(b"no terminator"), None);
+        for len in 0..QEMU_VIRT.len().min(2048) {
+            let _ = child_property(&QEMU_VIRT[..len], "chosen", "stdout-path");
+        }
+        let _ = child_property(CORRUPTED, "chosen", "stdout-path");
         assert_eq!(as_str(b"Tandem VM probe\0"), Some("Tandem VM probe"));
+    }
+
+    /// A property of a child of the root, found by the child's whole name; a grandchild's or
+    /// another child's property is not it.
+    #[test]
+    fn reads_child_properties() {
+        let stdout = child_property(QEMU_VIRT, "chosen", "stdout-path").and_then(as_str);
+        assert_eq!(stdout, Some("/pl011@9000000"));
+        assert_eq!(child_property(QEMU_VIRT, "chosen", "model"), None);
+        assert_eq!(child_property(QEMU_VIRT, "chose", "stdout-path"), None);
+        // psci's method, not chosen's.
+        assert_eq!(child_property(QEMU_VIRT, "chosen", "method"), None);
+        let method = child_property(QEMU_VIRT, "psci", "method").and_then(as_str);
+        assert_eq!(method, Some("smc"));
+        assert_eq!(as_u64(&[0, 0, 0, 7]), Some(7));
+        assert_eq!(as_u64(&[0, 0, 0, 1, 0, 0, 0, 2]), Some(1 << 32 | 2));
+        assert_eq!(as_u64(&[0, 0, 7]), None);
     }
 }

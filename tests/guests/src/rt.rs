@@ -21,7 +21,7 @@
 //!
 //! Per-vCPU state is indexed by MPIDR_EL1.Aff0 (0 or 1): Tandem gives vCPU n the MPIDR n.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 use aarch64_cpu::registers::{CNTV_CTL_EL0, ESR_EL1, FAR_EL1, MPIDR_EL1, Readable, Writeable};
 
@@ -75,6 +75,21 @@ impl PerCpu {
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// A guest's own exception handler, tried before the runtime's: the address of a
+/// [`ExceptionHook`], 0 for none.
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// A handler [`set_exception_hook`] installs: it gets every exception first (`kind` as
+/// [`guest_exception`] has it) and returns `true` if it dealt with it (the possibly edited
+/// frame resumes), `false` to leave it to the runtime.
+pub type ExceptionHook = fn(&mut Frame, u64) -> bool;
+
+/// Sends every exception to `hook` first, for a guest that provokes them at random and
+/// counts them itself (`chaos`).
+pub fn set_exception_hook(hook: ExceptionHook) {
+    HOOK.store(hook as usize, Ordering::Release);
+}
 
 /// Per vCPU, while [`run_at_el0`] runs: where EL1 resumes (0: no excursion) and with which
 /// PSTATE. The assembly of `run_at_el0` writes both (offsets 0 and 8).
@@ -458,6 +473,14 @@ pub unsafe fn store64(addr: u64, value: u64) {
 /// Returns the frame to resume: always the interrupted one (possibly edited).
 #[unsafe(no_mangle)]
 extern "C" fn guest_exception(frame: &mut Frame, kind: u64, _ticks: u64) -> &mut Frame {
+    let hook = HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: HOOK holds 0 or an `ExceptionHook` stored by `set_exception_hook`.
+        let hook: ExceptionHook = unsafe { core::mem::transmute::<usize, ExceptionHook>(hook) };
+        if hook(frame, kind) {
+            return frame;
+        }
+    }
     match kind {
         guest_rt::KIND_SYNC => synchronous(frame),
         guest_rt::KIND_IRQ => irq(frame),
