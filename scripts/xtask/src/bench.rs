@@ -132,6 +132,7 @@ fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
         true,
         Vms::Named(&["rtos".to_string()]),
         None,
+        None,
         machine,
     )?;
     let mut q = boot(&alone, true, "bench-alone")?;
@@ -152,7 +153,7 @@ fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
         } else {
             Vms::Layout(layout)
         };
-        let image = package::build(root, "qemu-virt", true, vms, None, machine)?;
+        let image = package::build(root, "qemu-virt", true, vms, None, None, machine)?;
         let mut q = boot(&image, true, &format!("bench-{layout}"))?;
         q.wait_for(PROMPT, BOOT)?;
         let rtos: &[&str] = if layout == "consolidated" {
@@ -246,6 +247,7 @@ fn doorbell(root: &Path) -> Result<RoundTrip, String> {
         true,
         Vms::Named(&names),
         None,
+        None,
         Machine::DEFAULT,
     )?;
     let mut q = boot(&image, true, "bench-doorbell")?;
@@ -273,7 +275,7 @@ fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
     });
 
     say("bench io: Linux to the modem over virtio (the default set)");
-    let image = package::build(root, "qemu-virt", true, Vms::Default, None, machine)?;
+    let image = package::build(root, "qemu-virt", true, Vms::Default, None, None, machine)?;
     let mut q = boot(&image, true, "bench-io")?;
     q.wait_for(PROMPT, BOOT)?;
     let mark = q.log().len();
@@ -398,7 +400,15 @@ pub fn report(root: &Path, out: &Path, parts: &[Part]) -> Result<(), String> {
     }
     if parts.contains(&Part::Footprint) {
         say("bench: footprint (tandem-novm.bin, EL2 RAM from the boot log, kernel/ lines)");
-        let image = package::build(root, "qemu-virt", true, Vms::None, None, Machine::DEFAULT)?;
+        let image = package::build(
+            root,
+            "qemu-virt",
+            true,
+            Vms::None,
+            None,
+            None,
+            Machine::DEFAULT,
+        )?;
         let image_bytes = std::fs::metadata(&image)
             .map_err(|e| format!("{}: {e}", image.display()))?
             .len();
@@ -513,6 +523,7 @@ fn micro(root: &Path) -> Result<(Vec<report::Micro>, String), String> {
         true,
         Vms::Named(&names),
         None,
+        None,
         Machine::DEFAULT,
     )?;
     let mut config = MachineConfig::new("qemu-virt", &image);
@@ -548,6 +559,7 @@ fn vcpu_switch(root: &Path) -> Result<Vec<report::Micro>, String> {
         "qemu-virt",
         true,
         Vms::Named(&names),
+        None,
         None,
         Machine::DEFAULT,
     )?;

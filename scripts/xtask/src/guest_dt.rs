@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use crate::vms::{Device, RAM_IPA};
+use crate::vms::{Device, HostileRun, RAM_IPA};
 
 /// The GICv3 distributor's IPA and size.
 pub const GICD_IPA: u64 = 0x0800_0000;
@@ -69,6 +69,8 @@ pub struct GuestDt<'a> {
     pub channels: &'a [ChannelNode],
     /// A virtual PL011 (base, INTID) instead of the Tandem node: a transparent VM.
     pub pl011: Option<(u64, u32)>,
+    /// The seeded hostile guest's run (`/chosen/tandem,hostile-seed` and `-ops`).
+    pub hostile: Option<HostileRun>,
 }
 
 /// The emulated GIC: a GICv3 (distributor and one redistributor per vCPU), or
@@ -306,6 +308,14 @@ pub fn dts(dt: &GuestDt<'_>) -> String {
     let _ = writeln!(w, "\t\t/* Fixed, so runs are identical under -icount. */");
     let _ = writeln!(w, "\t\trng-seed = <{seed}>;");
     let _ = writeln!(w, "\t\tkaslr-seed = <0x0 0x0>;");
+    if let Some(run) = dt.hostile {
+        let _ = writeln!(
+            w,
+            "\t\t/* What the hostile guest does (cargo xtask run --with-hostile). */"
+        );
+        let _ = writeln!(w, "\t\ttandem,hostile-seed = <{}>;", cells(run.seed));
+        let _ = writeln!(w, "\t\ttandem,hostile-ops = <{}>;", cells(run.ops));
+    }
     let _ = writeln!(w, "\t}};\n");
 
     let _ = writeln!(w, "\tmemory@{RAM_IPA:x} {{");
@@ -442,6 +452,7 @@ mod tests {
             gic: 3,
             channels: &[],
             pl011: None,
+            hostile: None,
         }
     }
 
@@ -457,6 +468,7 @@ mod tests {
             gic: 3,
             channels: &[],
             pl011: None,
+            hostile: None,
         }
     }
 
@@ -697,5 +709,29 @@ mod tests {
             "{b}"
         );
         assert!(!b.contains("virtio,mmio") && !b.contains("restricted-dma-pool"));
+    }
+
+    /// The hostile guest's seed and count are in its /chosen only, as 64-bit cells, and dtc
+    /// accepts them.
+    #[test]
+    fn hostile_run_in_chosen() {
+        let run = HostileRun {
+            seed: 0x1_0000_0007,
+            ops: 1_000_000,
+        };
+        let s = dts(&GuestDt {
+            hostile: Some(run),
+            ..rtos()
+        });
+        let chosen = &s[s.find("chosen {").unwrap()..s.find("memory@").unwrap()];
+        assert!(
+            chosen.contains("tandem,hostile-seed = <0x1 0x7>;"),
+            "{chosen}"
+        );
+        assert!(
+            chosen.contains("tandem,hostile-ops = <0x0 0xf4240>;"),
+            "{chosen}"
+        );
+        assert!(!dts(&rtos()).contains("hostile"));
     }
 }

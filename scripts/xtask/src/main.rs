@@ -31,7 +31,7 @@ use crate::native::NativeGuest;
 use crate::package::Vms;
 use crate::setup::Need;
 use crate::util::{cargo, run, say, shell_line};
-use crate::vms::{GuestArg, Machine};
+use crate::vms::{GuestArg, HostileRun, Machine};
 
 #[derive(Parser)]
 #[command(
@@ -131,6 +131,35 @@ struct MachineArgs {
     /// is named …-gic2.bin.
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
     gic: Option<u8>,
+    /// Add the seeded hostile guest, vm "chaos" of vms.toml, after the other VMs: from its
+    /// seed it derives random hypercalls, MMIO over its whole IPA space, system-register
+    /// accesses, odd instructions, CPU_ON races and resets, then prints `hostile: done` with
+    /// its counts. On qemu-virt its vCPUs share pCPUs 2 and 3 with the RTOS, below the RTOS's
+    /// priority (target/tandem/<platform>/tandem-…-hostile-seed<N>.bin).
+    #[arg(long)]
+    with_hostile: bool,
+    /// The hostile guest's seed, decimal or 0x-hex (default: one from the clock, printed):
+    /// the same seed repeats the same run.
+    #[arg(long, requires = "with_hostile", value_parser = parse_seed)]
+    seed: Option<u64>,
+    /// Operations of the hostile guest's last boot [default: 1000000].
+    #[arg(long, value_name = "N", requires = "with_hostile", value_parser = clap::value_parser!(u64).range(1..))]
+    hostile_ops: Option<u64>,
+}
+
+/// `--seed`: a 64-bit number, decimal or `0x` hex.
+fn parse_seed(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|_| {
+        format!(
+            "the seed must be a number from 0 to {} (decimal or 0x-hex), not \"{text}\"",
+            u64::MAX
+        )
+    })
 }
 
 impl MachineArgs {
@@ -148,6 +177,25 @@ impl MachineArgs {
     fn gic(&self) -> u8 {
         self.gic
             .unwrap_or(if self.platform == "rpi4" { 2 } else { 3 })
+    }
+
+    /// The hostile guest's run (`--with-hostile`), with a seed from the clock when `--seed` is
+    /// not given; says which seed, so that any run can be repeated.
+    fn hostile(&self) -> Option<HostileRun> {
+        if !self.with_hostile {
+            return None;
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_secs() ^ u64::from(now.subsec_nanos())
+        });
+        let ops = self.hostile_ops.unwrap_or(HostileRun::DEFAULT_OPS);
+        say(&format!(
+            "hostile guest: seed {seed}, {ops} operations (repeat with --with-hostile --seed {seed})"
+        ));
+        Some(HostileRun { seed, ops })
     }
 
     /// The machine the VMs must fit on; the options rpi4 does not have are errors.
@@ -242,6 +290,7 @@ fn main() -> ExitCode {
                 true,
                 Vms::Default,
                 None,
+                None,
                 vms::Machine::RPI4,
             )?;
             let bytes =
@@ -315,7 +364,15 @@ fn build(root: &Path, m: &MachineArgs) -> Result<PathBuf, String> {
         (None, false, Some(layout)) => Vms::Layout(layout),
         (None, false, None) => Vms::Default,
     };
-    let image = package::build(root, &m.platform, !m.debug, vms, m.guest.as_ref(), machine)?;
+    let image = package::build(
+        root,
+        &m.platform,
+        !m.debug,
+        vms,
+        m.guest.as_ref(),
+        m.hostile(),
+        machine,
+    )?;
     if m.platform == "rpi4" {
         // QEMU raspi4b boots with the board's device tree (-dtb), beside the image.
         rpi4::dtb(root, image.parent().unwrap_or(root))?;
@@ -589,5 +646,49 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// --with-hostile takes --seed (decimal or hex) and --hostile-ops; either without it, or a
+    /// seed that is no number, is a usage error that says so.
+    #[test]
+    fn hostile_options() {
+        let r = run_args(&["--with-hostile", "--seed", "7"]).unwrap();
+        assert!(r.machine.with_hostile);
+        assert_eq!(r.machine.seed, Some(7));
+        assert_eq!(
+            r.machine.hostile(),
+            Some(HostileRun {
+                seed: 7,
+                ops: 1_000_000
+            })
+        );
+        let r = run_args(&["--with-hostile", "--seed", "0x10", "--hostile-ops", "5"]).unwrap();
+        assert_eq!(r.machine.hostile(), Some(HostileRun { seed: 16, ops: 5 }));
+        assert!(
+            run_args(&["--with-hostile"])
+                .unwrap()
+                .machine
+                .hostile()
+                .is_some()
+        );
+        assert_eq!(run_args(&[]).unwrap().machine.hostile(), None);
+        for args in [&["--seed", "7"][..], &["--hostile-ops", "5"][..]] {
+            let Err(e) = run_args(args) else {
+                panic!("{args:?} was accepted");
+            };
+            assert!(e.contains("--with-hostile"), "{args:?}: {e}");
+        }
+        let Err(e) = run_args(&["--with-hostile", "--seed", "seven"]) else {
+            panic!("--seed seven was accepted");
+        };
+        assert!(
+            e.contains("the seed must be a number from 0 to 18446744073709551615 (decimal or 0x-hex), not \"seven\""),
+            "{e}"
+        );
+        assert!(run_args(&["--with-hostile", "--seed", "-1"]).is_err());
+        assert!(run_args(&["--with-hostile", "--hostile-ops", "0"]).is_err());
+        let cli =
+            Cli::try_parse_from(["cargo xtask", "build", "--with-hostile", "--seed", "3"]).unwrap();
+        assert!(matches!(cli.command, Cmd::Build(m) if m.seed == Some(3)));
     }
 }

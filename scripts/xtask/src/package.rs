@@ -30,7 +30,8 @@ use crate::guest_dt::{self, CONSOLE_INTID, ChannelNode, ChannelRole, GuestDt};
 use crate::setup::{self, Need};
 use crate::util::{cargo, say};
 use crate::vms::{
-    self, Config, GuestArg, GuestImage, Image, Machine, RAM_IPA, Selection, TANDEM_RESERVE,
+    self, Config, GuestArg, GuestImage, HostileRun, Image, Machine, RAM_IPA, Selection,
+    TANDEM_RESERVE,
 };
 use crate::{image, linux};
 
@@ -66,6 +67,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::TestVhostile => Some(("test-guests", "vhostile", &[])),
         GuestImage::TestConsoleCost => Some(("test-guests", "consolecost", &[])),
         GuestImage::TestPingpong => Some(("test-guests", "pingpong", &[])),
+        GuestImage::TestChaos => Some(("test-guests", "chaos", &[])),
         GuestImage::Linux | GuestImage::DebianLinux => None,
     }
 }
@@ -173,6 +175,7 @@ fn vm_spec(
     dt_dir: &Path,
     gic: u8,
     channels: &[ChannelNode],
+    hostile: HostileRun,
 ) -> Result<VmSpec, String> {
     let pl011 = (vm.console == vms::Console::Pl011).then_some(board.uart);
     let layout = vms::plan(
@@ -192,6 +195,7 @@ fn vm_spec(
         gic,
         channels,
         pl011,
+        hostile: (vm.image == Image::Built(GuestImage::TestChaos)).then_some(hostile),
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -319,6 +323,7 @@ pub fn assemble(
             &dt_dir,
             machine.gic,
             &channels,
+            selection.hostile,
         )?);
     }
     for c in &selection.channels {
@@ -390,13 +395,15 @@ pub enum Vms<'a> {
 
 /// Checks the configuration, builds the hypervisor and the selected guests, and
 /// writes the boot image; returns its path. `guest` (`--guest`) is booted after the
-/// selected VMs; its paths are relative to the current directory.
+/// selected VMs; its paths are relative to the current directory. `hostile`
+/// (`--with-hostile`) adds the seeded hostile guest last.
 pub fn build(
     root: &Path,
     platform: &str,
     release: bool,
     vms: Vms<'_>,
     guest: Option<&GuestArg>,
+    hostile: Option<HostileRun>,
     machine: Machine,
 ) -> Result<PathBuf, String> {
     let mut selection = match vms {
@@ -412,6 +419,13 @@ pub fn build(
             .take()
             .unwrap_or_else(|| Selection::none(&format!("platforms/{platform}/vms.toml")));
         selection = Some(base.with_guest(vm, machine)?);
+    }
+    if let Some(run) = hostile {
+        let config = Config::load(root, platform)?;
+        let base = selection
+            .take()
+            .unwrap_or_else(|| Selection::none(&config.file));
+        selection = Some(base.with_hostile(&config, run, machine)?);
     }
     match selection {
         Some(selection) => build_selection(root, platform, release, &selection, machine),
@@ -438,13 +452,18 @@ pub fn build_selection(
     assemble(root, platform, selection, machine)
 }
 
+/// Operations of the hostile guest in the system test's image (`cargo xtask run
+/// --with-hostile` runs `HostileRun::DEFAULT_OPS`).
+pub const HOSTILE_TEST_OPS: u64 = 200_000;
+
 /// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
 /// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
 /// `tandem-ping-pong.bin` (doorbell round trips), `tandem-switch-a-switch-b.bin` (the vCPU
-/// switch between two VMs on one pCPU),
+/// switch between two VMs on one pCPU), `tandem-hostile-seed7-ops200000.bin` (the default set
+/// and the seeded hostile guest),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -504,6 +523,16 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
     // The default set (Linux beside the RTOS) and the shared-CPU layouts for
     // the Linux system tests.
     selections.push(config.select(None, machine)?);
+    // The default set and the seeded hostile guest (tests/tests/hostile_at_scale.rs).
+    let hostile = HostileRun {
+        seed: 7,
+        ops: HOSTILE_TEST_OPS,
+    };
+    selections.push(
+        config
+            .select(None, machine)?
+            .with_hostile(&config, hostile, machine)?,
+    );
     for layout in ["single-core", "shared", "consolidated"] {
         selections.push(config.select_layout(layout, machine)?);
     }

@@ -190,11 +190,13 @@ pub enum GuestImage {
     TestConsoleCost,
     /// test-guests' `pingpong` binary: doorbell round trips over a channel.
     TestPingpong,
+    /// test-guests' `chaos` binary: the seeded hostile guest of `--with-hostile`.
+    TestChaos,
 }
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 9] = [
+    pub const ALL: [(&'static str, GuestImage); 10] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
@@ -204,6 +206,7 @@ impl GuestImage {
         ("test-vhostile", GuestImage::TestVhostile),
         ("test-consolecost", GuestImage::TestConsoleCost),
         ("test-pingpong", GuestImage::TestPingpong),
+        ("test-chaos", GuestImage::TestChaos),
     ];
 
     /// The name used in vms.toml.
@@ -631,6 +634,36 @@ pub struct Selection {
     pub all_channels: Vec<Channel>,
     /// The channels between the selected VMs, placed.
     pub channels: Vec<Placed>,
+    /// What the seeded hostile guest (image `test-chaos`) does, if one is selected.
+    pub hostile: HostileRun,
+}
+
+/// The seeded hostile guest's run, written into its device tree's `/chosen`
+/// (`tandem,hostile-seed`, `tandem,hostile-ops`): the same image serves any seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostileRun {
+    /// Every act of the guest derives from it.
+    pub seed: u64,
+    /// Operations of its last boot.
+    pub ops: u64,
+}
+
+impl HostileRun {
+    /// Operations when not told otherwise: the 10^6.
+    pub const DEFAULT_OPS: u64 = 1_000_000;
+    /// The seed of a `test-chaos` VM selected by name (`--vms …,chaos`) without `--seed`.
+    pub const DEFAULT_SEED: u64 = 1;
+    /// The VM `--with-hostile` adds (declared in vms.toml).
+    pub const VM: &'static str = "chaos";
+}
+
+impl Default for HostileRun {
+    fn default() -> Self {
+        HostileRun {
+            seed: Self::DEFAULT_SEED,
+            ops: Self::DEFAULT_OPS,
+        }
+    }
 }
 
 impl Selection {
@@ -645,6 +678,7 @@ impl Selection {
             name: Some("tandem-novm.bin".into()),
             all_channels: Vec::new(),
             channels: Vec::new(),
+            hostile: HostileRun::default(),
         }
     }
 
@@ -672,6 +706,55 @@ impl Selection {
         selection.is_default = false;
         selection.layout = self.layout.clone();
         selection.name = Some(name);
+        selection.hostile = self.hostile;
+        Ok(selection)
+    }
+
+    /// This selection with the seeded hostile guest (vm [`HostileRun::VM`] of `config`) as its
+    /// last VM, running `run`, all checked again together (`--with-hostile`). The boot image
+    /// is `<this one's name>-hostile-seed<N>[-ops<N>].bin`.
+    pub fn with_hostile(
+        &self,
+        config: &Config,
+        run: HostileRun,
+        machine: Machine,
+    ) -> Result<Selection, String> {
+        let Some(vm) = config.vms.iter().find(|v| v.name == HostileRun::VM) else {
+            return Err(format!(
+                "{}: --with-hostile boots vm \"{}\", which this file does not declare",
+                self.file,
+                HostileRun::VM
+            ));
+        };
+        if self.vms.iter().any(|v| v.name == vm.name) {
+            return Err(format!(
+                "{}: --with-hostile adds vm \"{}\", which is already selected; leave it out of --vms",
+                self.file, vm.name
+            ));
+        }
+        let base = self.image_name();
+        let ops = if run.ops == HostileRun::DEFAULT_OPS {
+            String::new()
+        } else {
+            format!("-ops{}", run.ops)
+        };
+        let name = format!(
+            "{}-hostile-seed{}{ops}.bin",
+            base.trim_end_matches(".bin"),
+            run.seed
+        );
+        let all = Config {
+            file: self.file.clone(),
+            vms: self.vms.iter().cloned().chain([vm.clone()]).collect(),
+            layouts: BTreeMap::new(),
+            channels: self.all_channels.clone(),
+        };
+        let names: Vec<String> = all.vms.iter().map(|v| v.name.clone()).collect();
+        let mut selection = all.select(Some(&names), machine)?;
+        selection.is_default = false;
+        selection.layout = self.layout.clone();
+        selection.name = Some(name);
+        selection.hostile = run;
         Ok(selection)
     }
 
@@ -1183,6 +1266,7 @@ impl Config {
                 name: None,
                 all_channels: self.channels.clone(),
                 channels,
+                hostile: HostileRun::default(),
             },
             errors,
         )
@@ -2313,7 +2397,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost, test-pingpong; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost, test-pingpong, test-chaos; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }
@@ -2678,5 +2762,57 @@ period_us = 1000
             .unwrap();
         check_image_files(&s).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// --with-hostile adds vm "chaos" of the board's file last (sharing the RTOS's pCPUs),
+    /// names the image after the seed, and says so when the VM is already selected or the
+    /// file has none.
+    #[test]
+    fn hostile_selection() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let m = Machine::DEFAULT;
+        let c = Config::load(&root, "qemu-virt").unwrap();
+        let run = HostileRun { seed: 7, ops: 5 };
+        let s = c.select(None, m).unwrap().with_hostile(&c, run, m).unwrap();
+        let names: Vec<&str> = s.vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["linux", "rtos", "chaos"]);
+        assert_eq!(s.hostile, run);
+        assert_eq!(s.image_name(), "tandem-hostile-seed7-ops5.bin");
+        assert!(
+            s.notes
+                .iter()
+                .any(|n| n.contains("rtos/vcpu0, chaos/vcpu0")),
+            "{:?}",
+            s.notes
+        );
+        let run = HostileRun {
+            seed: 9,
+            ..HostileRun::default()
+        };
+        let s = c
+            .select(Some(&["rtos".into()]), m)
+            .unwrap()
+            .with_hostile(&c, run, m)
+            .unwrap();
+        assert_eq!(s.image_name(), "tandem-rtos-hostile-seed9.bin");
+        let e = c
+            .select(Some(&["rtos".into(), "chaos".into()]), m)
+            .unwrap()
+            .with_hostile(&c, run, m)
+            .unwrap_err();
+        assert!(
+            e.contains("--with-hostile adds vm \"chaos\", which is already selected"),
+            "{e}"
+        );
+        let rpi4 = Config::load(&root, "rpi4").unwrap();
+        let e = rpi4
+            .select(None, Machine::RPI4)
+            .unwrap()
+            .with_hostile(&rpi4, run, Machine::RPI4)
+            .unwrap_err();
+        assert!(
+            e.contains("--with-hostile boots vm \"chaos\", which this file does not declare"),
+            "{e}"
+        );
     }
 }
