@@ -167,16 +167,18 @@ fn channel_nodes(selection: &Selection, index: usize) -> Vec<ChannelNode> {
         .collect()
 }
 
+/// VM `index` of `selection`, built as `built`, described for the package (its device tree
+/// compiled into `dt_dir`).
 fn vm_spec(
-    file: &str,
+    selection: &Selection,
+    index: usize,
     board: &vms::Board,
-    vm: &vms::Vm,
     built: &Built,
     dt_dir: &Path,
     gic: u8,
-    channels: &[ChannelNode],
-    hostile: HostileRun,
 ) -> Result<VmSpec, String> {
+    let (file, vm) = (selection.file.as_str(), &selection.vms[index]);
+    let channels = &channel_nodes(selection, index);
     let pl011 = (vm.console == vms::Console::Pl011).then_some(board.uart);
     let layout = vms::plan(
         file,
@@ -195,7 +197,7 @@ fn vm_spec(
         gic,
         channels,
         pl011,
-        hostile: (vm.image == Image::Built(GuestImage::TestChaos)).then_some(hostile),
+        hostile: (vm.image == Image::Built(GuestImage::TestChaos)).then_some(selection.hostile),
     };
     let dtb = guest_dt::compile(&guest_dt::dts(&dt), &dt_dir.join(&vm.name))?;
     if dtb.len() as u64 > layout.dtb_max {
@@ -314,16 +316,13 @@ pub fn assemble(
         if let Entry::Vacant(slot) = built.entry(vm.image.clone()) {
             slot.insert(vm_guest(root, file, vm)?);
         }
-        let channels = channel_nodes(selection, i);
         specs.push(vm_spec(
-            file,
+            selection,
+            i,
             vms::Board::of(platform)?,
-            vm,
             &built[&vm.image],
             &dt_dir,
             machine.gic,
-            &channels,
-            selection.hostile,
         )?);
     }
     for c in &selection.channels {
