@@ -9,6 +9,8 @@ use crate::aarch64::pte::{self, LeafAttrs, level_size};
 
 /// Entries per table.
 pub const ENTRIES: usize = 512;
+/// The granule.
+const PAGE: u64 = 4096;
 
 /// Where translation tables live: allocation and word access by physical address.
 pub trait TableMemory {
@@ -25,7 +27,8 @@ pub trait TableMemory {
 pub enum MapError {
     /// An address or size is not 4 KiB aligned.
     Unaligned,
-    /// The range goes beyond the tree's input address size.
+    /// The range goes beyond the tree's input address size, or the output
+    /// beyond the 48 bits a descriptor holds.
     OutOfRange,
     /// No memory for another table.
     NoMemory,
@@ -75,6 +78,12 @@ impl PageTable {
         }
         let end = va.checked_add(size).ok_or(MapError::OutOfRange)?;
         if end > 1u64 << self.ia_bits {
+            return Err(MapError::OutOfRange);
+        }
+        // A descriptor keeps output address bits [47:12] only: a larger one
+        // would be cut to another address, not refused.
+        let out_end = pa.checked_add(size).ok_or(MapError::OutOfRange)?;
+        if out_end > pte::OA_MASK + PAGE {
             return Err(MapError::OutOfRange);
         }
         Ok(())
@@ -253,6 +262,30 @@ pub(crate) mod tests {
         let (pa, desc) = t.translate(&m, 0x4012_3456).unwrap();
         assert_eq!(pa, 0x8012_3456);
         assert_eq!(desc & 0b11, 0b01, "block descriptor");
+    }
+
+    /// An output address beyond the 48 bits a descriptor holds is refused,
+    /// not cut to another address (found by fuzzing), and an output range
+    /// that wraps is refused without overflowing.
+    #[test]
+    fn output_beyond_48_bits_is_refused() {
+        let mut m = FakeTables::default();
+        let mut t = PageTable::new(&mut m, 1, 32).unwrap();
+        assert_eq!(
+            t.map(&mut m, 0, 1 << 48, 4096, rw()),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(
+            t.map(&mut m, 0, (1 << 48) - 4096, 8192, rw()),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(
+            t.map(&mut m, 0, u64::MAX & !0xfff, 8192, rw()),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(t.translate(&m, 0), None);
+        t.map(&mut m, 0, (1 << 48) - 4096, 4096, rw()).unwrap();
+        assert_eq!(t.translate(&m, 0x10).unwrap().0, (1 << 48) - 4096 + 0x10);
     }
 
     /// A whole aligned gigabyte is one level-1 block.
