@@ -129,6 +129,9 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
     let (mut read, mut write, mut depth) = (0usize, 0usize, 0usize);
     let mut ended = false;
     let mut seen_root = false;
+    // The last node token closed a child: the node it is in takes no more
+    // properties (they precede subnodes; the crate asserts so).
+    let mut after_child = false;
     while read < struct_len {
         let at = struct_off + read;
         let token = be32(blob, at).ok_or(DtError::BadToken(read))?;
@@ -138,6 +141,7 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
                     return Err(DtError::BadToken(read));
                 }
                 seen_root = true;
+                after_child = false;
                 depth += 1;
                 let name = blob
                     .get(at + 4..struct_off + struct_len)
@@ -146,10 +150,11 @@ pub fn sanitize(blob: &mut [u8]) -> Result<usize, DtError> {
             }
             FDT_END_NODE => {
                 depth = depth.checked_sub(1).ok_or(DtError::Unbalanced)?;
+                after_child = true;
                 4
             }
             FDT_PROP => {
-                if depth == 0 {
+                if depth == 0 || after_child {
                     return Err(DtError::BadToken(read));
                 }
                 let value_len = be32(blob, at + 4).ok_or(DtError::BadToken(read))? as usize;
@@ -830,6 +835,61 @@ mod tests {
         sanitize(&mut blob).unwrap();
         assert_eq!(be32(&blob, 36).unwrap() as usize, len - plen);
         assert_eq!(parse(&blob).unwrap().cpus.len(), 4);
+    }
+
+    /// A blob of `structure` tokens (big-endian words) and a strings block
+    /// holding "model".
+    fn blob_of(structure: &[u32]) -> Vec<u8> {
+        let strings = b"model\0";
+        let struct_off = HEADER_LEN + 16;
+        let strings_off = struct_off + 4 * structure.len();
+        let total = strings_off + strings.len();
+        let mut b = Vec::new();
+        for w in [
+            FDT_MAGIC,
+            total as u32,
+            struct_off as u32,
+            strings_off as u32,
+            HEADER_LEN as u32,
+            17,
+            16,
+            0,
+            strings.len() as u32,
+            4 * structure.len() as u32,
+        ] {
+            b.extend_from_slice(&w.to_be_bytes());
+        }
+        b.extend_from_slice(&[0; 16]);
+        for w in structure {
+            b.extend_from_slice(&w.to_be_bytes());
+        }
+        b.extend_from_slice(strings);
+        b
+    }
+
+    /// A property after a subnode (found by fuzzing): properties precede
+    /// subnodes, and the `fdt` crate panics on one that does not. Refused;
+    /// the same property before the subnode is fine.
+    #[test]
+    fn property_after_a_subnode_is_refused() {
+        let node_a = [FDT_BEGIN_NODE, u32::from_be_bytes(*b"a\0\0\0")];
+        let prop = [FDT_PROP, 4, 0, 0x1234];
+        let root = [FDT_BEGIN_NODE, 0];
+        let mut late = root.to_vec();
+        late.extend(node_a);
+        late.push(FDT_END_NODE);
+        late.extend(prop);
+        late.extend([FDT_END_NODE, FDT_END]);
+        let mut blob = blob_of(&late);
+        assert_eq!(sanitize(&mut blob), Err(DtError::BadToken(20)));
+
+        let mut early = root.to_vec();
+        early.extend(prop);
+        early.extend(node_a);
+        early.extend([FDT_END_NODE, FDT_END_NODE, FDT_END]);
+        let mut blob = blob_of(&early);
+        assert!(sanitize(&mut blob).is_ok());
+        let _ = parse(&blob);
     }
 
     /// Boot arguments are read from /chosen and split into key=value options.
