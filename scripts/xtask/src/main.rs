@@ -9,6 +9,7 @@
 mod bench;
 mod channels;
 mod examples;
+mod fuzz;
 mod guest_dt;
 mod image;
 mod linux;
@@ -55,6 +56,18 @@ enum Cmd {
     Build(MachineArgs),
     /// Install the host tools the build and tests need (run and test do this themselves).
     Setup,
+    /// Fuzz Tandem's input parsers and guest-facing code on the host (kernel/fuzz, libFuzzer
+    /// with coverage, stable Rust): each target runs --seconds, then executions, coverage
+    /// and crashes are printed. A crash fails the command, naming the input and how to re-run
+    /// it. Corpora grow in target/fuzz/corpus.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: all): hypercall, vgic_mmio, stage2, dtb, package,
+        /// vm_config, ring.
+        targets: Vec<String>,
+    },
     /// Build the Linux guest (kernel Image with guest-linux-patches, initramfs), cached.
     Linux,
     /// Build an example guest of pv-abi (hello-rust, hello-c) into
@@ -272,7 +285,10 @@ fn main() -> ExitCode {
         Cmd::Run(args) => cmd_run(&root, args),
         Cmd::Test(args) => cmd_test(&root, args),
         Cmd::Build(args) => prepare(&[]).and_then(|_| build(&root, &args).map(|_| ())),
-        Cmd::Setup => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild]),
+        Cmd::Setup => prepare(&[Need::Qemu, Need::Dtc, Need::LinuxBuild, Need::Cxx]),
+        Cmd::Fuzz { seconds, targets } => {
+            setup::ensure(&[Need::Cxx]).and_then(|_| fuzz::run(&root, seconds, &targets))
+        }
         Cmd::Example { name } => prepare(&[]).and_then(|_| {
             let bin = examples::build(&root, &name)?;
             say(&format!("{}", bin.display()));
@@ -511,8 +527,12 @@ fn run_native_linux(root: &Path, mut args: RunArgs) -> Result<(), String> {
     run(Command::new(QEMU).args(&qemu_args))
 }
 
+/// Seconds per fuzz target in `cargo xtask test`: enough to replay the seeds and
+/// run a few thousand mutations of each.
+const FUZZ_SMOKE_SECONDS: u64 = 3;
+
 fn cmd_test(root: &Path, args: TestArgs) -> Result<(), String> {
-    prepare(&[Need::Qemu, Need::Dtc])?;
+    prepare(&[Need::Qemu, Need::Dtc, Need::Cxx])?;
     if !args.system_only {
         say("host unit tests");
         let mut cmd = cargo();
@@ -522,6 +542,10 @@ fn cmd_test(root: &Path, args: TestArgs) -> Result<(), String> {
             cmd.arg(f);
         }
         run(&mut cmd)?;
+        if args.filter.is_none() {
+            say("fuzz smoke run (cargo xtask fuzz for longer runs)");
+            fuzz::run(root, FUZZ_SMOKE_SECONDS, &[])?;
+        }
     }
     say("building boot images for the system tests");
     package::build_test_images(root)?;

@@ -21,6 +21,8 @@ pub enum Need {
     LinuxBuild,
     /// The aarch64-linux-gnu cross gcc and make, for the C example guest.
     CrossGcc,
+    /// A host C++ compiler: the libfuzzer-sys crate compiles libFuzzer (`cargo xtask fuzz`).
+    Cxx,
 }
 
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/tandem-bookworm-backports.list";
@@ -201,6 +203,17 @@ pub fn ensure(needs: &[Need]) -> Result<(), String> {
                     ],
                     false,
                     "the cross compiler for the C example guest",
+                )?;
+            }
+            Need::Cxx => {
+                if have("c++", "--version") || have("g++", "--version") {
+                    continue;
+                }
+                update_once(&mut updated)?;
+                apt_install(
+                    &["g++"],
+                    false,
+                    "libfuzzer-sys compiles libFuzzer for cargo xtask fuzz",
                 )?;
             }
             Need::LinuxBuild => {
