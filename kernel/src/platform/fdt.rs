@@ -395,9 +395,12 @@ impl MachineFacts {
             .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 
-    /// Total RAM in bytes.
+    /// Total RAM in bytes (saturating: a hostile tree's banks may add up past 2^64).
     pub fn ram_bytes(&self) -> u64 {
-        self.memory.as_slice().iter().map(|r| r.size).sum()
+        self.memory
+            .as_slice()
+            .iter()
+            .fold(0, |sum, r| sum.saturating_add(r.size))
     }
 }
 
@@ -890,6 +893,18 @@ mod tests {
         let mut blob = blob_of(&early);
         assert!(sanitize(&mut blob).is_ok());
         let _ = parse(&blob);
+    }
+
+    /// Memory banks whose sizes add up past 2^64 (found by fuzzing) give a
+    /// saturated total, not an overflow (a panic in a debug build).
+    #[test]
+    fn ram_total_saturates() {
+        let mut f = facts("qemu-virt-gicv3-smp4.dtb");
+        f.memory.push(Region {
+            base: 0x1_0000_0000,
+            size: u64::MAX - 0x1000,
+        });
+        assert_eq!(f.ram_bytes(), u64::MAX);
     }
 
     /// Boot arguments are read from /chosen and split into key=value options.
