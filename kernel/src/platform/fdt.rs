@@ -473,9 +473,10 @@ fn gic_intids(node: fdt::node::FdtNode<'_, '_>) -> List<u32, 8> {
     if let Some(p) = node.property("interrupts") {
         for spec in p.value.chunks_exact(12) {
             let (kind, num) = (be32(spec, 0).unwrap_or(9), be32(spec, 4).unwrap_or(0));
-            let intid = match kind {
-                0 => 32 + num,
-                1 => 16 + num,
+            // SPIs are INTIDs 32..=1019, PPIs 16..=31: a number past them is no interrupt.
+            let intid = match (kind, num) {
+                (0, 0..=987) => 32 + num,
+                (1, 0..=15) => 16 + num,
                 _ => continue,
             };
             out.push(intid);
@@ -843,7 +844,23 @@ mod tests {
     /// A blob of `structure` tokens (big-endian words) and a strings block
     /// holding "model".
     fn blob_of(structure: &[u32]) -> Vec<u8> {
-        let strings = b"model\0";
+        blob_with(structure, b"model\0")
+    }
+
+    /// `bytes` as big-endian words, zero-padded.
+    fn words(bytes: &[u8]) -> Vec<u32> {
+        bytes
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0; 4];
+                w[..c.len()].copy_from_slice(c);
+                u32::from_be_bytes(w)
+            })
+            .collect()
+    }
+
+    /// A blob of `structure` tokens and the strings block `strings`.
+    fn blob_with(structure: &[u32], strings: &[u8]) -> Vec<u8> {
         let struct_off = HEADER_LEN + 16;
         let strings_off = struct_off + 4 * structure.len();
         let total = strings_off + strings.len();
@@ -905,6 +922,27 @@ mod tests {
             size: u64::MAX - 0x1000,
         });
         assert_eq!(f.ram_bytes(), u64::MAX);
+    }
+
+    /// A GIC interrupt specifier whose number is past the INTID range (found
+    /// by fuzzing: 32 + 0xffff_ffff overflowed) names no interrupt.
+    #[test]
+    fn interrupt_numbers_past_the_gic_are_no_interrupts() {
+        let compatible = b"arm,armv8-timer\0";
+        let mut structure = vec![FDT_BEGIN_NODE, 0, FDT_BEGIN_NODE];
+        structure.extend(words(b"timer\0"));
+        structure.extend([FDT_PROP, compatible.len() as u32, 0]);
+        structure.extend(words(compatible));
+        // Four PPIs, the last three past 31; then a valid one.
+        structure.extend([FDT_PROP, 60, 11]);
+        structure.extend([1, 13, 4, 1, u32::MAX, 4, 1, 16, 4, 0, 988, 4, 1, 11, 4]);
+        structure.extend([FDT_END_NODE, FDT_END_NODE, FDT_END]);
+        let mut blob = blob_with(&structure, b"compatible\0interrupts\0");
+        sanitize(&mut blob).unwrap();
+        let dt = fdt::Fdt::new(&blob).unwrap();
+        let timer = dt.find_node("/timer").unwrap();
+        assert_eq!(gic_intids(timer).as_slice(), &[29, 27]);
+        assert!(parse(&blob).is_err(), "no GIC, no memory");
     }
 
     /// Boot arguments are read from /chosen and split into key=value options.
