@@ -1,6 +1,7 @@
 //! Memory management: translation tables, physical range bookkeeping, and
 //! how memory is cleared.
 
+pub mod canary;
 pub mod pagetable;
 pub mod ranges;
 pub mod zero;

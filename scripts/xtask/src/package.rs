@@ -68,6 +68,7 @@ fn guest_crate(image: GuestImage) -> Option<(&'static str, &'static str, &'stati
         GuestImage::TestConsoleCost => Some(("test-guests", "consolecost", &[])),
         GuestImage::TestPingpong => Some(("test-guests", "pingpong", &[])),
         GuestImage::TestChaos => Some(("test-guests", "chaos", &[])),
+        GuestImage::TestIsolation => Some(("test-guests", "isolation", &[])),
         GuestImage::Linux | GuestImage::DebianLinux => None,
     }
 }
@@ -462,7 +463,7 @@ pub const HOSTILE_TEST_OPS: u64 = 200_000;
 /// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
 /// `tandem-ping-pong.bin` (doorbell round trips), `tandem-switch-a-switch-b.bin` (the vCPU
 /// switch between two VMs on one pCPU), `tandem-hostile-seed7-ops200000.bin` (the default set
-/// and the seeded hostile guest),
+/// and the seeded hostile guest), `tandem-iso-a-iso-b.bin` (isolation canaries),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -481,7 +482,7 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         // Both unmodified guests on the virtual PL011 (tests/tests/transparent.rs).
         &["debian", "rtos-native"],
     ];
-    const SETS: [&[&str]; 12] = [
+    const SETS: [&[&str]; 13] = [
         &["rtos-selftest"],
         &["probe"],
         &["hostile", "rtos"],
@@ -498,6 +499,8 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
         &["ping", "pong"],
         // Two VMs on one pCPU: the vCPU switch figures.
         &["switch-a", "switch-b"],
+        // Two isolation guests time-sharing a pCPU (tests/tests/isolation.rs).
+        &["iso-a", "iso-b"],
     ];
     let config = Config::load(root, PLATFORM)?;
     let machine = Machine::DEFAULT;

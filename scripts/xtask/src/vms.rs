@@ -192,11 +192,13 @@ pub enum GuestImage {
     TestPingpong,
     /// test-guests' `chaos` binary: the seeded hostile guest of `--with-hostile`.
     TestChaos,
+    /// test-guests' `isolation` binary: register and memory canaries between VMs.
+    TestIsolation,
 }
 
 impl GuestImage {
     /// Every image, by its vms.toml name.
-    pub const ALL: [(&'static str, GuestImage); 10] = [
+    pub const ALL: [(&'static str, GuestImage); 11] = [
         ("rtos", GuestImage::Rtos),
         ("rtos-selftest", GuestImage::RtosSelftest),
         ("linux", GuestImage::Linux),
@@ -207,6 +209,7 @@ impl GuestImage {
         ("test-consolecost", GuestImage::TestConsoleCost),
         ("test-pingpong", GuestImage::TestPingpong),
         ("test-chaos", GuestImage::TestChaos),
+        ("test-isolation", GuestImage::TestIsolation),
     ];
 
     /// The name used in vms.toml.
@@ -2397,7 +2400,7 @@ period_us = 1000
         assert_eq!(f.path, PathBuf::from("/abs/hello.bin"));
         let e = parse_err(&with("image = \"test-probe\"", "image = \"hello\""));
         assert!(
-            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost, test-pingpong, test-chaos; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
+            e.contains("unknown image \"hello\" (known: rtos, rtos-selftest, linux, debian-linux, test-probe, test-hostile, test-vhostile, test-consolecost, test-pingpong, test-chaos, test-isolation; or a file, as a path relative to this file with a / or a ., e.g. \"./hello.bin\")"),
             "{e}"
         );
     }
