@@ -154,8 +154,9 @@ fn the_register_spin_is_time_shared() {
             .filter_map(|w| w.parse().ok())
             .collect();
         let (elapsed, own) = (nums[0], nums[1]);
+        // The other VM ran at least half a 10 ms slice.
         assert!(
-            elapsed >= own + own / 2,
+            elapsed >= own + 5,
             "{vm}: the other VM did not run during the spin: {line}"
         );
     }

@@ -422,9 +422,9 @@ mod guest {
                 bad.push("x", usize::from(ENTRY_GPRS[i]), v);
             }
         }
-        for (i, &v) in cap.q.iter().enumerate() {
-            if v != 0 {
-                bad.push("q", i / 2, v);
+        for (i, q) in cap.q.chunks(2).enumerate() {
+            if q != [0, 0] {
+                bad.push("q", i, if q[0] != 0 { q[0] } else { q[1] });
             }
         }
         if cap.fpcr != 0 {
@@ -676,9 +676,10 @@ mod guest {
             bad.push("SP_EL1", usize::MAX, got.sp_el1);
         }
         // q0..q29 whole, q30's upper half (its lower half is the step 1.0, q31 the counter).
-        for i in 0..60 {
-            if got.q[i] != want.q[i] {
-                bad.push("q", i / 2, got.q[i]);
+        for i in 0..30 {
+            let (g, w) = (&got.q[2 * i..2 * i + 2], &want.q[2 * i..2 * i + 2]);
+            if g != w {
+                bad.push("q", i, if g[0] != w[0] { g[0] } else { g[1] });
             }
         }
         if got.q[61] != want.q[61] {
