@@ -7,11 +7,13 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 
+use crate::aarch64::esr::{ExceptionClass, Syndrome};
 use crate::arch::aarch64::{console, cpu, crash, gic, mmu, psci};
 use crate::drivers::gicv2::GicV2;
 use crate::drivers::gicv3::GicV3;
 use crate::fault::{TrapFrame, VectorKind, write_report};
 use crate::hyp;
+use crate::mm::el2map::Guard;
 use crate::mm::{heap, ranges};
 use crate::platform::fdt::{self, EnableMethod, GicVersion, MachineFacts, PsciConduit, Region};
 use crate::platform::{BOARD, desc::Reserved};
@@ -89,6 +91,12 @@ fn primary(dtb: u64) -> Result<(), &'static str> {
         }
     );
     report_facts(&facts, &image, heap_bytes, mmu::tables_used());
+    let (map, wxn) = mmu::audit();
+    if map.wx == 0 && map.guards_mapped == 0 && wxn {
+        info!("  {map}; SCTLR_EL2.WXN on");
+    } else {
+        error!("  {map}; SCTLR_EL2.WXN {}", if wxn { "on" } else { "off" });
+    }
     let gic_ready = init_gic(&facts);
     CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
     info!("cpu0 online, MPIDR {:#x}", cpu::mpidr());
@@ -413,13 +421,22 @@ extern "C" fn rust_el2_fault(kind: u64, frame: &TrapFrame) -> ! {
             Ok(())
         }
     }
+    let cpu = cpu::index();
+    // A data abort on a guard page: a stack ran out (SP_EL2 is now the emergency stack).
+    let abort = Syndrome::new(frame.esr).class() == ExceptionClass::DataAbortSame;
+    if let Some((owner, guard)) = mmu::layout().guard_at(frame.far).filter(|_| abort) {
+        console::write_fmt_forced(format_args!(
+            "\nEL2 stack overflow on CPU {cpu}: {:#x} is in the guard page below CPU {owner}'s {} stack (SP {:#x})\n",
+            frame.far,
+            match guard {
+                Guard::Main => "main",
+                Guard::Emergency => "emergency",
+            },
+            frame.sp
+        ));
+    }
     let mut report = heapless_report::Buffer::new();
-    let _ = write_report(
-        &mut report,
-        cpu::index(),
-        VectorKind::from_index(kind),
-        frame,
-    );
+    let _ = write_report(&mut report, cpu, VectorKind::from_index(kind), frame);
     let _ = core::fmt::Write::write_str(&mut Forced, report.as_str());
     let _ = core::fmt::Write::write_str(&mut Forced, "CPU parked.\n");
     cpu::park()

@@ -117,6 +117,96 @@ fn boot_cortex_a53_and_max() {
     }
 }
 
+/// W^X at EL2 (issue 13, item 3): Tandem walks its live EL2 tables at boot and finds no
+/// page both writable and executable, its text read-only and executable, every stack guard
+/// page (two per CPU slot) unmapped, and SCTLR_EL2.WXN on.
+#[test]
+fn el2_map_is_w_xor_x_with_stack_guards() {
+    let q = boot(
+        "el2_map_w_xor_x",
+        &machine(),
+        &["EL2 map: ", "all 4 CPUs online"],
+    );
+    let log = q.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("EL2 map: "))
+        .unwrap_or_default();
+    let (_, summary) = line.split_once("EL2 map: ").unwrap();
+    let rx: u64 = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        line.contains(" INFO ") && rx > 16,
+        "{}",
+        q.failure(&format!("no executable text in {line:?}"))
+    );
+    for fact in [
+        " 0 W+X;",
+        " 16 stack guard pages unmapped, 0 mapped;",
+        "SCTLR_EL2.WXN on",
+    ] {
+        assert!(
+            summary.contains(fact),
+            "{}",
+            q.failure(&format!("{fact:?} missing from {line:?}"))
+        );
+    }
+}
+
+/// An EL2 stack overflow trips cleanly: the fault on the guard page below CPU 0's stack is
+/// named as a stack overflow, reported from the emergency stack once, and the CPU parks;
+/// nothing else (no nested fault, no panic, no garbage) follows.
+#[test]
+fn el2_stack_overflow_trips_cleanly() {
+    let mut m = machine();
+    m.smp = 1;
+    m.extra = vec!["-append".into(), "tandem.crash=stack-overflow".into()];
+    let q = boot(
+        "el2_stack_overflow",
+        &m,
+        &[
+            "EL2 stack overflow on CPU 0: ",
+            "is in the guard page below CPU 0's main stack",
+            "CPU parked.",
+        ],
+    );
+    // Anything printed after the report would be in the log by now.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = q.log();
+    let from = log.find("triggering a deliberate EL2 fault").unwrap();
+    let tail = &log[from..];
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines[1].starts_with("EL2 stack overflow on CPU 0: ")
+            && lines[2].starts_with("EL2 FAULT on CPU 0: Sync exception")
+            && lines[3].contains("EC=0x25 (data abort at EL2) write translation fault")
+            && lines.last().is_some_and(|l| l.trim_end() == "CPU parked."),
+        "{}",
+        q.failure("the overflow report is not one clean block")
+    );
+    assert_eq!(
+        lines.len(),
+        4 + 1 + 8 + 1,
+        "{}",
+        q.failure("lines after the report")
+    );
+    assert!(
+        tail.chars()
+            .all(|c| c == '\n' || c == '\r' || (' '..='~').contains(&c)),
+        "{}",
+        q.failure("non-printable output")
+    );
+    assert_eq!(
+        tail.matches("EL2 FAULT").count(),
+        1,
+        "{}",
+        q.failure("nested fault")
+    );
+}
+
 /// Without virtualization=on QEMU starts the image at EL1: a clear error, then power off.
 #[test]
 fn boot_without_el2_is_a_clear_error() {

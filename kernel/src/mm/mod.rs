@@ -2,6 +2,7 @@
 //! how memory is cleared.
 
 pub mod canary;
+pub mod el2map;
 pub mod pagetable;
 pub mod ranges;
 pub mod zero;

@@ -58,6 +58,15 @@ impl PageTable {
         })
     }
 
+    /// The tree whose root table is at `root` (one [`PageTable::new`] made).
+    pub fn from_root(root: u64, start_level: usize, ia_bits: u32) -> Self {
+        Self {
+            root,
+            start_level,
+            ia_bits,
+        }
+    }
+
     /// Physical address of the root table (for TTBR0_EL2 / VTTBR_EL2).
     pub fn root(&self) -> u64 {
         self.root
@@ -187,6 +196,37 @@ impl PageTable {
             cur = self.update_one(mem, next, level + 1, cur, stop, leaf)?;
         }
         Ok(cur)
+    }
+
+    /// Calls `f(va, size, desc)` for every valid leaf (block or page), in address order.
+    pub fn for_each_leaf(&self, mem: &impl TableMemory, f: &mut dyn FnMut(u64, u64, u64)) {
+        self.walk(mem, self.root, self.start_level, 0, f);
+    }
+
+    fn walk(
+        &self,
+        mem: &impl TableMemory,
+        table: u64,
+        level: usize,
+        base: u64,
+        f: &mut dyn FnMut(u64, u64, u64),
+    ) {
+        let span = level_size(level);
+        for idx in 0..ENTRIES {
+            let va = base + idx as u64 * span;
+            if va >= 1u64 << self.ia_bits {
+                return;
+            }
+            let desc = mem.read(table, idx);
+            if desc & pte::VALID == 0 {
+                continue;
+            }
+            if pte::is_table(desc, level) {
+                self.walk(mem, desc & pte::OA_MASK, level + 1, va, f);
+            } else {
+                f(va, span, desc);
+            }
+        }
     }
 
     /// Walks the tree: the output address and leaf descriptor for `va`, if mapped.

@@ -12,7 +12,8 @@ use aarch64_cpu::registers::{
     MAIR_EL2, ReadWriteable, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable,
 };
 
-use crate::aarch64::pte::{self, MemType, Perms, stage1_attrs};
+use crate::aarch64::pte;
+use crate::mm::el2map;
 use crate::mm::pagetable::{ENTRIES, MapError, PageTable, TableMemory};
 use crate::platform::desc::BoardDesc;
 use crate::platform::fdt::MachineFacts;
@@ -66,25 +67,7 @@ unsafe extern "C" {
     static __max_cpus: u8;
 }
 
-/// Addresses of the image's sections (linker symbols).
-pub struct ImageLayout {
-    /// First byte of the image (the Image header).
-    pub start: u64,
-    /// End of executable text.
-    pub text_end: u64,
-    /// End of read-only data.
-    pub rodata_end: u64,
-    /// Start of the per-CPU stack area.
-    pub stacks_start: u64,
-    /// End of the image in memory (BSS and stacks included).
-    pub end: u64,
-    /// Bytes per CPU in the stack area.
-    pub stack_stride: u64,
-    /// Emergency stack bytes per CPU.
-    pub emergency_size: u64,
-    /// CPUs the stack area has room for.
-    pub max_cpus: usize,
-}
+pub use crate::mm::el2map::ImageLayout;
 
 /// The image layout from the linker script.
 pub fn layout() -> ImageLayout {
@@ -100,52 +83,29 @@ pub fn layout() -> ImageLayout {
     }
 }
 
-/// Builds the EL2 map for this machine. Boot CPU only, before [`enable`].
+/// Builds the EL2 map for this machine (`mm::el2map::build`). Boot CPU only, before
+/// [`enable`].
 pub fn build(board: &BoardDesc, facts: &MachineFacts) -> Result<(), MapError> {
     let mut mem = BootTables;
     let mut pt = PageTable::new(&mut mem, 1, VA_BITS)?;
-    let device = stage1_attrs(Perms::RW, MemType::Device);
-    for w in board.mmio_windows {
-        pt.map(&mut mem, w.base, w.base, w.size, device)?;
-    }
-    let ram = stage1_attrs(Perms::RW, MemType::Normal);
-    for r in facts.memory.as_slice() {
-        let base = r.base & !0xfff;
-        let end = (r.end() + 0xfff) & !0xfff;
-        if end <= 1 << VA_BITS {
-            pt.map(&mut mem, base, base, end - base, ram)?;
-        }
-    }
-    let l = layout();
-    pt.map(
+    el2map::build(
+        &mut pt,
         &mut mem,
-        l.start,
-        l.start,
-        l.text_end - l.start,
-        stage1_attrs(Perms::RX, MemType::Normal),
+        VA_BITS,
+        board.mmio_windows,
+        facts.memory.as_slice(),
+        &layout(),
     )?;
-    pt.map(
-        &mut mem,
-        l.text_end,
-        l.text_end,
-        l.rodata_end - l.text_end,
-        stage1_attrs(Perms::R, MemType::Normal),
-    )?;
-    pt.map(
-        &mut mem,
-        l.rodata_end,
-        l.rodata_end,
-        l.end - l.rodata_end,
-        ram,
-    )?;
-    // Guard pages: below each emergency stack and below each main stack.
-    for cpu in 0..l.max_cpus as u64 {
-        let block = l.stacks_start + cpu * l.stack_stride;
-        pt.unmap(&mut mem, block, 4096)?;
-        pt.unmap(&mut mem, block + 4096 + l.emergency_size, 4096)?;
-    }
     ROOT.store(pt.root(), Ordering::Release);
     Ok(())
+}
+
+/// The live EL2 map walked: pages by permission and the stack guard pages, and whether
+/// SCTLR_EL2.WXN is on. After [`enable`].
+pub fn audit() -> (el2map::Summary, bool) {
+    let pt = PageTable::from_root(ROOT.load(Ordering::Acquire), 1, VA_BITS);
+    let summary = el2map::summarize(&pt, &BootTables, &layout());
+    (summary, SCTLR_EL2.is_set(SCTLR_EL2::WXN))
 }
 
 /// Turns the EL2 MMU and caches on with the map [`build`] made. Every CPU calls this.
