@@ -414,8 +414,9 @@ mod guest {
     }
 
     fn entry_registers(h: &mut Harness, sys: &[u64; 23]) {
+        let cap = &raw const ENTRY_CAPTURE;
         // SAFETY: written once by `guest_main` before any Rust code; only read here.
-        let cap = unsafe { &*(&raw const ENTRY_CAPTURE) };
+        let cap = unsafe { &*cap };
         let mut bad = List::new();
         for (i, &v) in cap.gprs.iter().enumerate() {
             if v != 0 {
@@ -647,8 +648,9 @@ mod guest {
         let dump_top =
             (&raw const SPIN_DUMP) as u64 + ((vm + 1) * core::mem::size_of::<Spin>()) as u64;
         let want = Spin::markers(vm, dump_top);
+        let input = &raw mut SPIN_IN;
         // SAFETY: only this function touches SPIN_IN, with no other vCPU running this code.
-        unsafe { *(&raw mut SPIN_IN) = Spin::markers(vm, dump_top) };
+        unsafe { input.write(Spin::markers(vm, dump_top)) };
         // ~30 ms of the vCPU's own time: three instructions a step, 1 ns each under -icount.
         let steps = 10_000_000.0;
         let before = timer::now();
@@ -659,8 +661,9 @@ mod guest {
         let sys = read_sysregs();
         restore_sysregs();
         let elapsed = timer::now() - before;
+        let dump = &raw const SPIN_DUMP;
         // SAFETY: the spin wrote this VM's slot; nothing else does.
-        let got = unsafe { &(*(&raw const SPIN_DUMP))[vm] };
+        let got = unsafe { &(*dump)[vm] };
 
         let mut bad = List::new();
         let mut untested = List::new();
@@ -861,10 +864,8 @@ mod guest {
                     Seen::OtherCanary => others += 1,
                     Seen::TandemCanary => tandems += 1,
                 }
-                if seen != Seen::Nothing {
-                    if first_leak.1 == Seen::Nothing {
-                        first_leak = (a, seen);
-                    }
+                if seen != Seen::Nothing && first_leak.1 == Seen::Nothing {
+                    first_leak = (a, seen);
                 }
             }
         });
