@@ -47,6 +47,30 @@ fn wait_after(q: &Qemu, from: usize, text: &str) -> String {
     }
 }
 
+/// Types `command` at the shell until `text` appears after it; returns the whole log. The
+/// "shell on" line comes before the shell opens the tty: bytes typed in between are lost (the
+/// PL011 driver starts its port with the open), which a loaded host makes likely, so the
+/// command is typed again every 10 s, at most 10 times, each time after a newline that ends
+/// whatever part of an earlier try the shell got.
+fn shell_command(q: &mut Qemu, command: &str, text: &str) -> String {
+    let from = q.log().len();
+    for attempt in 0..10 {
+        if attempt > 0 {
+            q.send("\n").unwrap();
+        }
+        q.send(command).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let log = q.log();
+            if log.get(from..).is_some_and(|l| l.contains(text)) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    fail(&format!("no {text:?} after byte {from}"), &q.log())
+}
+
 /// The value of `key=` in `line`.
 fn field(line: &str, key: &str) -> Option<u64> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
@@ -216,9 +240,11 @@ fn debian_stock_kernel_reaches_a_shell_on_the_virtual_pl011() {
         q.failure(&format!("boot took {boot_ns} ns, over 1.3 s"))
     );
     let from = q.log().len();
-    q.send("uname -r; cat /proc/tty/driver/ttyAMA 2>/dev/null | head -2; echo done-$((6*7))\n")
-        .unwrap();
-    let log = wait_after(&q, from, "done-42");
+    let log = shell_command(
+        &mut q,
+        "uname -r; cat /proc/tty/driver/ttyAMA 2>/dev/null | head -2; echo done-$((6*7))\n",
+        "done-42",
+    );
     if !vm_lines(&log[from..], "debian | ").any(|l| l.starts_with("6.1.") && l.ends_with("-arm64"))
     {
         fail("uname -r did not answer", &log);
@@ -272,9 +298,7 @@ fn both_unmodified_guests_on_gicv2() {
     let mut q = Qemu::spawn("transparent_gicv2", &config).unwrap();
     q.wait_for("debian | tandem-linux: shell on /dev/ttyAMA0", TIMEOUT)
         .unwrap();
-    let from = q.log().len();
-    q.send("uname -r; echo done-$((6*7))\n").unwrap();
-    let _ = wait_after(&q, from, "debian | done-42");
+    let _ = shell_command(&mut q, "uname -r; echo done-$((6*7))\n", "debian | done-42");
     let mark = q.log().len();
     let _ = wait_after(&q, mark, "rtos-native | rtos-stats:");
     q.send("\x1d").unwrap();
