@@ -188,8 +188,14 @@ fn init_gic(facts: &MachineFacts) -> bool {
     hyp::setup::init_cpu(uart_intid);
     if let Some(intid) = uart_intid {
         match gic {
-            PhysGic::V3(g) => g.enable_spi(intid, cpu::mpidr(), false),
-            PhysGic::V2(g) => g.enable_spi(intid, cpu::mpidr(), false),
+            PhysGic::V3(g) => {
+                g.set_spi_priority(intid, crate::drivers::gicv3::CONSOLE_PRIORITY);
+                g.enable_spi(intid, cpu::mpidr(), false);
+            }
+            PhysGic::V2(g) => {
+                g.set_spi_priority(intid, crate::drivers::gicv2::CONSOLE_PRIORITY);
+                g.enable_spi(intid, cpu::mpidr(), false);
+            }
         }
     }
     true

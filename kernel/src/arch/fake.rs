@@ -29,6 +29,8 @@ use crate::vm::txring::{Owner, TANDEM, TxRing};
 const VTIMER: u32 = 27;
 /// INTID of the EL2 physical timer PPI.
 const HYP_TIMER: u32 = 26;
+/// The emulator tick's timer (EL1 physical).
+const TICK: u32 = 30;
 
 /// What a scripted guest sees when it runs: the CPU's VM registers and its own.
 pub struct GuestView<'a> {
@@ -87,6 +89,8 @@ pub struct FakeCpu<L = IchLr> {
     pub vmpidr: u64,
     pub vbar_el1: u64,
     pub hyp_timer: Option<u64>,
+    /// The emulator tick's timer.
+    pub tick_timer: Option<u64>,
     pub lrs: Vec<u64>,
     pub interface_enabled: bool,
     pub underflow: bool,
@@ -111,6 +115,11 @@ pub struct FakeCpu<L = IchLr> {
     /// An idle CPU sleeps until its EL2 timer (else time stands still while
     /// it idles, as if the other CPUs were infinitely fast).
     pub sleeps_to_timer: bool,
+    /// The physical UART's interrupt, if this CPU takes it: lower priority
+    /// than every other interrupt, and pending while output waits in the ring.
+    pub uart_line: Option<u32>,
+    /// The UART's transmit interrupt is off until `resume_output`.
+    pub output_paused: bool,
     /// Interrupts acknowledged since the CPU last entered a guest or slept.
     acks_in_a_row: usize,
     format: PhantomData<L>,
@@ -135,6 +144,7 @@ impl<L> FakeCpu<L> {
             vmpidr: 0,
             vbar_el1: 0,
             hyp_timer: None,
+            tick_timer: None,
             lrs: alloc::vec![0; lr_count],
             interface_enabled: false,
             underflow: false,
@@ -151,6 +161,8 @@ impl<L> FakeCpu<L> {
             powered_off: false,
             serror_pending: false,
             sleeps_to_timer: true,
+            uart_line: None,
+            output_paused: false,
             acks_in_a_row: 0,
             format: PhantomData,
         }
@@ -176,6 +188,9 @@ impl<L> FakeCpu<L> {
     pub fn raise_due_timers(&mut self) {
         if self.hyp_timer.is_some_and(|c| c <= self.now) && !self.pending.contains(&HYP_TIMER) {
             self.pending.push_back(HYP_TIMER);
+        }
+        if self.tick_timer.is_some_and(|c| c <= self.now) && !self.pending.contains(&TICK) {
+            self.pending.push_back(TICK);
         }
         let t = self.context.timer;
         if t.armed() && t.cval <= self.now && !self.pending.contains(&VTIMER) {
@@ -361,6 +376,12 @@ impl<L> Cpu for FakeCpu<L> {
         self.context.timer
     }
 
+    fn set_tick_timer(&mut self, cval: Option<u64>) {
+        self.tick_timer = cval;
+        self.pending.retain(|&i| i != TICK);
+        self.raise_due_timers();
+    }
+
     fn set_hyp_timer(&mut self, cval: Option<u64>) {
         self.hyp_timer = cval;
         self.pending.retain(|&i| i != HYP_TIMER);
@@ -412,13 +433,23 @@ impl<L: LrFormat> Gic for FakeCpu<L> {
             "interrupt storm at EL2: {:?} still pending",
             self.pending
         );
-        self.pending.pop_front()
+        // The UART comes last (its priority is the lowest).
+        let first = self
+            .pending
+            .iter()
+            .position(|&i| Some(i) != self.uart_line)
+            .unwrap_or(0);
+        self.pending.remove(first)
     }
 
     fn end(&mut self, intid: u32) {
         self.events.push(Event::End { intid });
         // The timers' lines are level-sensitive: still due, still pending.
         self.raise_due_timers();
+        // So is the UART's, while output waits and transmission is not paused.
+        if Some(intid) == self.uart_line && !self.console_ring.is_empty() && !self.output_paused {
+            self.pending.push_back(intid);
+        }
     }
 
     fn priority_drop(&mut self, intid: u32) {
@@ -495,6 +526,9 @@ impl<L> Ram for FakeCpu<L> {
     }
 }
 
+/// Bytes the fake UART takes per interrupt (a PL011 FIFO).
+pub const UART_FIFO: usize = 32;
+
 impl<L> FakeCpu<L> {
     /// The UART sends up to `n` bytes of the console ring (to `console_out`).
     pub fn uart_sends(&mut self, n: usize) {
@@ -540,5 +574,18 @@ impl<L> Console for FakeCpu<L> {
         self.console_in.pop_front()
     }
 
-    fn pump(&mut self) {}
+    fn pump(&mut self) -> bool {
+        self.uart_sends(UART_FIFO);
+        self.output_paused = !self.console_ring.is_empty();
+        self.output_paused
+    }
+
+    fn resume_output(&mut self) {
+        self.output_paused = false;
+        if let Some(uart) = self.uart_line.filter(|_| !self.console_ring.is_empty())
+            && !self.pending.contains(&uart)
+        {
+            self.pending.push_back(uart);
+        }
+    }
 }

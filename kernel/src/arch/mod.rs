@@ -69,6 +69,9 @@ pub trait Cpu {
     fn mask_vtimer(&mut self) -> TimerRegs;
     /// Arms the EL2 timer for counter value `cval`, or disarms it.
     fn set_hyp_timer(&mut self, cval: Option<u64>);
+    /// Arms the emulator tick's timer ([`crate::hyp::INTID_TICK`]) for
+    /// counter value `cval`, or disarms it.
+    fn set_tick_timer(&mut self, cval: Option<u64>);
     /// Makes the loaded vCPU take `e` at EL1 before its next instruction.
     fn inject_sync(&mut self, regs: &mut GuestRegs, e: &El1Exception);
     /// ID register (op0 3, op1 0, CRn 0, `crm`, `op2`) as the CPU reports it.
@@ -154,8 +157,12 @@ pub trait Console {
     ) -> R;
     /// One byte of input, if any.
     fn read_byte(&mut self) -> Option<u8>;
-    /// Continues transmission (UART interrupt).
-    fn pump(&mut self);
+    /// Continues transmission (UART interrupt) by a FIFO's worth at most.
+    /// `true`: output still waits, and the UART's transmit interrupt is off
+    /// until [`Console::resume_output`].
+    fn pump(&mut self) -> bool;
+    /// Lets the UART's transmit interrupt continue a paused transmission.
+    fn resume_output(&mut self);
 }
 
 /// Everything the core needs from one physical CPU.

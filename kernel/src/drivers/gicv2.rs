@@ -92,6 +92,9 @@ pub const HCR_EN: u32 = 1 << 0;
 pub const HCR_UIE: u32 = 1 << 1;
 /// Default priority of every interrupt Tandem handles.
 pub const PRIORITY: u8 = 0xa0;
+/// Priority of Tandem's console UART: below its timers and kicks, so a
+/// console backlog never delays a deadline.
+pub const CONSOLE_PRIORITY: u8 = 0xc0;
 /// GICC_IAR: the INTID bits (the source CPU of an SGI sits in `[12:10]`).
 pub const IAR_INTID: u32 = 0x3ff;
 /// Most CPU interfaces a GICv2 has.
@@ -219,6 +222,18 @@ impl GicV2 {
         let bit = 2 * (n % 16) + 1;
         cfg.set((cfg.get() & !(1 << bit)) | (u32::from(edge) << bit));
         self.dist.isenabler[n / 32].set(1 << (n % 32));
+    }
+
+    /// Sets SPI `intid`'s priority (lower is more urgent): a pending interrupt
+    /// of higher priority is acknowledged first.
+    pub fn set_spi_priority(&self, intid: u32, priority: u8) {
+        if !(32..self.lines()).contains(&intid) {
+            return;
+        }
+        let n = intid as usize;
+        let shift = 8 * (n % 4);
+        let r = &self.dist.ipriorityr[n / 4];
+        r.set((r.get() & !(0xff << shift)) | (u32::from(priority) << shift));
     }
 
     /// Disables SPI `intid`.

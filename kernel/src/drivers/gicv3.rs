@@ -81,6 +81,9 @@ const CTLR_ENABLE: u32 = 0b1 | 0b10 | (1 << 4);
 const CTLR_RWP: u32 = 1 << 31;
 /// Default priority of every interrupt Tandem handles.
 pub const PRIORITY: u8 = 0xa0;
+/// Priority of Tandem's console UART: below its timers and kicks, so a
+/// console backlog never delays a deadline.
+pub const CONSOLE_PRIORITY: u8 = 0xc0;
 
 /// The driver instance, once the distributor is set up.
 static INSTANCE: spin::Once<&'static GicV3> = spin::Once::new();
@@ -166,6 +169,18 @@ impl GicV3 {
         let bit = 2 * (n % 16) + 1;
         cfg.set((cfg.get() & !(1 << bit)) | (u32::from(edge) << bit));
         self.dist.isenabler[n / 32].set(1 << (n % 32));
+    }
+
+    /// Sets SPI `intid`'s priority (lower is more urgent): a pending interrupt
+    /// of higher priority is acknowledged first.
+    pub fn set_spi_priority(&self, intid: u32, priority: u8) {
+        if !(32..self.lines()).contains(&intid) {
+            return;
+        }
+        let n = intid as usize;
+        let shift = 8 * (n % 4);
+        let r = &self.dist.ipriorityr[n / 4];
+        r.set((r.get() & !(0xff << shift)) | (u32::from(priority) << shift));
     }
 
     /// The distributor and redistributor windows as (base, size).

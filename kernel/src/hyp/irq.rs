@@ -6,8 +6,8 @@ use log::debug;
 
 use super::pcpu::Pcpu;
 use super::{
-    Hypervisor, INTID_HYP_TIMER, INTID_MAINTENANCE, INTID_VTIMER, KICK_SGI, console, passthrough,
-    uart,
+    Hypervisor, INTID_HYP_TIMER, INTID_MAINTENANCE, INTID_TICK, INTID_VTIMER, KICK_SGI, console,
+    passthrough, uart,
 };
 use crate::arch::Hw;
 
@@ -17,12 +17,15 @@ pub fn handle(p: &mut Pcpu, hv: &Hypervisor, hw: &mut impl Hw) {
         match intid {
             INTID_VTIMER => p.vtimer_fired(hv, hw),
             INTID_HYP_TIMER => p.hyp_timer_fired(hv, hw),
+            INTID_TICK => p.tick(hv, hw),
             INTID_MAINTENANCE => p.maintenance(hv, hw),
             // The request itself is the sender's attention flag, read before every entry.
             i if i == u32::from(KICK_SGI) => {}
             i if i == hv.uart_intid && i != 0 => {
                 console::input(hv, hw);
-                hw.pump();
+                if hw.pump() {
+                    p.pace_console(hv, hw);
+                }
                 uart::drain_backlogs(hv, hw);
             }
             // Forwarded to its VM, or disabled: passthrough ends the interrupt itself.

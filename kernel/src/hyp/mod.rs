@@ -55,9 +55,15 @@ pub const INTID_MAINTENANCE: u32 = 25;
 pub const INTID_HYP_TIMER: u32 = 26;
 /// EL1 virtual timer (PPI 11).
 pub const INTID_VTIMER: u32 = 27;
+/// EL1 physical timer (PPI 14): Tandem's emulator tick. Guests cannot reach
+/// this timer (CNTHCTL_EL2.EL1PCEN = 0).
+pub const INTID_TICK: u32 = 30;
 /// The INTIDs (SGIs/PPIs) each CPU enables at its redistributor.
-pub const CPU_INTIDS: u32 =
-    (1 << KICK_SGI) | (1 << INTID_MAINTENANCE) | (1 << INTID_HYP_TIMER) | (1 << INTID_VTIMER);
+pub const CPU_INTIDS: u32 = (1 << KICK_SGI)
+    | (1 << INTID_MAINTENANCE)
+    | (1 << INTID_HYP_TIMER)
+    | (1 << INTID_VTIMER)
+    | (1 << INTID_TICK);
 /// Long work on guest memory at boot goes in steps of this many bytes.
 const STEP: u64 = 1 << 20;
 /// Bytes of RAM a reset clears in one piece (images are copied in quarters
@@ -119,8 +125,10 @@ pub struct Hypervisor {
     pub console: Lock<ConsoleSwitch>,
     /// Colour VM tags (the console is a terminal).
     pub color: bool,
-    /// Tandem's UART interrupt (0: none), taken on CPU 0.
+    /// Tandem's UART interrupt (0: none), taken on [`Hypervisor::console_cpu`].
     pub uart_intid: u32,
+    /// The physical CPU that takes the UART interrupt ([`crate::sched::console_cpu`]).
+    pub console_cpu: usize,
     /// Counter ticks of the emulator tick, if the board asks for one and VMs compete.
     pub emulator_tick: Option<u64>,
     /// Counter frequency in Hz.
@@ -175,6 +183,7 @@ impl Hypervisor {
             }),
             color: false,
             uart_intid: 0,
+            console_cpu: 0,
             emulator_tick: None,
             counter_hz: counter_hz.max(1),
             uart_backlog: AtomicBool::new(false),
@@ -481,9 +490,9 @@ impl Hypervisor {
 
     /// Re-arms this CPU's emulator tick during long work at EL2.
     pub fn rearm_emulator_tick(&self, hw: &mut impl Hw) {
-        if let Some(t) = self.emulator_tick.filter(|_| hw.index() == 0) {
+        if let Some(t) = self.emulator_tick {
             let next = hw.now() + t;
-            hw.set_hyp_timer(Some(next));
+            hw.set_tick_timer(Some(next));
         }
     }
 }

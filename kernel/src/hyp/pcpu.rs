@@ -172,14 +172,20 @@ pub struct Pcpu {
     resched: bool,
     /// The EL2 timer must be re-planned.
     timer_dirty: bool,
-    /// The next emulator tick (CPU 0 only, when the board has one).
-    tick_next: Option<u64>,
+    /// This CPU's emulator tick is armed (while it runs vCPUs, when the board has one).
+    ticking: bool,
+    /// When paused console output continues (the console CPU only).
+    console_resume: Option<u64>,
     /// The VMs whose vCPU 0 runs here: this CPU's timer serves their
     /// watchdogs and held-back restarts.
     own_vms: Vec<usize>,
     /// The VM this CPU is reloading after a reset, piece by piece.
     reloading: Option<usize>,
 }
+
+/// Between two FIFO loads of a console backlog: 32 bytes per 4 µs is about
+/// 8 MB/s, far beyond a real UART, at about a fifth of the console CPU.
+const CONSOLE_PACE_NS: u64 = 4_000;
 
 impl Pcpu {
     /// The loop state of CPU `me` for `vcpus`, with `lr_count` list registers.
@@ -207,7 +213,8 @@ impl Pcpu {
             preempt: false,
             resched: true,
             timer_dirty: true,
-            tick_next: None,
+            ticking: false,
+            console_resume: None,
             own_vms: vcpus
                 .iter()
                 .filter(|v| v.index == 0)
@@ -252,14 +259,38 @@ impl Pcpu {
             self.plan_timer(hv, hw);
         }
         match self.current {
-            Some(i) => self.run_once(i, hv, hw),
+            Some(i) => {
+                if !self.ticking {
+                    self.tick(hv, hw);
+                }
+                self.run_once(i, hv, hw);
+            }
             None => self.idle(hv, hw),
         }
     }
 
+    /// Arms this CPU's emulator tick one period from now, if the board has
+    /// one (see `BoardDesc::emulator_tick_ns`).
+    ///
+    /// Under QEMU's `-icount`, each CPU runs in turn for a share of the time
+    /// up to the next timer deadline of any CPU. The tick keeps that deadline
+    /// near while this CPU is busy: otherwise, while this CPU's EL2 timer has
+    /// fired and waits for its handler, another CPU's turn could last until
+    /// some guest's distant timer, and hold this CPU (its RTOS) back by as
+    /// much. It has a timer of its own for that reason: the EL2 timer is
+    /// empty exactly when it matters.
+    pub(super) fn tick(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if let Some(t) = hv.emulator_tick {
+            hw.set_tick_timer(Some(hw.now() + t));
+            self.ticking = true;
+        }
+    }
+
     fn idle(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
-        if self.me == 0 {
-            hw.pump();
+        if self.ticking {
+            // An idle CPU takes no turns: it needs no tick.
+            hw.set_tick_timer(None);
+            self.ticking = false;
         }
         // A reload in progress is this CPU's background work: no sleeping.
         if self.reloading.is_none() {
@@ -495,16 +526,12 @@ impl Pcpu {
     }
 
     /// Arms the EL2 timer for the earliest of: the slice end when another
-    /// vCPU waits, the virtual-timer deadlines of vCPUs not in the CPU, and
-    /// the emulator tick.
+    /// vCPU waits, the virtual-timer deadlines of vCPUs not in the CPU,
+    /// budgets, per-VM deadlines, forwarded accesses' timeouts and paused
+    /// console output.
     pub(super) fn plan_timer(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         self.timer_dirty = false;
         let now = hw.now();
-        if let Some(t) = hv.emulator_tick.filter(|_| self.me == 0)
-            && self.tick_next.is_none_or(|n| n <= now)
-        {
-            self.tick_next = Some(now + t);
-        }
         let slice_end = match (self.slice_end, self.current) {
             (Some(end), Some(c)) if self.others_runnable(c, hv) => Some(end),
             _ => None,
@@ -527,8 +554,11 @@ impl Pcpu {
             .filter_map(|v| v.awaiting.map(|w| w.deadline));
         let next = sched::next_deadline(
             slice_end,
-            unloaded.chain(policy).chain(vms).chain(accesses),
-            self.tick_next,
+            unloaded
+                .chain(policy)
+                .chain(vms)
+                .chain(accesses)
+                .chain(self.console_resume),
         );
         hw.set_hyp_timer(next);
     }
@@ -566,8 +596,9 @@ impl Pcpu {
         if due {
             self.resched = true;
         }
-        if self.tick_next.is_some_and(|n| n <= now) {
-            self.tick_next = None;
+        if self.console_resume.is_some_and(|t| t <= now) {
+            self.console_resume = None;
+            hw.resume_output();
         }
         for v in &mut self.vcpus {
             if v.awaiting.is_some_and(|w| w.deadline <= now) && super::channel::complete(hv, v, now)
@@ -579,6 +610,14 @@ impl Pcpu {
         self.check_vm_deadlines(hv, hw, now);
         // Re-arm now: the timer's interrupt stays asserted while its deadline is past.
         self.plan_timer(hv, hw);
+    }
+
+    /// Console output waits after a UART interrupt sent a FIFO's worth: the
+    /// UART continues after [`CONSOLE_PACE_NS`], so that a backlog takes at
+    /// most a small share of this CPU and never holds a deadline back.
+    pub(super) fn pace_console(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        self.console_resume = Some(hw.now() + sched::ns_to_ticks(CONSOLE_PACE_NS, hv.counter_hz));
+        self.timer_dirty = true;
     }
 
     /// Per-VM deadlines this CPU's timer serves, for the VMs whose vCPU 0

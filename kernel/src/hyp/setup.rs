@@ -180,6 +180,12 @@ fn create_vms(
     hv.channels = channels;
     hv.color = facts.bootarg("tandem.color") == Some("on");
     hv.uart_intid = UART_INTID.load(Ordering::Relaxed);
+    hv.console_cpu = crate::sched::console_cpu(
+        online,
+        hv.vms
+            .iter()
+            .flat_map(|vm| vm.vcpus.iter().map(|v| (v.pcpu, vm.desc.priority))),
+    );
     // Only where VMs run on several pCPUs at once: a lone VM's measurements,
     // and VMs sharing one pCPU, stay undisturbed.
     let pcpus_used = hv
@@ -383,9 +389,10 @@ fn run_on<G: Gic>(mut hw: Aarch64<G>) -> ! {
     let vcpus = core::mem::take(&mut *HANDOFF[me % MAX_PCPUS].lock());
     let lr_count = hw.lr_count();
     let mut p = Pcpu::new(me, vcpus, lr_count, hv);
-    if me == 0 && hv.uart_intid != 0 {
-        // From here CPU 0 takes the UART interrupt: input, and transmission
+    if me == hv.console_cpu && hv.uart_intid != 0 {
+        // From here this CPU takes the UART interrupt: input, and transmission
         // that writers leave behind.
+        hw.enable_spi(hv.uart_intid, cpu::mpidr(), false);
         console::enable_interrupts();
     }
     loop {

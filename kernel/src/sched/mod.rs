@@ -197,24 +197,54 @@ impl Policy for FixedPriority {
 }
 
 /// When the EL2 timer must fire next: the earliest of the running slice's end
-/// (only when another vCPU waits for this CPU), the virtual-timer deadlines of
-/// vCPUs that are not loaded (their timers are not in the hardware), and the
-/// board's emulator tick. `None`: nothing needs the timer.
+/// (only when another vCPU waits for this CPU) and the other deadlines (the
+/// virtual-timer deadlines of vCPUs that are not loaded, budgets, ...).
+/// `None`: nothing needs the timer.
 pub fn next_deadline(
     slice_end: Option<u64>,
-    unloaded_vtimers: impl IntoIterator<Item = u64>,
-    emulator_tick: Option<u64>,
+    deadlines: impl IntoIterator<Item = u64>,
 ) -> Option<u64> {
-    unloaded_vtimers
-        .into_iter()
-        .chain(slice_end)
-        .chain(emulator_tick)
-        .min()
+    deadlines.into_iter().chain(slice_end).min()
+}
+
+/// The physical CPU that takes Tandem's console interrupt (input, and the
+/// output that writers leave in the ring), given the `cpus` online and each
+/// vCPU's (pCPU, priority): the CPU whose most urgent vCPU is least urgent. A
+/// CPU with no vCPU comes first, then the lowest top priority, then the fewest
+/// vCPUs, then the lowest index. So console work shares a CPU with a
+/// real-time vCPU only when every CPU has one.
+pub fn console_cpu(cpus: usize, vcpus: impl IntoIterator<Item = (usize, u8)>) -> usize {
+    let mut load = alloc::vec![(None::<u8>, 0usize); cpus.max(1)];
+    for (pcpu, priority) in vcpus {
+        if let Some((top, count)) = load.get_mut(pcpu) {
+            *top = (*top).max(Some(priority));
+            *count += 1;
+        }
+    }
+    (0..load.len())
+        .min_by_key(|&c| (load[c].0.map_or(-1, i32::from), load[c].1, c))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Console work goes where it delays the least urgent vCPUs.
+    #[test]
+    fn console_cpu_avoids_real_time_vcpus() {
+        // The default layout: Linux on 0-1, the RTOS (priority 10) on 2-3.
+        assert_eq!(console_cpu(4, [(0, 0), (1, 0), (2, 10), (3, 10)]), 0);
+        // `shared` on 4 CPUs: an idle CPU takes it.
+        assert_eq!(console_cpu(4, [(0, 10), (0, 0), (1, 0)]), 2);
+        // `shared` on 2 CPUs: Linux's lone vCPU 1, not the RTOS's CPU.
+        assert_eq!(console_cpu(2, [(0, 10), (0, 0), (1, 0)]), 1);
+        // Every CPU has a real-time vCPU: the one with fewer vCPUs.
+        assert_eq!(console_cpu(2, [(0, 10), (0, 0), (1, 10)]), 1);
+        // One CPU, or vCPUs placed beyond the CPUs online.
+        assert_eq!(console_cpu(1, [(0, 10), (0, 0)]), 0);
+        assert_eq!(console_cpu(0, [(5, 1)]), 0);
+    }
 
     fn rr(n: usize) -> FixedPriority {
         FixedPriority::new(alloc::vec![Params::default(); n], 100, 0)
@@ -300,10 +330,10 @@ mod tests {
     /// The timer follows the earliest need, and is off when nothing needs it.
     #[test]
     fn deadline_is_earliest_need() {
-        assert_eq!(next_deadline(None, [], None), None);
-        assert_eq!(next_deadline(Some(50), [70, 30], Some(90)), Some(30));
-        assert_eq!(next_deadline(Some(50), [], Some(90)), Some(50));
-        assert_eq!(next_deadline(None, [], Some(90)), Some(90));
+        assert_eq!(next_deadline(None, []), None);
+        assert_eq!(next_deadline(Some(50), [70, 30]), Some(30));
+        assert_eq!(next_deadline(Some(50), [90]), Some(50));
+        assert_eq!(next_deadline(None, [90]), Some(90));
     }
 
     /// Unit conversions round down but never give a zero-length slice.

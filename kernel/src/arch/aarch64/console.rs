@@ -23,9 +23,11 @@ use crate::vm::txring::{Owner, TANDEM, TxRing};
 
 /// Bytes of output that can wait for the UART.
 const TX_RING: usize = 16384;
-/// Bytes a writer feeds the UART itself (about a FIFO's worth); the UART
-/// interrupt moves the rest, on the CPU that takes it.
-const WRITER_PUMP: usize = 32;
+/// Bytes fed to the UART at a time, by a writer or by one UART interrupt: a
+/// PL011 FIFO's worth. Bounds the time a CPU spends on console output between
+/// two looks at its other interrupts (QEMU's UART never fills, so without the
+/// bound one interrupt would send the whole ring).
+const PUMP: usize = 32;
 
 struct Console {
     uart: Option<Pl011>,
@@ -33,6 +35,8 @@ struct Console {
     ring: TxRing<TX_RING>,
     /// The UART interrupt is wired up: transmission continues from it.
     tx_irq: bool,
+    /// Its transmit interrupt waits for [`resume_output`].
+    paused: bool,
 }
 
 static CONSOLE: Lock<Console> = Lock::new(Console {
@@ -40,6 +44,7 @@ static CONSOLE: Lock<Console> = Lock::new(Console {
     term: Terminal { open: None },
     ring: TxRing::new(),
     tx_irq: false,
+    paused: false,
 });
 
 impl Console {
@@ -84,7 +89,7 @@ impl Console {
         if self.ring.is_empty() {
             uart.set_tx_interrupt(false);
         } else if self.tx_irq {
-            uart.set_tx_interrupt(true);
+            uart.set_tx_interrupt(!self.paused);
         } else {
             self.drain_blocking();
         }
@@ -145,7 +150,7 @@ pub fn write_fmt(args: core::fmt::Arguments<'_>) {
         let _ = write!(c, "[tandem: {dropped} bytes of its output dropped]\n");
     }
     let _ = c.write_fmt(args);
-    c.pump(WRITER_PUMP);
+    c.pump(PUMP);
 }
 
 /// Gives `f` the terminal state, a byte sink for `owner` and `owner`'s room
@@ -162,13 +167,35 @@ pub fn with_terminal<R>(
     let room = c.ring.room(owner);
     let r = f(&mut term, &mut |b| c.push(owner, b), room);
     c.term = term;
-    c.pump(WRITER_PUMP);
+    c.pump(PUMP);
     r
 }
 
-/// Continues transmission (from the UART interrupt).
-pub fn pump() {
-    CONSOLE.lock().pump(usize::MAX);
+/// Continues transmission (from the UART interrupt) by up to [`PUMP`] bytes.
+/// If more waits, the transmit interrupt stays off until [`resume_output`]:
+/// the caller paces the rest, so that output never keeps its CPU busy.
+pub fn pump() -> bool {
+    let mut c = CONSOLE.lock();
+    c.pump(PUMP);
+    c.paused = !c.ring.is_empty();
+    if c.paused
+        && let Some(uart) = c.uart.as_ref()
+    {
+        uart.set_tx_interrupt(false);
+    }
+    c.paused
+}
+
+/// Lets the transmit interrupt continue output that [`pump`] paused.
+pub fn resume_output() {
+    let mut c = CONSOLE.lock();
+    c.paused = false;
+    if !c.ring.is_empty()
+        && c.tx_irq
+        && let Some(uart) = c.uart.as_ref()
+    {
+        uart.set_tx_interrupt(true);
+    }
 }
 
 /// Sends all queued output, waits until the UART is idle, then runs `f` with the console

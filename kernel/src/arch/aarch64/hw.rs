@@ -81,6 +81,10 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::set_hyp_timer(cval);
     }
 
+    fn set_tick_timer(&mut self, cval: Option<u64>) {
+        vcpu::set_tick_timer(cval);
+    }
+
     fn inject_sync(&mut self, regs: &mut GuestRegs, e: &El1Exception) {
         vcpu::inject_sync(regs, e);
     }
@@ -212,7 +216,11 @@ impl<G> Console for Aarch64<G> {
         console::read_byte()
     }
 
-    fn pump(&mut self) {
-        console::pump();
+    fn pump(&mut self) -> bool {
+        console::pump()
+    }
+
+    fn resume_output(&mut self) {
+        console::resume_output();
     }
 }

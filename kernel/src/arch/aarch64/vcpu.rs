@@ -254,6 +254,19 @@ pub fn set_hyp_timer(cval: Option<u64>) {
     isb();
 }
 
+/// Arms the EL1 physical timer, Tandem's emulator tick (guests cannot reach
+/// it: CNTHCTL_EL2.EL1PCEN = 0), for counter value `cval`, or disarms it.
+pub fn set_tick_timer(cval: Option<u64>) {
+    match cval {
+        Some(c) => {
+            write_sysreg!("cntp_cval_el0", c);
+            write_sysreg!("cntp_ctl_el0", 1);
+        }
+        None => write_sysreg!("cntp_ctl_el0", 0),
+    }
+    isb();
+}
+
 /// The counter frequency in Hz.
 pub fn counter_frequency() -> u64 {
     read_sysreg!("cntfrq_el0").max(1)
