@@ -41,6 +41,10 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::counter()
     }
 
+    fn interrupt_pending(&self) -> bool {
+        vcpu::irq_pending()
+    }
+
     #[inline]
     fn enter_guest(&mut self, regs: &mut GuestRegs) -> ExitSnapshot {
         vcpu::run(regs)
