@@ -608,8 +608,10 @@ impl Pcpu {
             }
         }
         self.check_vm_deadlines(hv, hw, now);
-        // Re-arm now: the timer's interrupt stays asserted while its deadline is past.
-        self.plan_timer(hv, hw);
+        // The timer's interrupt stays asserted while its deadline is past: disarm it
+        // now, and plan it before the next entry (once, after any reschedule).
+        hw.set_hyp_timer(None);
+        self.timer_dirty = true;
     }
 
     /// Console output waits after a UART interrupt sent a FIFO's worth: the

@@ -811,7 +811,11 @@ fn console_write_yields_to_a_waiting_interrupt() {
     });
     m.run(20);
     assert_eq!(accepted.borrow()[..2], [8, 39], "{:?}", accepted.borrow());
-    assert!(m.hws[0].console_out.contains("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"));
+    assert!(
+        m.hws[0]
+            .console_out
+            .contains("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ")
+    );
 }
 
 /// A vCPU with a budget gets no more than its budget per period while a
