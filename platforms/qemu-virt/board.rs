@@ -26,6 +26,6 @@ pub const BOARD: BoardDesc = BoardDesc {
     // Under `-icount` QEMU runs all CPUs on one virtual timeline, each for a
     // share of the time up to the next timer deadline: a 20 µs deadline keeps
     // a busy CPU from holding the others (the RTOS) for up to a period.
-    // Costs CPU 0 one short exit per 20 µs (about 5 % of it).
+    // Costs each busy CPU one short exit per 20 µs (about 2 % of it).
     emulator_tick_ns: Some(20_000),
 };

@@ -25,10 +25,12 @@ pub struct BoardDesc {
     pub mmio_windows: &'static [Region],
     /// RAM the device tree does not reserve but Tandem must not use.
     pub reserved: &'static [Reserved],
-    /// Emulators only: a periodic EL2 timer on CPU 0 with this period (ns), so
-    /// that an emulator sharing one virtual timeline between CPUs (QEMU
-    /// `-icount`, round robin up to the next timer deadline) hands each CPU
-    /// short slices. Only armed when more than one VM runs. `None` on hardware.
+    /// Emulators only: a periodic tick with this period (ns) on each CPU while
+    /// it runs a vCPU, on a timer of its own (the EL1 physical timer, which
+    /// guests cannot reach), so that an emulator sharing one virtual timeline
+    /// between CPUs (QEMU `-icount`, round robin up to the next timer deadline
+    /// of any CPU) hands each CPU short turns. Only armed when VMs run on more
+    /// than one CPU. `None` on hardware.
     pub emulator_tick_ns: Option<u64>,
 }
 
