@@ -182,7 +182,9 @@ impl Calls for Tandem {
     }
 }
 
-/// The back-end loop: wait for the doorbell, run a round, publish the counters.
+/// The back-end loop: run a round, publish the counters, wait for the doorbell. The first
+/// round comes before the first wait: a front-end that started first may have rung before
+/// this task was there to take the interrupt, and its access waits to be answered.
 fn serve<D: Device>(
     b: &VirtioBackend,
     t: &mut Transport<D, SharedPool>,
@@ -193,7 +195,6 @@ fn serve<D: Device>(
     let mut failed_calls = 0u64;
     publish(t, failed_calls);
     loop {
-        doorbell.wait();
         loop {
             let r = service::round(t, &mut tandem);
             failed_calls += r.failed_calls;
@@ -204,6 +205,7 @@ fn serve<D: Device>(
             // Accesses still waiting: let the other back-end have a turn first.
             kernel::yield_now();
         }
+        doorbell.wait();
     }
 }
 
