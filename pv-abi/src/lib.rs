@@ -110,9 +110,8 @@
 //! are 0-based.
 //!
 //! Console bytes are packed little-endian: byte `i` is bits `[8*(i%8)+7 : 8*(i%8)]` of register
-//! `x(2 + i/8)` (see [`console`]). `CONSOLE_WRITE` may accept fewer bytes than sent, when the
-//! hypervisor's buffer is full or when an interrupt is waiting for the caller's CPU (Tandem
-//! then returns early rather than delay it); the caller retries the rest. Console input is signalled by the
+//! `x(2 + i/8)` (see [`console`]). `CONSOLE_WRITE` may accept fewer bytes than sent when the
+//! hypervisor's buffer is full; the caller retries the rest. Console input is signalled by the
 //! console-input virtual interrupt, an edge-triggered interrupt named by the `interrupts`
 //! property of the guest's `compatible = "tandem,hypervisor"` device-tree node; on it, call
 //! `CONSOLE_READ` until it returns length 0.

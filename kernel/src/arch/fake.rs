@@ -298,10 +298,6 @@ impl<L> Cpu for FakeCpu<L> {
         self.now
     }
 
-    fn interrupt_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     fn enter_guest(&mut self, regs: &mut GuestRegs) -> ExitSnapshot {
         self.events.push(Event::Enter {
             vttbr: self.vttbr,

@@ -35,9 +35,6 @@ pub trait Cpu {
     fn index(&self) -> usize;
     /// The physical generic counter, in ticks.
     fn now(&self) -> u64;
-    /// A physical interrupt waits for this CPU (masked while Tandem runs):
-    /// long work at EL2 stops early for it.
-    fn interrupt_pending(&self) -> bool;
     /// Enters the loaded vCPU with `regs`; returns when it traps back, with
     /// `regs` holding its state at the exit. An SError the guest leaves
     /// pending stays pending (Tandem masks SErrors at EL2): entering it

@@ -57,27 +57,6 @@ pub fn vm_output(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> us
     })
 }
 
-/// Bytes of a VM's console write handled between two looks for a waiting
-/// interrupt.
-const PREEMPT_PIECE: usize = 8;
-
-/// [`vm_output`] in pieces of [`PREEMPT_PIECE`] bytes, stopping after the
-/// first piece that finds a physical interrupt waiting: a 48-byte write costs
-/// about 4 µs at EL2, too long to hold back a deadline on the same CPU. The
-/// ABI lets CONSOLE_WRITE accept fewer bytes than offered; the guest sends
-/// the rest again.
-pub fn vm_output_preemptible(hv: &Hypervisor, vm: &Vm, bytes: &[u8], hw: &mut impl Hw) -> usize {
-    let mut done = 0;
-    for piece in bytes.chunks(PREEMPT_PIECE) {
-        let n = vm_output(hv, vm, piece, hw);
-        done += n;
-        if n < piece.len() || hw.interrupt_pending() {
-            break;
-        }
-    }
-    done
-}
-
 /// The line tag of VM `id` named `name`, e.g. ` linux | `, coloured per VM
 /// on a terminal; `buf` holds it, the length returns.
 pub fn make_tag(id: u32, name: &[u8], color: bool, buf: &mut [u8; TAG_MAX]) -> usize {

@@ -215,10 +215,9 @@ impl<H: Hw> CallEnv for Env<'_, H> {
     fn hides_tandem(&self) -> bool {
         self.vm.transparent()
     }
-    #[inline(never)]
     fn console_write(&mut self, bytes: &[u8]) -> usize {
         self.vm.stats.console_writes.fetch_add(1, Ordering::Relaxed);
-        super::console::vm_output_preemptible(self.hv, self.vm, bytes, self.hw)
+        super::console::vm_output(self.hv, self.vm, bytes, self.hw)
     }
     fn console_read(&mut self, out: &mut [u8]) -> usize {
         self.vm.console.lock().read_input(out)

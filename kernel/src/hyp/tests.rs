@@ -771,53 +771,6 @@ fn console_backlog_leaves_the_rtos_on_time() {
     assert!(m.entries(0, 1) > 100, "Linux ran between the pieces");
 }
 
-/// A console write stops after its first piece when an interrupt waits for
-/// the CPU (here the guest's own timer, due as it calls) and says how much it
-/// took; the guest's retries send the rest, whole and in order.
-#[test]
-fn console_write_yields_to_a_waiting_interrupt() {
-    const CONSOLE_WRITE: u64 = 0xC600_0002;
-    let mut m = Machine::new(1, &[spec("a", &[0])]);
-    let text: &'static [u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ\n";
-    let accepted = Rc::new(RefCell::new(Vec::new()));
-    let (acc, sent) = (accepted.clone(), Rc::new(Cell::new(0usize)));
-    let calling = Rc::new(Cell::new(false));
-    m.hws[0].script(1, move |g| {
-        if calling.replace(false) {
-            let n = g.regs.args.x[1] as usize;
-            acc.borrow_mut().push(n);
-            sent.set(sent.get() + n);
-        }
-        let rest = &text[sent.get()..];
-        if rest.is_empty() {
-            return wfi_exit();
-        }
-        // The first call finds its timer due: an interrupt waits as Tandem runs.
-        if acc.borrow().is_empty() {
-            g.context.timer.cval = g.now;
-            g.context.timer.ctl = 1;
-        } else {
-            g.context.timer.ctl = 0;
-        }
-        let mut w = [0u8; 48];
-        w[..rest.len()].copy_from_slice(rest);
-        g.regs.args.x[0] = CONSOLE_WRITE;
-        g.regs.args.x[1] = rest.len() as u64;
-        for (i, chunk) in w.chunks(8).enumerate() {
-            g.regs.args.x[2 + i] = u64::from_le_bytes(chunk.try_into().unwrap());
-        }
-        calling.set(true);
-        hvc_exit()
-    });
-    m.run(20);
-    assert_eq!(accepted.borrow()[..2], [8, 39], "{:?}", accepted.borrow());
-    assert!(
-        m.hws[0]
-            .console_out
-            .contains("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ")
-    );
-}
-
 /// A vCPU with a budget gets no more than its budget per period while a
 /// lower-priority vCPU waits, and the other gets the rest.
 #[test]

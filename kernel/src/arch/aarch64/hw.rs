@@ -41,10 +41,6 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::counter()
     }
 
-    fn interrupt_pending(&self) -> bool {
-        vcpu::irq_pending()
-    }
-
     #[inline]
     fn enter_guest(&mut self, regs: &mut GuestRegs) -> ExitSnapshot {
         vcpu::run(regs)

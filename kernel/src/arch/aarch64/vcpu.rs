@@ -267,12 +267,6 @@ pub fn set_tick_timer(cval: Option<u64>) {
     isb();
 }
 
-/// ISR_EL1.I: a physical IRQ is pending (at EL2 it reports the interrupts
-/// routed to EL2, which it masks).
-pub fn irq_pending() -> bool {
-    read_sysreg!("isr_el1") & (1 << 7) != 0
-}
-
 /// The counter frequency in Hz.
 pub fn counter_frequency() -> u64 {
     read_sysreg!("cntfrq_el0").max(1)
