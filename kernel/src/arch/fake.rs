@@ -376,6 +376,10 @@ impl<L> Cpu for FakeCpu<L> {
         self.context.timer
     }
 
+    fn loaded_vtimer(&self) -> TimerRegs {
+        self.context.timer
+    }
+
     fn set_tick_timer(&mut self, cval: Option<u64>) {
         self.tick_timer = cval;
         self.pending.retain(|&i| i != TICK);
@@ -406,12 +410,16 @@ impl<L> Cpu for FakeCpu<L> {
     fn wait_for_interrupt(&mut self) {
         self.acks_in_a_row = 0;
         self.events.push(Event::Wfi);
+        let vtimer = Some(self.context.timer)
+            .filter(|t| t.armed())
+            .map(|t| t.cval);
         if self.pending.is_empty()
             && self.sleeps_to_timer
-            && let Some(c) = self.hyp_timer
+            && let Some(c) = [self.hyp_timer, vtimer].into_iter().flatten().min()
             && c > self.now
         {
-            // Sleep until the EL2 timer (the only wake-up a lone fake CPU has).
+            // Sleep until the EL2 timer or the loaded virtual timer (the only
+            // wake-ups a lone fake CPU has).
             self.now = c;
         }
         self.raise_due_timers();

@@ -67,6 +67,8 @@ pub trait Cpu {
     /// Masks the loaded vCPU's virtual timer output after its interrupt
     /// fired; returns the timer as it now is.
     fn mask_vtimer(&mut self) -> TimerRegs;
+    /// The loaded vCPU's virtual timer, as the hardware holds it.
+    fn loaded_vtimer(&self) -> TimerRegs;
     /// Arms the EL2 timer for counter value `cval`, or disarms it.
     fn set_hyp_timer(&mut self, cval: Option<u64>);
     /// Arms the emulator tick's timer ([`crate::hyp::INTID_TICK`]) for

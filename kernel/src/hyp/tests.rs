@@ -771,6 +771,47 @@ fn console_backlog_leaves_the_rtos_on_time() {
     assert!(m.entries(0, 1) > 100, "Linux ran between the pieces");
 }
 
+/// The RTOS outranks Linux on their shared CPU: its CPU switches to it ahead
+/// of its deadline, and it waits for its timer in place, so the world switch
+/// is not in its latency: its handler runs one entry after the deadline.
+#[test]
+fn rtos_is_switched_in_before_its_deadline() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    let deadline = Rc::new(Cell::new(0u64));
+    let (woke_at, early_entries) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u32)));
+    let (d, w, e) = (deadline.clone(), woke_at.clone(), early_entries.clone());
+    m.hws[0].script(2, move |g| {
+        if d.get() == 0 {
+            d.set(g.now + 100_000);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(g.now);
+        } else if w.get() == 0 && g.now < d.get() && g.now + 1000 > d.get() {
+            e.set(e.get() + 1);
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    enable_vtimer(m.vm("rtos"));
+    m.run(5000);
+    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
+    assert!(
+        early_entries.get() > 0,
+        "the RTOS was not switched in early"
+    );
+    let latency = woke_at.get() - deadline.get();
+    assert!(
+        latency <= 40,
+        "the RTOS ran {latency} ticks after its deadline"
+    );
+}
+
 /// A vCPU with a budget gets no more than its budget per period while a
 /// lower-priority vCPU waits, and the other gets the rest.
 #[test]
@@ -953,15 +994,21 @@ fn reload_yields_to_a_higher_priority_vcpu() {
     };
     let mut m = Machine::new(1, &[linux, rtos]);
     m.hws[0].entry_cost = 100;
-    // The RTOS sleeps with a periodic 20 µs deadline (1250 ticks) and counts wake-ups.
+    // The RTOS sleeps with a periodic 20 µs deadline (1250 ticks, absolute: an
+    // early wake-up keeps it) and counts wake-ups.
     let wakeups = Rc::new(Cell::new(0u32));
     let w = wakeups.clone();
+    let next = Cell::new(0u64);
     m.hws[0].script(2, move |g| {
+        if next.get() == 0 {
+            next.set(g.now + 1250);
+        }
         if g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
             w.set(w.get() + 1);
             g.lrs.fill(0);
+            next.set(g.now.max(next.get()) + 1250);
         }
-        g.context.timer.cval = g.now + 1250;
+        g.context.timer.cval = next.get();
         g.context.timer.ctl = 1;
         wfi_exit()
     });

@@ -72,6 +72,10 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::restore_timer(&ctx.timer);
     }
 
+    fn loaded_vtimer(&self) -> TimerRegs {
+        vcpu::save_timer()
+    }
+
     #[inline]
     fn mask_vtimer(&mut self) -> TimerRegs {
         vcpu::mask_vtimer()
