@@ -68,6 +68,9 @@ pub struct Vcpu {
     pub awaiting: Option<Awaiting>,
     /// Since when it could run but waits for this CPU (its stolen time).
     waiting_since: Option<u64>,
+    /// Woken ahead of its timer deadline ([`WAKE_LEAD_NS`]): it waits for
+    /// its timer in place before it is entered, still in its WFI.
+    early: bool,
 }
 
 impl Vcpu {
@@ -85,6 +88,7 @@ impl Vcpu {
             blocked: false,
             awaiting: None,
             waiting_since: None,
+            early: false,
         }
     }
 
@@ -311,6 +315,12 @@ impl Pcpu {
     /// interrupt at EL2, a block, a yield, leaving, or this CPU's attention
     /// raised. Everything the inner loop needs is looked up once.
     fn run_once(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) {
+        // Woken early: its WFI completes with its timer's interrupt, not before.
+        if core::mem::take(&mut self.vcpus[i].early) && !self.wait_in_place(i, hv, hw) {
+            self.vcpus[i].blocked = true;
+            self.stop_current(hv, hw);
+            return;
+        }
         loop {
             match self.run_guest(i, hv, hw) {
                 Outcome::Continue => return,
@@ -372,12 +382,12 @@ impl Pcpu {
         }
     }
 
-    /// The running vCPU `i` waits for an interrupt (WFI) and its own timer
-    /// falls due within [`WAKE_LEAD_NS`]: it keeps the CPU, which idles at
-    /// EL2 with the vCPU's state in place until an interrupt. Returns whether
-    /// the vCPU has an interrupt to take (enter it again); `false` if
-    /// something else needs the scheduler first (or the timer is not near),
-    /// and the vCPU then blocks as usual.
+    /// The running vCPU `i` waits for an interrupt (WFI, or switched in
+    /// early) and its own timer falls due within [`WAKE_LEAD_NS`]: it keeps
+    /// the CPU, which idles at EL2 with the vCPU's state in place until an
+    /// interrupt. Returns whether the vCPU has an interrupt to take (enter
+    /// it); `false` if something else needs the scheduler first (or the timer
+    /// is not near), and the vCPU then blocks as usual.
     ///
     /// Switching away and back would cost the vCPU the world switch twice and
     /// put one of them between its deadline and its handler.
@@ -397,9 +407,8 @@ impl Pcpu {
             hw.wait_for_interrupt();
             irq::handle(self, hv, hw);
             let v = &self.vcpus[i];
-            let ready = v.need_flush
-                || v.lr_used > 0
-                || vm.vcpus[v.index].vgic_dirty.load(Ordering::Acquire);
+            let ready = vm.vcpus[v.index].vgic_dirty.load(Ordering::Acquire)
+                || vm.vgic.lock().has_deliverable(v.index);
             if ready {
                 return true;
             }
@@ -655,6 +664,7 @@ impl Pcpu {
             {
                 // Its deadline is near: switch to it now; it waits for its timer in place.
                 v.blocked = false;
+                v.early = true;
                 self.resched = true;
             } else if Some(k) != self.loaded && v.ctx.timer.armed() && deadline <= now {
                 // Fired while out of the CPU: the guest finds it masked, as if Tandem had
