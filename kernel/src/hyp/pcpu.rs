@@ -396,10 +396,11 @@ impl Pcpu {
         let vm = &hv.vms[v.vm];
         let timer = hw.loaded_vtimer();
         let lead = sched::ns_to_ticks(WAKE_LEAD_NS, hv.counter_hz);
+        let deadline = timer.cval.saturating_add(vm.cntvoff);
         if v.awaiting.is_some()
             || self.loaded != Some(i)
             || !timer.armed()
-            || timer.cval.saturating_add(vm.cntvoff) > hw.now().saturating_add(lead)
+            || deadline > hw.now().saturating_add(lead)
         {
             return false;
         }
@@ -412,9 +413,13 @@ impl Pcpu {
             if ready {
                 return true;
             }
+            // Something else needs the scheduler, or the deadline passed and brought
+            // nothing the vCPU takes (its guest disabled the interrupt): it blocks as
+            // usual, and lower priorities run.
             if self.resched
                 || self.current != Some(i)
                 || hv.pcpus[self.me].attention.load(Ordering::Relaxed)
+                || hw.now() >= deadline
             {
                 return false;
             }

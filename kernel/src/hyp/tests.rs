@@ -821,6 +821,40 @@ fn rtos_is_switched_in_before_its_deadline() {
     );
 }
 
+/// A vCPU switched in early whose timer interrupt turns out disabled in its
+/// vGIC does not keep the CPU: once its deadline passes it blocks, and the
+/// lower-priority vCPU runs on.
+#[test]
+fn early_switch_gives_way_when_the_timer_brings_nothing() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    let armed = Rc::new(Cell::new(false));
+    let a = armed.clone();
+    m.hws[0].script(2, move |g| {
+        if !a.replace(true) {
+            g.context.timer.cval = g.now + 10_000;
+            g.context.timer.ctl = 1;
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    // The RTOS's timer PPI stays disabled in its vGIC.
+    m.run(400);
+    let before = m.entries(0, 1);
+    m.run(400);
+    assert!(
+        m.entries(0, 1) > before + 300,
+        "Linux ran {} times after the RTOS's deadline",
+        m.entries(0, 1) - before
+    );
+}
+
+/// A vCPU with a budget gets no more than its budget per period while a
+/// lower-priority vCPU waits, and the other gets the rest.
 #[test]
 fn budget_caps_a_high_priority_hog() {
     let hog = VmSpec {
