@@ -274,6 +274,12 @@ impl Pcpu {
                 if !self.ticking {
                     self.tick(hv, hw);
                 }
+                // Woken early: its WFI completes with its timer's interrupt, not before.
+                if core::mem::take(&mut self.vcpus[i].early) && !self.wait_in_place(i, hv, hw) {
+                    self.vcpus[i].blocked = true;
+                    self.stop_current(hv, hw);
+                    return;
+                }
                 self.run_once(i, hv, hw);
             }
             None => self.idle(hv, hw),
@@ -315,12 +321,6 @@ impl Pcpu {
     /// interrupt at EL2, a block, a yield, leaving, or this CPU's attention
     /// raised. Everything the inner loop needs is looked up once.
     fn run_once(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) {
-        // Woken early: its WFI completes with its timer's interrupt, not before.
-        if core::mem::take(&mut self.vcpus[i].early) && !self.wait_in_place(i, hv, hw) {
-            self.vcpus[i].blocked = true;
-            self.stop_current(hv, hw);
-            return;
-        }
         loop {
             match self.run_guest(i, hv, hw) {
                 Outcome::Continue => return,
@@ -391,6 +391,9 @@ impl Pcpu {
     ///
     /// Switching away and back would cost the vCPU the world switch twice and
     /// put one of them between its deadline and its handler.
+    // Out of line and cold: it must not cost the exit path (see `plan_timer`).
+    #[cold]
+    #[inline(never)]
     fn wait_in_place(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) -> bool {
         let v = &self.vcpus[i];
         let vm = &hv.vms[v.vm];
