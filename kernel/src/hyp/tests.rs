@@ -264,6 +264,26 @@ fn two_vms_share_a_cpu_with_their_own_state() {
     assert!(m.entries(0, 1) >= 15 && m.entries(0, 2) >= 15);
 }
 
+/// VM `vmid` on CPU 0 arms its virtual timer `after` ticks from its first
+/// entry and then sleeps (WFI); returns the deadline and when the guest first
+/// saw the timer's interrupt in its list registers (0 until then).
+fn sleep_until(m: &mut Machine, vmid: u32, after: u64) -> (Rc<Cell<u64>>, Rc<Cell<u64>>) {
+    let deadline = Rc::new(Cell::new(0u64));
+    let woke_at = Rc::new(Cell::new(0u64));
+    let (d, w) = (deadline.clone(), woke_at.clone());
+    m.hws[0].script(vmid, move |g| {
+        if d.get() == 0 {
+            d.set(g.now + after);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(g.now);
+        }
+        wfi_exit()
+    });
+    (deadline, woke_at)
+}
+
 /// Enables vCPU 0's virtual timer PPI (INTID 27, group 1) and the
 /// distributor in `vm`'s vGIC, as its guest would.
 fn enable_vtimer(vm: &Vm) {
@@ -696,19 +716,7 @@ fn rtos_preempts_linux_on_its_timer() {
     };
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 1000;
-    let deadline = Rc::new(Cell::new(0u64));
-    let woke_at = Rc::new(Cell::new(0u64));
-    let (d, w) = (deadline.clone(), woke_at.clone());
-    m.hws[0].script(2, move |g| {
-        if d.get() == 0 {
-            d.set(g.now + 200_000);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
-            w.set(g.now);
-        }
-        wfi_exit()
-    });
+    let (deadline, woke_at) = sleep_until(&mut m, 2, 200_000);
     m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
     enable_vtimer(m.vm("rtos"));
     m.run(400);
@@ -741,19 +749,7 @@ fn console_backlog_leaves_the_rtos_on_time() {
         m.hws[0].print(format_args!("{line}\n"));
     }
     m.hws[0].pending.push_back(UART);
-    let deadline = Rc::new(Cell::new(0u64));
-    let woke_at = Rc::new(Cell::new(0u64));
-    let (d, w) = (deadline.clone(), woke_at.clone());
-    m.hws[0].script(2, move |g| {
-        if d.get() == 0 {
-            d.set(g.now + 20_000);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
-            w.set(g.now);
-        }
-        wfi_exit()
-    });
+    let (deadline, woke_at) = sleep_until(&mut m, 2, 20_000);
     m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
     enable_vtimer(m.vm("rtos"));
     let mut steps = 0;
