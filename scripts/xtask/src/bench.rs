@@ -1,6 +1,10 @@
 //! `cargo xtask bench [micro|linux|footprint|latency|io]`, every run under
-//! `-icount shift=0,sleep=off` (so the figures are instruction counts and
-//! repeat run to run, save for when typed shell commands reach Linux).
+//! `-icount shift=0,sleep=off`, so the figures are instruction counts and
+//! repeat run to run. Nothing is typed at Linux's shell: a keystroke reaches
+//! the guest when the host's wall clock delivers it, the one input -icount
+//! cannot replay. Linux's loads start from boot arguments instead
+//! (`guest-linux-patches/initramfs/tandem-autorun`), and every figure is read
+//! at a point of the log fixed by the guests' own output.
 //!
 //! With no name, [`report`] runs them all and writes `report.md`,
 //! `figures.json` and the SVG plots (`report.rs`). `micro`: the probe's
@@ -13,14 +17,16 @@
 //! `latency`: the RTOS's release latency side by side, one table (also
 //! `latency.md`), and its histograms (`rtos-hist:`). Rows: the
 //! RTOS natively at EL1; on Tandem alone; then each layout of `vms.toml`
-//! with Linux idle at its shell and after `tandem-stress`. The
+//! with Linux idle at its shell, and in a second boot with Linux running
+//! `tandem-stress` from its shell's start (`tandem.stress=ROUNDS`). The
 //! `rtos-stats:` figures are cumulative since the RTOS started, so a
-//! "stressed" row covers boot, idle and stress.
+//! "stressed" row covers boot and stress.
 //!
 //! `io`: the paravirtual I/O path (channels): the doorbell between two VMs
 //! (`--vms ping,pong`), and Linux reaching the modem over virtio in the
-//! default set: ping round trip, UDP echo throughput and round trip, and the
-//! RTOS's latency line before and after the data path was kept busy.
+//! default set, booted with `tandem.io`: ping round trip, UDP echo throughput
+//! and round trip, and the RTOS's latency line before and after the data path
+//! was kept busy.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,20 +37,24 @@ use system_tests::qemu::{MachineConfig, Qemu};
 use crate::package::{self, Vms};
 use crate::report;
 use crate::util::say;
-use crate::vms::Machine;
+use crate::vms::{Machine, Selection};
 
 const BOOT: Duration = Duration::from_secs(240);
 const STEP: Duration = Duration::from_secs(120);
 const PROMPT: &str = "tandem:/root# ";
 /// The layouts measured, as `vms.toml` names them (`default`: no `--layout`).
 const LAYOUTS: [&str; 4] = ["default", "single-core", "shared", "consolidated"];
-/// The idle figures: each RTOS's third report from its start (about 4.5 s
-/// of virtual time, well after Linux's shell is up). Counted from the start,
-/// so these rows repeat exactly; the stressed rows depend on when the
-/// command reaches Linux, the one input -icount cannot replay.
+/// The idle figures: each RTOS's third report from its start (6 s of virtual
+/// time; Linux's shell is up after 0.1 s).
 const IDLE_LINE: usize = 3;
 /// Rounds of `tandem-stress` (CPU loop, fork/exec with pipes, memory streamer).
 const STRESS_ROUNDS: u32 = 2;
+/// The boot argument on which Linux runs `tandem-stress ROUNDS` as its shell starts.
+const STRESS_BOOTARG: &str = "tandem.stress";
+/// The boot argument on which Linux runs the I/O benchmark as its shell starts.
+const IO_BOOTARG: &str = "tandem.io";
+/// The line Linux prints when the I/O benchmark's long load starts.
+const IO_LOAD: &str = "linux | io-load";
 
 /// One measured row.
 struct Row {
@@ -147,20 +157,17 @@ fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
     drop(q);
 
     for layout in LAYOUTS {
-        say(&format!("bench: layout {layout}, Linux idle then stressed"));
-        let vms = if layout == "default" {
-            Vms::Default
-        } else {
-            Vms::Layout(layout)
-        };
-        let image = package::build(root, "qemu-virt", true, vms, None, None, machine)?;
-        let mut q = boot(&image, true, &format!("bench-{layout}"))?;
-        q.wait_for(PROMPT, BOOT)?;
         let rtos: &[&str] = if layout == "consolidated" {
             &["rtos", "rtos2"]
         } else {
             &["rtos"]
         };
+        say(&format!("bench: layout {layout}, Linux idle"));
+        let selection =
+            crate::vms::Config::load(root, "qemu-virt")?.select_layout(layout, machine)?;
+        let image = package::build_selection(root, "qemu-virt", true, &selection, machine)?;
+        let mut q = boot(&image, true, &format!("bench-{layout}"))?;
+        q.wait_for(PROMPT, BOOT)?;
         for (vm, stats) in stats_line(&mut q, rtos, 0, IDLE_LINE)? {
             rows.push(Row {
                 setup: format!("layout {layout}"),
@@ -169,10 +176,17 @@ fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
                 stats,
             });
         }
-        let mark = q.log().len();
-        q.send(&format!("tandem-stress {STRESS_ROUNDS}\n"))?;
-        wait_after(&mut q, mark, "linux | stress-done")?;
-        let done = q.log().len();
+        drop(q);
+
+        let bootarg = format!("{STRESS_BOOTARG}={STRESS_ROUNDS}");
+        say(&format!(
+            "bench: layout {layout}, Linux running tandem-stress from boot ({bootarg})"
+        ));
+        let stressed = with_bootarg(selection, &bootarg)?;
+        let image = package::build_selection(root, "qemu-virt", true, &stressed, machine)?;
+        let mut q = boot(&image, true, &format!("bench-{layout}-stressed"))?;
+        // From the end of its line, not from how much log the harness has read by then.
+        let (_, done) = line_after(&mut q, 0, "linux | stress-done")?;
         for (vm, stats) in stats_line(&mut q, rtos, done, 1)? {
             rows.push(Row {
                 setup: format!("layout {layout}"),
@@ -202,16 +216,22 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-/// The first line after byte `from` containing `marker`, once it is complete.
-fn line_after(q: &mut Qemu, from: usize, marker: &str) -> Result<String, String> {
+/// The first complete line of `log` after byte `from` that contains `marker`
+/// (without its line ending), and the byte after its `\n`.
+fn find_line(log: &str, from: usize, marker: &str) -> Option<(String, usize)> {
+    let at = from + log[from..].find(marker)?;
+    let end = at + log[at..].find('\n')?;
+    let start = log[..at].rfind('\n').map_or(0, |n| n + 1);
+    Some((log[start..end].trim_end().to_string(), end + 1))
+}
+
+/// [`find_line`] in `q`'s log, waiting for it. The position returned is fixed by
+/// the guests' output, not by when the harness read the log.
+fn line_after(q: &mut Qemu, from: usize, marker: &str) -> Result<(String, usize), String> {
     let deadline = std::time::Instant::now() + BOOT;
     loop {
-        let log = q.log();
-        if let Some(at) = log[from..].find(marker)
-            && let Some(end) = log[from + at..].find('\n')
-        {
-            let start = log[..from + at].rfind('\n').map_or(0, |n| n + 1);
-            return Ok(log[start..from + at + end].trim_end().to_string());
+        if let Some(found) = find_line(&q.log(), from, marker) {
+            return Ok(found);
         }
         if std::time::Instant::now() > deadline {
             return Err(q.failure(&format!("no {marker:?}")));
@@ -251,7 +271,7 @@ fn doorbell(root: &Path) -> Result<RoundTrip, String> {
         Machine::DEFAULT,
     )?;
     let mut q = boot(&image, true, "bench-doorbell")?;
-    let rtt = line_after(&mut q, 0, "exit-cost: path=doorbell-rtt")?;
+    let (rtt, _) = line_after(&mut q, 0, "exit-cost: path=doorbell-rtt")?;
     let mean = number_after(&rtt, "ns_per_op=").ok_or_else(|| format!("unreadable: {rtt}"))?;
     let range = number_after(&rtt, "min_ns=").zip(number_after(&rtt, "max_ns="));
     Ok((mean, range))
@@ -274,13 +294,19 @@ fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
         note: "tests/figures/doorbell.toml holds it",
     });
 
-    say("bench io: Linux to the modem over virtio (the default set)");
-    let image = package::build(root, "qemu-virt", true, Vms::Default, None, None, machine)?;
+    say(&format!(
+        "bench io: Linux to the modem over virtio (the default set, {IO_BOOTARG})"
+    ));
+    let selection = crate::vms::Config::load(root, "qemu-virt")?.select(None, machine)?;
+    let image = package::build_selection(
+        root,
+        "qemu-virt",
+        true,
+        &with_bootarg(selection, IO_BOOTARG)?,
+        machine,
+    )?;
     let mut q = boot(&image, true, "bench-io")?;
-    q.wait_for(PROMPT, BOOT)?;
-    let mark = q.log().len();
-    q.send("ping -c 20 -i 0.01 169.254.77.1\n")?;
-    let ping = line_after(&mut q, mark, "round-trip min/avg/max")?;
+    let (ping, mut at) = line_after(&mut q, 0, "round-trip min/avg/max")?;
     let avg = ping
         .rsplit_once(" = ")
         .and_then(|(_, v)| v.split('/').nth(1)?.parse::<f64>().ok())
@@ -290,10 +316,10 @@ fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
         value: format!("{:.1} µs", avg * 1000.0),
         note: "ICMP echo, Linux to the modem and back",
     });
-    for (count, size) in [(2000, 1472), (2000, 64)] {
-        let mark = q.log().len();
-        q.send(&format!("udp-echo {count} {size}\n"))?;
-        let line = line_after(&mut q, mark, "udp-echo: ")?;
+    // tandem-autorun's `tandem.io`: `udp-echo 2000 1472`, then `udp-echo 2000 64`.
+    for size in [1472, 64] {
+        let (line, end) = line_after(&mut q, at, "udp-echo: ")?;
+        at = end;
         let (mbit, rtt) = parse_udp_echo(&line).ok_or_else(|| format!("unreadable: {line}"))?;
         figures.push(Figure {
             name: if size == 1472 {
@@ -305,12 +331,11 @@ fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
             note: "one datagram in flight; bytes counted both ways",
         });
     }
-    let idle = q.log().len();
-    let before = stats_line(&mut q, &["rtos"], idle, 1)?;
-    let mark = q.log().len();
-    q.send("udp-echo 20000 1472\n")?;
-    line_after(&mut q, mark, "udp-echo: ")?;
-    let done = q.log().len();
+    // The first report after the short runs, in the 3 s idle before the load.
+    let (_, load) = line_after(&mut q, at, IO_LOAD)?;
+    let before = stats_in(&q.log()[at..load], &["rtos"], 1)
+        .ok_or_else(|| q.failure("no rtos-stats line between the UDP echoes and the load"))?;
+    let (_, done) = line_after(&mut q, load, "udp-echo: ")?;
     let after = stats_line(&mut q, &["rtos"], done, 1)?;
     for ((_, s), when) in [
         (&before[0], "before the load"),
@@ -651,9 +676,9 @@ const BENCH_BOOTARG: &str = "tandem.bench";
 /// Waits for Linux in `q` to reach its shell and run `tandem-bench`: power-on -> shell,
 /// then its figures.
 fn linux_figures(mut q: Qemu) -> Result<[f64; 5], String> {
-    let shell = line_after(&mut q, 0, "s after power-on")?;
+    let (shell, _) = line_after(&mut q, 0, "s after power-on")?;
     let boot = parse_shell_line(&shell).ok_or_else(|| format!("unreadable: {shell}"))?;
-    let line = line_after(&mut q, 0, "tandem-bench: ")?;
+    let (line, _) = line_after(&mut q, 0, "tandem-bench: ")?;
     let [cpu, sys, pipe, mem] =
         parse_tandem_bench(&line).ok_or_else(|| format!("unreadable: {line}"))?;
     Ok([boot, cpu, sys, pipe, mem])
@@ -663,12 +688,21 @@ fn linux_figures(mut q: Qemu) -> Result<[f64; 5], String> {
 /// written as `image` so that the ordinary images stay as they are.
 fn bench_image(root: &Path, names: Option<&[String]>, image: &str) -> Result<PathBuf, String> {
     let config = crate::vms::Config::load(root, "qemu-virt")?;
-    let mut selection = config.select(names, Machine::DEFAULT)?;
+    let mut selection = with_bootarg(config.select(names, Machine::DEFAULT)?, BENCH_BOOTARG)?;
+    selection.name = Some(image.into());
+    package::build_selection(root, "qemu-virt", true, &selection, Machine::DEFAULT)
+}
+
+/// `selection` with `bootarg` (`tandem.stress=2`) added to the command line of its
+/// Linux VMs (those with bootargs). Its boot image is the ordinary one's name with the
+/// argument's value appended (`tandem-layout-shared-stress2.bin`), so that the
+/// ordinary images stay as they are.
+fn with_bootarg(mut selection: Selection, bootarg: &str) -> Result<Selection, String> {
     let mut found = false;
     for vm in &mut selection.vms {
         if let Some(args) = &mut vm.bootargs {
             args.push(' ');
-            args.push_str(BENCH_BOOTARG);
+            args.push_str(bootarg);
             found = true;
         }
     }
@@ -678,8 +712,14 @@ fn bench_image(root: &Path, names: Option<&[String]>, image: &str) -> Result<Pat
             selection.file
         ));
     }
-    selection.name = Some(image.into());
-    package::build_selection(root, "qemu-virt", true, &selection, Machine::DEFAULT)
+    let suffix: String = bootarg
+        .trim_start_matches("tandem.")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let base = selection.image_name();
+    selection.name = Some(format!("{}-{suffix}.bin", base.trim_end_matches(".bin")));
+    Ok(selection)
 }
 
 /// The macro-benchmarks: the Linux VM natively, on Tandem alone, and beside the RTOS.
@@ -772,20 +812,32 @@ fn boot(image: &Path, virtualization: bool, name: &str) -> Result<Qemu, String> 
     Qemu::spawn(name, &config)
 }
 
-/// Waits until `text` appears in the log after byte `from`.
-fn wait_after(q: &mut Qemu, from: usize, text: &str) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + STEP;
-    while !q.log()[from..].contains(text) {
-        if std::time::Instant::now() > deadline {
-            return Err(q.failure(&format!("no {text:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
+/// For each VM in `tags`, the `nth` `rtos-stats:` line it prints in `lines` (complete
+/// lines of the log), with the histogram of the same report; `None` until all are there.
+fn stats_in(lines: &str, tags: &[&str], nth: usize) -> Option<Vec<(String, Stats)>> {
+    tags.iter()
+        .map(|tag| {
+            // Native runs print without a VM tag.
+            let mine = |l: &&str| {
+                l.contains(&format!(" {tag} | rtos-stats:"))
+                    || (tags.len() == 1 && !l.contains(" | ") && l.contains("rtos-stats:"))
+            };
+            let line = lines.lines().filter(mine).nth(nth.checked_sub(1)?)?;
+            let mut stats = Stats::parse(line)?;
+            // The histogram the same report printed: the VM's next line after it.
+            let after = &lines[lines.find(line)? + line.len()..];
+            let prefix = line.split_once(" | ").map(|(vm, _)| format!("{vm} | "));
+            let same_vm = |l: &&str| match &prefix {
+                Some(p) => l.starts_with(p.as_str()),
+                None => !l.contains(" | "),
+            };
+            stats.hist = after.lines().filter(same_vm).take(3).find_map(parse_hist)?;
+            Some((tag.to_string(), stats))
+        })
+        .collect()
 }
 
-/// For each VM in `tags`, the `nth` complete `rtos-stats:` line it prints
-/// after byte `from` of the log.
+/// [`stats_in`] the complete lines of `q`'s log after byte `from`, waiting for them.
 fn stats_line(
     q: &mut Qemu,
     tags: &[&str],
@@ -795,29 +847,8 @@ fn stats_line(
     let deadline = std::time::Instant::now() + STEP;
     loop {
         let log = q.log();
-        let complete = &log[from..from.max(log.rfind('\n').unwrap_or(0))];
-        let found: Vec<_> = tags
-            .iter()
-            .filter_map(|tag| {
-                // Native runs print without a VM tag.
-                let mine = |l: &&str| {
-                    l.contains(&format!(" {tag} | rtos-stats:"))
-                        || (tags.len() == 1 && !l.contains(" | ") && l.contains("rtos-stats:"))
-                };
-                let line = complete.lines().filter(mine).nth(nth - 1)?;
-                let mut stats = Stats::parse(line)?;
-                // The histogram the same report printed: the VM's next line after it.
-                let after = &complete[complete.find(line)? + line.len()..];
-                let prefix = line.split_once(" | ").map(|(vm, _)| format!("{vm} | "));
-                let same_vm = |l: &&str| match &prefix {
-                    Some(p) => l.starts_with(p.as_str()),
-                    None => !l.contains(" | "),
-                };
-                stats.hist = after.lines().filter(same_vm).take(3).find_map(parse_hist)?;
-                Some((tag.to_string(), stats))
-            })
-            .collect();
-        if found.len() == tags.len() {
+        let complete = &log[from..from.max(log.rfind('\n').map_or(0, |n| n + 1))];
+        if let Some(found) = stats_in(complete, tags, nth) {
             return Ok(found);
         }
         if std::time::Instant::now() > deadline {
@@ -859,7 +890,9 @@ fn table(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFigures are cumulative from the RTOS's start (a stressed row covers boot, idle and stress).\n\
+        "\nFigures are cumulative from the RTOS's start: an idle row to its report {IDLE_LINE}, a stressed\n\
+         row to its first report after `tandem-stress {STRESS_ROUNDS}`, run from Linux's boot\n\
+         (`{STRESS_BOOTARG}={STRESS_ROUNDS}`), so it covers boot and stress.\n\
          With more than one busy pCPU, QEMU runs the CPUs in turn on one virtual timeline, so an\n\
          RTOS's latency includes the other CPUs' turns (docs/design.md, \"Scheduling\")."
     );
@@ -936,6 +969,126 @@ mod tests {
                 "[    0.001116] cpu0 INFO    image    0x40080000..0x4019b000 (1132 KiB incl. stacks), 3 EL2 tables"
             ),
             Some((1132, 3))
+        );
+    }
+
+    /// A log as the harness sees it: VMs interleaved, `\r\n` line ends, the last
+    /// line still arriving.
+    const LOG: &str = concat!(
+        " linux | tandem-linux: shell on /dev/hvc0 at 0.07s, 0.098s after power-on\r\n",
+        "  rtos | rtos-stats: periods=10 misses=0 lat_min_ns=1 lat_mean_ns=2 lat_p99_ns=3 lat_max_ns=4\r\n",
+        " rtos2 | rtos-stats: periods=10 misses=0 lat_min_ns=1 lat_mean_ns=5 lat_p99_ns=6 lat_max_ns=7\r\n",
+        "  rtos | rtos-hist: lt512=10\r\n",
+        " rtos2 | rtos-hist: lt512=9 lt1024=1\r\n",
+        " linux | stress-done\r\n",
+        "  rtos | rtos-stats: periods=20 misses=0 lat_min_ns=1 lat_mean_ns=8 lat_p99_ns=9 lat_max_ns=10\r\n",
+        "  rtos | rtos-hist: lt512=20\r\n",
+        " rtos2 | rtos-stats: periods=20 misses=0 lat_min_ns=1 lat_mean_ns=11 lat_p99_ns=12 lat_max_ns=13\r\n",
+        " rtos2 | rtos-hi",
+    );
+
+    #[test]
+    fn finds_lines_at_positions_fixed_by_the_log() {
+        let (line, end) = find_line(LOG, 0, "linux | stress-done").unwrap();
+        assert_eq!(line, " linux | stress-done");
+        assert!(LOG[end..].starts_with("  rtos | rtos-stats: periods=20"));
+        // From its end on, the marker is not found again; an unfinished line is not a line.
+        assert_eq!(find_line(LOG, end, "stress-done"), None);
+        assert_eq!(find_line(LOG, end, "rtos2 | rtos-hi"), None);
+    }
+
+    #[test]
+    fn picks_each_vms_report_after_a_point() {
+        let both = stats_in(LOG, &["rtos", "rtos2"], 1).unwrap();
+        let means: Vec<_> = both.iter().map(|(vm, s)| (vm.as_str(), s.mean)).collect();
+        assert_eq!(means, [("rtos", 2), ("rtos2", 5)]);
+        assert_eq!(both[1].1.hist, [("lt512".into(), 9), ("lt1024".into(), 1)]);
+        let (_, done) = find_line(LOG, 0, "linux | stress-done").unwrap();
+        // After the stress: rtos's first report there; rtos2's has no histogram yet.
+        let rtos = stats_in(&LOG[done..], &["rtos"], 1).unwrap();
+        assert_eq!((rtos[0].1.periods, rtos[0].1.max), (20, 10));
+        assert!(stats_in(&LOG[done..], &["rtos", "rtos2"], 1).is_none());
+        assert!(stats_in(LOG, &["rtos"], 3).is_none());
+        assert!(stats_in(LOG, &["rtos"], 0).is_none());
+    }
+
+    #[test]
+    fn adds_a_boot_argument_to_the_linux_vm_only() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let config = crate::vms::Config::load(&root, "qemu-virt").unwrap();
+        let shared = config.select_layout("shared", Machine::DEFAULT).unwrap();
+        let stressed = with_bootarg(shared, "tandem.stress=2").unwrap();
+        assert_eq!(stressed.image_name(), "tandem-layout-shared-stress2.bin");
+        for vm in &stressed.vms {
+            match &vm.bootargs {
+                Some(args) => assert!(args.ends_with(" tandem.stress=2"), "{args}"),
+                None => assert_ne!(vm.name, "linux"),
+            }
+        }
+        let default = config.select(None, Machine::DEFAULT).unwrap();
+        assert_eq!(
+            with_bootarg(default, IO_BOOTARG).unwrap().image_name(),
+            "tandem-io.bin"
+        );
+        let rtos = config
+            .select(Some(&["rtos".to_string()]), Machine::DEFAULT)
+            .unwrap();
+        assert!(
+            with_bootarg(rtos, "tandem.stress=2")
+                .unwrap_err()
+                .contains("no VM with bootargs")
+        );
+    }
+
+    /// `tandem-autorun` under the host's `sh`, with stand-ins that print how they were run.
+    fn autorun(cmdline: &str) -> (String, String) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let script = root.join("guest-linux-patches/initramfs/tandem-autorun");
+        let bin = std::env::temp_dir().join(format!(
+            "xtask-autorun-{}-{}",
+            std::process::id(),
+            cmdline.len()
+        ));
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["tandem-bench", "tandem-stress", "ping", "udp-echo", "sleep"] {
+            let stub = bin.join(name);
+            std::fs::write(&stub, format!("#!/bin/sh\necho {name} \"$*\"\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .arg(cmdline)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&bin).unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&out.stdout), text(&out.stderr))
+    }
+
+    #[test]
+    fn autorun_runs_what_the_boot_arguments_ask_for() {
+        let (out, err) = autorun("console=hvc0 * tandem.stress=2 tandem.bench tandem.benchx");
+        assert_eq!(out, "tandem-stress 2\ntandem-bench \n");
+        assert_eq!(err, "");
+        let (out, _) = autorun("quiet tandem.io");
+        assert_eq!(
+            out,
+            "ping -c 20 -i 0.01 169.254.77.1\nudp-echo 2000 1472\nudp-echo 2000 64\n\
+             sleep 3\nio-load\nudp-echo 20000 1472\n"
+        );
+        let (out, err) = autorun(
+            "tandem.stress= tandem.stress=x tandem.stress=0 tandem.stress=07 tandem.stress=10000 tandem.stress=9999",
+        );
+        assert_eq!(out, "tandem-stress 9999\n");
+        assert_eq!(err.lines().count(), 5, "{err}");
+        assert!(
+            err.starts_with(
+                "tandem-autorun: tandem.stress=: ROUNDS must be a number from 1 to 9999\n"
+            ),
+            "{err}"
         );
     }
 

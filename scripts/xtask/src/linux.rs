@@ -692,11 +692,13 @@ fn initramfs(cache: &Path, series: &Series, inputs: &Inputs) -> Result<PathBuf, 
         0o644,
         &series.initramfs_file("profile")?.bytes,
     );
-    a.file(
-        "usr/bin/tandem-stress",
-        0o755,
-        &series.initramfs_file("tandem-stress")?.bytes,
-    );
+    for script in ["tandem-stress", "tandem-autorun"] {
+        a.file(
+            &format!("usr/bin/{script}"),
+            0o755,
+            &series.initramfs_file(script)?.bytes,
+        );
+    }
     a.file(
         "usr/bin/modem-at",
         0o755,
