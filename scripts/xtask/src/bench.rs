@@ -37,7 +37,7 @@ use system_tests::qemu::{MachineConfig, Qemu};
 use crate::package::{self, Vms};
 use crate::report;
 use crate::util::say;
-use crate::vms::{Machine, Selection};
+use crate::vms::Machine;
 
 const BOOT: Duration = Duration::from_secs(240);
 const STEP: Duration = Duration::from_secs(120);
@@ -51,6 +51,12 @@ const IDLE_LINE: usize = 3;
 const STRESS_ROUNDS: u32 = 2;
 /// The boot argument on which Linux runs `tandem-stress ROUNDS` as its shell starts.
 const STRESS_BOOTARG: &str = "tandem.stress";
+
+/// `tandem.stress=ROUNDS`: Linux runs `tandem-stress ROUNDS` as its shell starts, so
+/// the stress begins at the same point of virtual time every run.
+pub fn stress_bootarg(rounds: u32) -> String {
+    format!("{STRESS_BOOTARG}={rounds}")
+}
 /// The boot argument on which Linux runs the I/O benchmark as its shell starts.
 const IO_BOOTARG: &str = "tandem.io";
 /// The line Linux prints when the I/O benchmark's long load starts.
@@ -178,11 +184,11 @@ fn latency_rows(root: &Path) -> Result<Vec<Row>, String> {
         }
         drop(q);
 
-        let bootarg = format!("{STRESS_BOOTARG}={STRESS_ROUNDS}");
         say(&format!(
-            "bench: layout {layout}, Linux running tandem-stress from boot ({bootarg})"
+            "bench: layout {layout}, Linux running tandem-stress from boot ({})",
+            stress_bootarg(STRESS_ROUNDS)
         ));
-        let stressed = with_bootarg(selection, &bootarg)?;
+        let stressed = selection.with_bootarg(&stress_bootarg(STRESS_ROUNDS))?;
         let image = package::build_selection(root, "qemu-virt", true, &stressed, machine)?;
         let mut q = boot(&image, true, &format!("bench-{layout}-stressed"))?;
         // From the end of its line, not from how much log the harness has read by then.
@@ -302,7 +308,7 @@ fn io_figures(root: &Path) -> Result<(RoundTrip, String), String> {
         root,
         "qemu-virt",
         true,
-        &with_bootarg(selection, IO_BOOTARG)?,
+        &selection.with_bootarg(IO_BOOTARG)?,
         machine,
     )?;
     let mut q = boot(&image, true, "bench-io")?;
@@ -688,38 +694,11 @@ fn linux_figures(mut q: Qemu) -> Result<[f64; 5], String> {
 /// written as `image` so that the ordinary images stay as they are.
 fn bench_image(root: &Path, names: Option<&[String]>, image: &str) -> Result<PathBuf, String> {
     let config = crate::vms::Config::load(root, "qemu-virt")?;
-    let mut selection = with_bootarg(config.select(names, Machine::DEFAULT)?, BENCH_BOOTARG)?;
+    let mut selection = config
+        .select(names, Machine::DEFAULT)?
+        .with_bootarg(BENCH_BOOTARG)?;
     selection.name = Some(image.into());
     package::build_selection(root, "qemu-virt", true, &selection, Machine::DEFAULT)
-}
-
-/// `selection` with `bootarg` (`tandem.stress=2`) added to the command line of its
-/// Linux VMs (those with bootargs). Its boot image is the ordinary one's name with the
-/// argument's value appended (`tandem-layout-shared-stress2.bin`), so that the
-/// ordinary images stay as they are.
-fn with_bootarg(mut selection: Selection, bootarg: &str) -> Result<Selection, String> {
-    let mut found = false;
-    for vm in &mut selection.vms {
-        if let Some(args) = &mut vm.bootargs {
-            args.push(' ');
-            args.push_str(bootarg);
-            found = true;
-        }
-    }
-    if !found {
-        return Err(format!(
-            "{}: no VM with bootargs (a Linux VM) among the selected",
-            selection.file
-        ));
-    }
-    let suffix: String = bootarg
-        .trim_start_matches("tandem.")
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    let base = selection.image_name();
-    selection.name = Some(format!("{}-{suffix}.bin", base.trim_end_matches(".bin")));
-    Ok(selection)
 }
 
 /// The macro-benchmarks: the Linux VM natively, on Tandem alone, and beside the RTOS.
@@ -1010,34 +989,6 @@ mod tests {
         assert!(stats_in(&LOG[done..], &["rtos", "rtos2"], 1).is_none());
         assert!(stats_in(LOG, &["rtos"], 3).is_none());
         assert!(stats_in(LOG, &["rtos"], 0).is_none());
-    }
-
-    #[test]
-    fn adds_a_boot_argument_to_the_linux_vm_only() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let config = crate::vms::Config::load(&root, "qemu-virt").unwrap();
-        let shared = config.select_layout("shared", Machine::DEFAULT).unwrap();
-        let stressed = with_bootarg(shared, "tandem.stress=2").unwrap();
-        assert_eq!(stressed.image_name(), "tandem-layout-shared-stress2.bin");
-        for vm in &stressed.vms {
-            match &vm.bootargs {
-                Some(args) => assert!(args.ends_with(" tandem.stress=2"), "{args}"),
-                None => assert_ne!(vm.name, "linux"),
-            }
-        }
-        let default = config.select(None, Machine::DEFAULT).unwrap();
-        assert_eq!(
-            with_bootarg(default, IO_BOOTARG).unwrap().image_name(),
-            "tandem-io.bin"
-        );
-        let rtos = config
-            .select(Some(&["rtos".to_string()]), Machine::DEFAULT)
-            .unwrap();
-        assert!(
-            with_bootarg(rtos, "tandem.stress=2")
-                .unwrap_err()
-                .contains("no VM with bootargs")
-        );
     }
 
     /// `tandem-autorun` under the host's `sh`, with stand-ins that print how they were run.

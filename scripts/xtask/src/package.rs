@@ -460,7 +460,10 @@ pub const HOSTILE_TEST_OPS: u64 = 200_000;
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
 /// missing crate is a printed note), `tandem.bin` (the default set, Linux beside the RTOS),
-/// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them),
+/// `tandem-linux-rtos-vhostile.bin` (a hostile virtio front-end beside them), the layouts
+/// `tandem-layout-{single-core,shared,consolidated}.bin` and the same with Linux stressed
+/// from boot (`tandem-layout-single-core-stress2.bin`, `…-shared-stress4.bin`,
+/// `…-consolidated-stress2.bin`),
 /// `tandem-ping-pong.bin` (doorbell round trips), `tandem-switch-a-switch-b.bin` (the vCPU
 /// switch between two VMs on one pCPU), `tandem-hostile-seed7-ops200000.bin` (the default set
 /// and the seeded hostile guest), `tandem-iso-a-iso-b.bin` (isolation canaries),
@@ -537,6 +540,15 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
     );
     for layout in ["single-core", "shared", "consolidated"] {
         selections.push(config.select_layout(layout, machine)?);
+    }
+    // The same with Linux running `tandem-stress ROUNDS` from boot (tests/tests/linux.rs).
+    for (layout, rounds) in [("single-core", 2), ("shared", 4), ("consolidated", 2)] {
+        let stress = crate::bench::stress_bootarg(rounds);
+        selections.push(
+            config
+                .select_layout(layout, machine)?
+                .with_bootarg(&stress)?,
+        );
     }
     // The pv-abi examples, booted as `run --guest` boots them (tests/tests/examples.rs):
     // each beside the RTOS, and hello-rust beside Linux and the RTOS.

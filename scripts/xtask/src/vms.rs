@@ -761,6 +761,35 @@ impl Selection {
         Ok(selection)
     }
 
+    /// This selection with `bootarg` (`tandem.stress=2`) added to the command line of its
+    /// Linux VMs (those with bootargs). Its boot image is the ordinary one's name with the
+    /// argument appended, less `tandem.` and punctuation (`tandem-layout-shared-stress2.bin`),
+    /// so that the ordinary images stay as they are.
+    pub fn with_bootarg(mut self, bootarg: &str) -> Result<Selection, String> {
+        let mut found = false;
+        for vm in &mut self.vms {
+            if let Some(args) = &mut vm.bootargs {
+                args.push(' ');
+                args.push_str(bootarg);
+                found = true;
+            }
+        }
+        if !found {
+            return Err(format!(
+                "{}: no VM with bootargs (a Linux VM) among the selected",
+                self.file
+            ));
+        }
+        let suffix: String = bootarg
+            .trim_start_matches("tandem.")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let base = self.image_name();
+        self.name = Some(format!("{}-{suffix}.bin", base.trim_end_matches(".bin")));
+        Ok(self)
+    }
+
     /// The boot image's file name: `tandem.bin` for the default set, else `tandem-<vm>-<vm>.bin`.
     pub fn image_name(&self) -> String {
         if let Some(name) = &self.name {
@@ -2273,6 +2302,34 @@ devices = [{ name = "rtc", base = 0x0901_0000, size = 0x1000, irq = 34 }]
         );
         let e = plan(FILE, linux, &[0; 4096], None).unwrap_err();
         assert!(e.contains("not an arm64 Image"), "{e}");
+    }
+
+    #[test]
+    fn adds_a_boot_argument_to_the_linux_vm_only() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let config = Config::load(&root, "qemu-virt").unwrap();
+        let shared = config.select_layout("shared", Machine::DEFAULT).unwrap();
+        let stressed = shared.with_bootarg("tandem.stress=2").unwrap();
+        assert_eq!(stressed.image_name(), "tandem-layout-shared-stress2.bin");
+        for vm in &stressed.vms {
+            match &vm.bootargs {
+                Some(args) => assert!(args.ends_with(" tandem.stress=2"), "{args}"),
+                None => assert_ne!(vm.name, "linux"),
+            }
+        }
+        let default = config.select(None, Machine::DEFAULT).unwrap();
+        assert_eq!(
+            default.with_bootarg("tandem.io").unwrap().image_name(),
+            "tandem-io.bin"
+        );
+        let rtos = config
+            .select(Some(&["rtos".to_string()]), Machine::DEFAULT)
+            .unwrap();
+        assert!(
+            rtos.with_bootarg("tandem.stress=2")
+                .unwrap_err()
+                .contains("no VM with bootargs")
+        );
     }
 
     /// A layout selects the VMs that name it, placed and prioritised as it
