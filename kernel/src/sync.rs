@@ -21,5 +21,5 @@ impl spin::RelaxStrategy for CpuRelax {
     }
 }
 
-/// A spin lock whose waiters yield.
-pub type Lock<T> = spin::mutex::Mutex<T, CpuRelax>;
+/// A spin lock whose waiters yield and are served in arrival order.
+pub type Lock<T> = spin::mutex::TicketMutex<T, CpuRelax>;

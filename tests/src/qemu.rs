@@ -79,6 +79,9 @@ impl MachineConfig {
         }
         if self.icount {
             args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+            // QEMU's real-time clock (the PL031 a VM may own) counts host time by default:
+            // from a fixed date on the virtual clock instead, so that runs repeat exactly.
+            args.extend(["-rtc".into(), DETERMINISTIC_RTC.into()]);
         } else if self.paced {
             args.extend(["-icount".into(), "shift=0".into()]);
         }
@@ -90,6 +93,11 @@ impl MachineConfig {
 
 /// The QEMU binary for AArch64 guests.
 pub const QEMU: &str = "qemu-system-aarch64";
+
+/// The `-rtc` of deterministic runs: the RTC starts at a fixed date and follows the
+/// virtual clock, so a guest that reads it (or arms its alarm) sees the same values in
+/// every run.
+pub const DETERMINISTIC_RTC: &str = "base=2026-01-01T00:00:00,clock=vm";
 
 /// A running QEMU whose console output is being collected.
 pub struct Qemu {

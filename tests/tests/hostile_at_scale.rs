@@ -11,10 +11,10 @@ use system_tests::qemu::{MachineConfig, Qemu, built_image};
 use system_tests::shell::{PROMPT, field, rtos_stats_after, run};
 
 /// The boot image `cargo xtask test` builds: the default set and the hostile guest, seed 7,
-/// with the count of `package::build_test_images` (`HOSTILE_TEST_OPS`).
-const IMAGE: &str = "tandem-hostile-seed7-ops200000.bin";
-/// Operations the guest's last boot runs in this image.
-const OPS: u64 = 200_000;
+/// as `cargo xtask run --with-hostile --seed 7` boots it.
+const IMAGE: &str = "tandem-hostile-seed7.bin";
+/// Operations the guest's last boot runs in this image (the default count).
+const OPS: u64 = 1_000_000;
 const BOOT: Duration = Duration::from_secs(240);
 /// The run itself, on a loaded host.
 const RUN: Duration = Duration::from_secs(900);
@@ -33,7 +33,7 @@ fn hostile_guest_at_scale_leaves_linux_and_the_rtos_alone() {
     let mut m = MachineConfig::new("qemu-virt", image);
     m.icount = true;
     let mut q = Qemu::spawn("hostile_guest_at_scale", &m).unwrap_or_else(|e| panic!("{e}"));
-    q.wait_for(" chaos | hostile: seed=7 ops=200000 boot=0/", BOOT)
+    q.wait_for(" chaos | hostile: seed=7 ops=1000000 boot=0/", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     // The guest powers off right after its last line: the whole line is there by then.
     q.wait_for(

@@ -532,6 +532,10 @@ impl Pcpu {
         }
     }
 
+    /// Whether local vCPU `k` can run. It never waits for its VM's vGIC:
+    /// whoever holds that lock is the VM's business, and this CPU may be on
+    /// its way to a higher-priority vCPU. A vGIC locked elsewhere counts as
+    /// "it may run": a vCPU entered for nothing blocks again at its next WFI.
     fn runnable(&self, k: usize, hv: &Hypervisor) -> bool {
         let v = &self.vcpus[k];
         let vm = &hv.vms[v.vm];
@@ -544,8 +548,12 @@ impl Pcpu {
             PowerState::On => {
                 !v.blocked
                     || shared.vgic_dirty.load(Ordering::Acquire)
-                    || vm.vgic.lock().has_deliverable(v.index)
+                    || vm
+                        .vgic
+                        .try_lock()
+                        .is_none_or(|vgic| vgic.has_deliverable(v.index))
             }
+            // Held only while a CPU_ON stores or a start takes the entry point.
             PowerState::OnPending => shared.start.lock().is_some(),
             PowerState::Off => false,
         }

@@ -452,10 +452,6 @@ pub fn build_selection(
     assemble(root, platform, selection, machine)
 }
 
-/// Operations of the hostile guest in the system test's image (`cargo xtask run
-/// --with-hostile` runs `HostileRun::DEFAULT_OPS`).
-pub const HOSTILE_TEST_OPS: u64 = 200_000;
-
 /// Builds the boot images the QEMU system tests boot, in `target/tandem/qemu-virt/`:
 /// `tandem-novm.bin`, and, when their guest crates exist, `tandem-rtos-selftest.bin`,
 /// `tandem-probe.bin`, `tandem-hostile-rtos.bin` and `tandem-probe-shared-rtos-shared.bin` (a
@@ -465,8 +461,8 @@ pub const HOSTILE_TEST_OPS: u64 = 200_000;
 /// from boot (`tandem-layout-single-core-stress2.bin`, `…-shared-stress4.bin`,
 /// `…-consolidated-stress2.bin`),
 /// `tandem-ping-pong.bin` (doorbell round trips), `tandem-switch-a-switch-b.bin` (the vCPU
-/// switch between two VMs on one pCPU), `tandem-hostile-seed7-ops200000.bin` (the default set
-/// and the seeded hostile guest), `tandem-iso-a-iso-b.bin` (isolation canaries),
+/// switch between two VMs on one pCPU), `tandem-hostile-seed7.bin` (the default set
+/// and the seeded hostile guest, as `run --with-hostile --seed 7` boots it), `tandem-iso-a-iso-b.bin` (isolation canaries),
 /// and the pv-abi examples as `run --guest` boots them: beside the RTOS
 /// (`tandem-rtos-guest-hello-rust.bin`, `tandem-rtos-guest-hello-c.bin`) and beside the
 /// default set (`tandem-guest-hello-rust.bin`); and for a GICv2 machine
@@ -528,10 +524,11 @@ pub fn build_test_images(root: &Path) -> Result<(), String> {
     // The default set (Linux beside the RTOS) and the shared-CPU layouts for
     // the Linux system tests.
     selections.push(config.select(None, machine)?);
-    // The default set and the seeded hostile guest (tests/tests/hostile_at_scale.rs).
+    // The default set and the seeded hostile guest (tests/tests/hostile_at_scale.rs), the
+    // whole run of `cargo xtask run --with-hostile --seed 7`.
     let hostile = HostileRun {
         seed: 7,
-        ops: HOSTILE_TEST_OPS,
+        ops: HostileRun::DEFAULT_OPS,
     };
     selections.push(
         config
