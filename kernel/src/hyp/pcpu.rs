@@ -152,6 +152,13 @@ fn sched_params(vm: &Vm, hz: u64) -> Params {
     }
 }
 
+/// The highest priority among `vcpus`, if it is above some other's there.
+fn urgent_priority(vcpus: &[Vcpu], hv: &Hypervisor) -> Option<u8> {
+    let priorities = || vcpus.iter().map(|v| hv.vms[v.vm].desc.priority);
+    let top = priorities().max()?;
+    priorities().any(|p| p < top).then_some(top)
+}
+
 /// Everything a physical CPU keeps for its loop.
 pub struct Pcpu {
     me: usize,
@@ -176,8 +183,14 @@ pub struct Pcpu {
     resched: bool,
     /// The EL2 timer must be re-planned.
     timer_dirty: bool,
+    /// What the EL2 timer is armed for: a write that changes nothing is
+    /// skipped (under `-icount` a timer write may end this CPU's turn).
+    hyp_timer: Option<u64>,
     /// This CPU's emulator tick is armed (while it runs vCPUs, when the board has one).
     ticking: bool,
+    /// The priority of the vCPUs here that outrank every other one here, if
+    /// some do: this CPU wakes for them without arming its tick first.
+    urgent_priority: Option<u8>,
     /// When paused console output continues (the console CPU only).
     console_resume: Option<u64>,
     /// The VMs whose vCPU 0 runs here: this CPU's timer serves their
@@ -224,7 +237,9 @@ impl Pcpu {
             preempt: false,
             resched: true,
             timer_dirty: true,
+            hyp_timer: None,
             ticking: false,
+            urgent_priority: urgent_priority(&vcpus, hv),
             console_resume: None,
             own_vms: vcpus
                 .iter()
@@ -271,7 +286,10 @@ impl Pcpu {
         }
         match self.current {
             Some(i) => {
-                if !self.ticking {
+                // On the way to an urgent vCPU the tick waits for its first interrupt
+                // exit: under -icount a timer write may end this CPU's turn, and a
+                // busy CPU's turn then comes between the urgent vCPU and its deadline.
+                if !self.ticking && !self.urgent(i, hv) {
                     self.tick(hv, hw);
                 }
                 // Woken early: its WFI completes with its timer's interrupt, not before.
@@ -326,6 +344,9 @@ impl Pcpu {
                 Outcome::Continue => return,
                 Outcome::Irq => {
                     irq::handle(self, hv, hw);
+                    if !self.ticking {
+                        self.tick(hv, hw);
+                    }
                     // Straight back into the guest unless the interrupts changed
                     // what this CPU must do.
                     if !hw.reenter()
@@ -416,13 +437,18 @@ impl Pcpu {
             if ready {
                 return true;
             }
-            // Something else needs the scheduler, or the deadline passed and brought
-            // nothing the vCPU takes (its guest disabled the interrupt): it blocks as
-            // usual, and lower priorities run.
-            if self.resched
-                || self.current != Some(i)
-                || hv.pcpus[self.me].attention.load(Ordering::Relaxed)
-                || hw.now() >= deadline
+            // The deadline passed and brought nothing the vCPU takes (its guest
+            // disabled the interrupt: the timer was masked when it fired), or something
+            // the scheduler must see first: it blocks as usual, and lower priorities
+            // run. A timer due but not yet taken here (another interrupt came first)
+            // is still coming; a vCPU of lower priority woken meanwhile waits for this
+            // one (the flags stay set for the next exit).
+            let brought_nothing = hw.now() >= deadline && !hw.loaded_vtimer().armed();
+            if self.current != Some(i) || brought_nothing || !vm.is_running() {
+                return false;
+            }
+            if (self.resched || hv.pcpus[self.me].attention.load(Ordering::Relaxed))
+                && self.must_give_way(i, hv)
             {
                 return false;
             }
@@ -570,6 +596,15 @@ impl Pcpu {
         }
     }
 
+    /// Whether the running vCPU `c` must leave the CPU to another one now.
+    // Out of line and cold: see `wait_in_place`.
+    #[cold]
+    #[inline(never)]
+    fn must_give_way(&self, c: usize, hv: &Hypervisor) -> bool {
+        self.policy
+            .must_yield(c, self.preempt, &|k| k != c && self.runnable(k, hv))
+    }
+
     fn others_runnable(&self, c: usize, hv: &Hypervisor) -> bool {
         (0..self.vcpus.len()).any(|k| k != c && self.runnable(k, hv))
     }
@@ -650,15 +685,25 @@ impl Pcpu {
             .vcpus
             .iter()
             .filter_map(|v| v.awaiting.map(|w| w.deadline));
+        // The sleeping vCPU still in an idle CPU: its own timer would wake the CPU at its
+        // deadline and put the way from idle to its entry into its latency. Woken
+        // [`WAKE_LEAD_NS`] early, it waits for that timer in place instead.
+        let in_place = self
+            .loaded_sleeper_deadline(hv, hw)
+            .map(|d| d.saturating_sub(lead));
         let next = sched::next_deadline(
             slice_end,
             unloaded
+                .chain(in_place)
                 .chain(policy)
                 .chain(vms)
                 .chain(accesses)
                 .chain(self.console_resume),
         );
-        hw.set_hyp_timer(next);
+        if next != self.hyp_timer {
+            hw.set_hyp_timer(next);
+            self.hyp_timer = next;
+        }
     }
 
     /// The EL2 timer fired: deliver due virtual-timer deadlines of vCPUs not
@@ -690,6 +735,15 @@ impl Pcpu {
                 self.resched = true;
             }
         }
+        if let Some(k) = self.loaded
+            && self
+                .loaded_sleeper_deadline(hv, hw)
+                .is_some_and(|d| d > now && d <= now.saturating_add(lead))
+        {
+            self.vcpus[k].blocked = false;
+            self.vcpus[k].early = true;
+            self.resched = true;
+        }
         if self.slice_end.is_some_and(|end| end <= now) {
             self.slice_end = None;
             self.preempt = true;
@@ -720,7 +774,27 @@ impl Pcpu {
         // The timer's interrupt stays asserted while its deadline is past: disarm it
         // now, and plan it before the next entry (once, after any reschedule).
         hw.set_hyp_timer(None);
+        self.hyp_timer = None;
         self.timer_dirty = true;
+    }
+
+    /// The timer deadline of the vCPU whose state is in this CPU, while the CPU
+    /// idles and that vCPU sleeps in WFI with its timer armed.
+    fn loaded_sleeper_deadline(&self, hv: &Hypervisor, hw: &impl Hw) -> Option<u64> {
+        let k = self.loaded?;
+        let v = &self.vcpus[k];
+        if self.current.is_some() || !v.blocked || v.awaiting.is_some() {
+            return None;
+        }
+        let timer = hw.loaded_vtimer();
+        timer
+            .armed()
+            .then(|| timer.cval.saturating_add(hv.vms[v.vm].cntvoff))
+    }
+
+    /// Whether local vCPU `k` has the urgent priority here (see [`urgent_priority`]).
+    fn urgent(&self, k: usize, hv: &Hypervisor) -> bool {
+        Some(hv.vms[self.vcpus[k].vm].desc.priority) == self.urgent_priority
     }
 
     /// Console output waits after a UART interrupt sent a FIFO's worth: the
