@@ -431,6 +431,18 @@ impl Pcpu {
         loop {
             hw.wait_for_interrupt();
             irq::handle(self, hv, hw);
+            // Something the scheduler must see first: a vCPU of higher priority (or
+            // this one's budget) needs the CPU, or the VM stops. The vCPU blocks as
+            // usual; an interrupt it has waits in its vGIC. A vCPU of lower priority
+            // woken meanwhile waits for this one (the flags stay set for the next exit).
+            if self.current != Some(i) || !vm.is_running() {
+                return false;
+            }
+            if (self.resched || hv.pcpus[self.me].attention.load(Ordering::Relaxed))
+                && self.must_give_way(i, hv)
+            {
+                return false;
+            }
             let v = &self.vcpus[i];
             let ready = vm.vcpus[v.index].vgic_dirty.load(Ordering::Acquire)
                 || vm.vgic.lock().has_deliverable(v.index);
@@ -438,18 +450,10 @@ impl Pcpu {
                 return true;
             }
             // The deadline passed and brought nothing the vCPU takes (its guest
-            // disabled the interrupt: the timer was masked when it fired), or something
-            // the scheduler must see first: it blocks as usual, and lower priorities
-            // run. A timer due but not yet taken here (another interrupt came first)
-            // is still coming; a vCPU of lower priority woken meanwhile waits for this
-            // one (the flags stay set for the next exit).
-            let brought_nothing = hw.now() >= deadline && !hw.loaded_vtimer().armed();
-            if self.current != Some(i) || brought_nothing || !vm.is_running() {
-                return false;
-            }
-            if (self.resched || hv.pcpus[self.me].attention.load(Ordering::Relaxed))
-                && self.must_give_way(i, hv)
-            {
+            // disabled the interrupt: the timer was masked when it fired): it blocks,
+            // and lower priorities run. A timer due but not yet taken here (another
+            // interrupt came first) is still coming.
+            if hw.now() >= deadline && !hw.loaded_vtimer().armed() {
                 return false;
             }
         }
@@ -531,6 +535,7 @@ impl Pcpu {
             // The VM was reloaded: this vCPU's state, LRs included, is gone.
             v.epoch = epoch;
             v.blocked = false;
+            v.early = false;
             v.awaiting = None;
             v.lr_used = 0;
             v.need_flush = true;
@@ -547,6 +552,7 @@ impl Pcpu {
             v.regs = GuestRegs::at_entry(entry, x0);
             v.ctx = VcpuContext::reset();
             v.blocked = false;
+            v.early = false;
             v.lr_used = 0;
             v.need_flush = true;
             if self.loaded == Some(k) {
@@ -783,13 +789,17 @@ impl Pcpu {
     fn loaded_sleeper_deadline(&self, hv: &Hypervisor, hw: &impl Hw) -> Option<u64> {
         let k = self.loaded?;
         let v = &self.vcpus[k];
-        if self.current.is_some() || !v.blocked || v.awaiting.is_some() {
+        let vm = &hv.vms[v.vm];
+        if self.current.is_some()
+            || !v.blocked
+            || v.awaiting.is_some()
+            || !vm.is_running()
+            || vm.vcpus[v.index].power() != PowerState::On
+        {
             return None;
         }
         let timer = hw.loaded_vtimer();
-        timer
-            .armed()
-            .then(|| timer.cval.saturating_add(hv.vms[v.vm].cntvoff))
+        timer.armed().then(|| timer.cval.saturating_add(vm.cntvoff))
     }
 
     /// Whether local vCPU `k` has the urgent priority here (see [`urgent_priority`]).
