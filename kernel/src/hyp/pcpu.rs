@@ -186,7 +186,7 @@ pub struct Pcpu {
     /// What the EL2 timer is armed for: a write that changes nothing is
     /// skipped (under `-icount` a timer write may end this CPU's turn).
     hyp_timer: Option<u64>,
-    /// This CPU's emulator tick is armed (while it runs vCPUs, when the board has one).
+    /// This CPU's emulator tick is armed, or needs none (while it runs vCPUs).
     ticking: bool,
     /// The priority of the vCPUs here that outrank every other one here, if
     /// some do: this CPU wakes for them without arming its tick first.
@@ -318,14 +318,17 @@ impl Pcpu {
     pub(super) fn tick(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         if let Some(t) = hv.emulator_tick {
             hw.set_tick_timer(Some(hw.now() + t));
-            self.ticking = true;
         }
+        // Without a tick (one VM, or a board that needs none) there is nothing to arm.
+        self.ticking = true;
     }
 
     fn idle(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         if self.ticking {
             // An idle CPU takes no turns: it needs no tick.
-            hw.set_tick_timer(None);
+            if hv.emulator_tick.is_some() {
+                hw.set_tick_timer(None);
+            }
             self.ticking = false;
         }
         // A reload in progress is this CPU's background work: no sleeping.
@@ -343,18 +346,7 @@ impl Pcpu {
             match self.run_guest(i, hv, hw) {
                 Outcome::Continue => return,
                 Outcome::Irq => {
-                    irq::handle(self, hv, hw);
-                    if !self.ticking {
-                        self.tick(hv, hw);
-                    }
-                    // Straight back into the guest unless the interrupts changed
-                    // what this CPU must do.
-                    if !hw.reenter()
-                        || self.resched
-                        || self.timer_dirty
-                        || self.current != Some(i)
-                        || hv.pcpus[self.me].attention.load(Ordering::Relaxed)
-                    {
+                    if !self.after_irq(i, hv, hw) {
                         return;
                     }
                 }
@@ -377,6 +369,23 @@ impl Pcpu {
                 }
             }
         }
+    }
+
+    /// Handles the interrupts that made vCPU `i` exit; returns whether it goes
+    /// straight back into the guest (the interrupts changed nothing this CPU
+    /// must do). Arms the emulator tick if the way in left it for later.
+    // Out of line: the exit loop's code stays as small as it was.
+    #[inline(never)]
+    fn after_irq(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) -> bool {
+        irq::handle(self, hv, hw);
+        if !self.ticking {
+            self.tick(hv, hw);
+        }
+        hw.reenter()
+            && !self.resched
+            && !self.timer_dirty
+            && self.current == Some(i)
+            && !hv.pcpus[self.me].attention.load(Ordering::Relaxed)
     }
 
     /// Enters vCPU `i` and handles its exits until one needs the loop.

@@ -63,7 +63,7 @@ impl<G> Cpu for Aarch64<G> {
         vcpu::save_el1(&mut ctx.el1);
         vcpu::save_fp(&mut ctx.fp);
         ctx.timer = vcpu::save_timer();
-        vcpu::restore_timer(&TimerRegs { ctl: 0, cval: 0 });
+        vcpu::disable_timer();
     }
 
     fn load_context(&mut self, ctx: &VcpuContext) {

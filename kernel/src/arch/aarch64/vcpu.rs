@@ -225,6 +225,13 @@ pub fn save_timer() -> TimerRegs {
     }
 }
 
+/// Turns the virtual timer off (a saved vCPU's timer must not fire for the
+/// next one). One write, the enable bit first: setting CVAL before it would
+/// assert the interrupt for a moment, and under `-icount` end this CPU's turn.
+pub fn disable_timer() {
+    write_sysreg!("cntv_ctl_el0", 0);
+}
+
 /// Loads the virtual timer.
 pub fn restore_timer(t: &TimerRegs) {
     write_sysreg!("cntv_cval_el0", t.cval);
