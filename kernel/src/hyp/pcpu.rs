@@ -452,17 +452,20 @@ impl Pcpu {
             {
                 return false;
             }
+            if hw.now() >= deadline && hw.loaded_vtimer().armed() {
+                // Due, but its interrupt has not come yet (another came first): take it
+                // as if it had.
+                self.vtimer_fired(hv, hw);
+            }
             let v = &self.vcpus[i];
             let ready = vm.vcpus[v.index].vgic_dirty.load(Ordering::Acquire)
                 || vm.vgic.lock().has_deliverable(v.index);
             if ready {
                 return true;
             }
-            // The deadline passed and brought nothing the vCPU takes (its guest
-            // disabled the interrupt: the timer was masked when it fired): it blocks,
-            // and lower priorities run. A timer due but not yet taken here (another
-            // interrupt came first) is still coming.
-            if hw.now() >= deadline && !hw.loaded_vtimer().armed() {
+            // The timer fired (or the guest turned it off) and brought nothing the vCPU
+            // takes (its guest disabled the interrupt): it blocks, and lower priorities run.
+            if !hw.loaded_vtimer().armed() {
                 return false;
             }
         }
