@@ -817,6 +817,57 @@ fn rtos_is_switched_in_before_its_deadline() {
     );
 }
 
+/// The RTOS (priority 10) beside a Linux that sleeps in WFI, on CPU 0: it
+/// sleeps until a deadline 100 000 ticks ahead, twice, taking and completing
+/// its timer's interrupt each time; `on_second` runs at its second wake.
+fn rtos_sleeping_twice(mut on_second: impl FnMut() + 'static) -> SleepingRtos {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    m.hws[0].script(1, |_| wfi_exit());
+    let deadline = Rc::new(Cell::new(0u64));
+    let (wakes, woke_at) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u64)));
+    let (d, n, w) = (deadline.clone(), wakes.clone(), woke_at.clone());
+    m.hws[0].script(2, move |g| {
+        let mut timer = false;
+        for lr in g.lrs.iter_mut() {
+            let l = IchLr::decode(*lr);
+            if l.vintid == 27 && l.state.pending() {
+                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
+                timer = true;
+            }
+        }
+        if d.get() == 0 || (timer && n.get() == 0) {
+            n.set(n.get() + u32::from(d.get() != 0));
+            d.set(g.now + 100_000);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        } else if timer && w.get() == 0 {
+            w.set(g.now);
+            on_second();
+        }
+        wfi_exit()
+    });
+    enable_vtimer(m.vm("rtos"));
+    SleepingRtos {
+        m,
+        deadline,
+        wakes,
+        woke_at,
+    }
+}
+
+/// What [`rtos_sleeping_twice`] sets up.
+struct SleepingRtos {
+    m: Machine,
+    deadline: Rc<Cell<u64>>,
+    wakes: Rc<Cell<u32>>,
+    woke_at: Rc<Cell<u64>>,
+}
+
 /// A VM's vGIC, locked.
 type VgicGuard = spin::mutex::TicketMutexGuard<'static, crate::vgic::Vgic, crate::sync::CpuRelax>;
 
@@ -843,46 +894,18 @@ fn within<R>(secs: u64, what: &'static str, f: impl FnOnce() -> R) -> R {
 /// round-robin `-icount` such a wait took up to 0.65 ms.
 #[test]
 fn a_lower_vm_holding_its_vgic_does_not_delay_the_rtos() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
-    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
-    m.hws[0].entry_cost = 40;
-    // Linux sleeps in WFI. The RTOS sleeps until a deadline, twice; between
-    // its second deadline and its interrupt, "another CPU" holds Linux's vGIC.
+    // Between the RTOS's second deadline and its interrupt, "another CPU" holds
+    // Linux's vGIC.
     let held: Rc<RefCell<Option<VgicGuard>>> = Rc::new(RefCell::new(None));
-    m.hws[0].script(1, |_| wfi_exit());
-    let deadline = Rc::new(Cell::new(0u64));
-    let (wakes, woke_at) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u64)));
-    let (d, n, w, h) = (
-        deadline.clone(),
-        wakes.clone(),
-        woke_at.clone(),
-        held.clone(),
-    );
-    m.hws[0].script(2, move |g| {
-        // Its timer's interrupt, taken and completed (acknowledge and EOI empty the LR).
-        let mut timer = false;
-        for lr in g.lrs.iter_mut() {
-            let l = IchLr::decode(*lr);
-            if l.vintid == 27 && l.state.pending() {
-                *lr &= !(0b11 << 62); // ICH_LR_EL2.State
-                timer = true;
-            }
-        }
-        if d.get() == 0 || (timer && n.get() == 0) {
-            n.set(n.get() + u32::from(d.get() != 0));
-            d.set(g.now + 100_000);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        } else if timer && w.get() == 0 {
-            w.set(g.now);
-            h.borrow_mut().take();
-        }
-        wfi_exit()
+    let h = held.clone();
+    let SleepingRtos {
+        mut m,
+        deadline,
+        wakes,
+        woke_at,
+    } = rtos_sleeping_twice(move || {
+        h.borrow_mut().take();
     });
-    enable_vtimer(m.vm("rtos"));
     // Until the CPU woke for the RTOS's second deadline (early, or at it).
     let lead = 5_000 * HZ / 1_000_000_000;
     for _ in 0..100 {
@@ -915,36 +938,12 @@ fn a_lower_vm_holding_its_vgic_does_not_delay_the_rtos() {
 /// not in its latency.
 #[test]
 fn a_sleeping_rtos_still_in_its_cpu_is_woken_ahead_of_its_timer() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
-    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
-    m.hws[0].entry_cost = 40;
-    m.hws[0].script(1, |_| wfi_exit());
-    let deadline = Rc::new(Cell::new(0u64));
-    let (wakes, woke_at) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u64)));
-    let (d, n, w) = (deadline.clone(), wakes.clone(), woke_at.clone());
-    m.hws[0].script(2, move |g| {
-        let mut timer = false;
-        for lr in g.lrs.iter_mut() {
-            let l = IchLr::decode(*lr);
-            if l.vintid == 27 && l.state.pending() {
-                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
-                timer = true;
-            }
-        }
-        if d.get() == 0 || (timer && n.get() == 0) {
-            n.set(n.get() + u32::from(d.get() != 0));
-            d.set(g.now + 100_000);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        } else if timer && w.get() == 0 {
-            w.set(g.now);
-        }
-        wfi_exit()
-    });
-    enable_vtimer(m.vm("rtos"));
+    let SleepingRtos {
+        mut m,
+        deadline,
+        wakes,
+        woke_at,
+    } = rtos_sleeping_twice(|| {});
     let lead = 5_000 * HZ / 1_000_000_000;
     let mut woke_early = false;
     for _ in 0..200 {
