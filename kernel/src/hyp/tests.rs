@@ -963,8 +963,8 @@ fn a_sleeping_rtos_still_in_its_cpu_is_woken_ahead_of_its_timer() {
 }
 
 /// A vCPU switched in early whose timer interrupt turns out disabled in its
-/// vGIC does not keep the CPU: once its deadline passes it blocks, and the
-/// lower-priority vCPU runs on.
+/// vGIC does not keep the CPU: once its timer has fired and brought nothing
+/// it blocks, and the lower-priority vCPU runs on.
 #[test]
 fn early_switch_gives_way_when_the_timer_brings_nothing() {
     let rtos = VmSpec {
