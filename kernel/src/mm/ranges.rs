@@ -38,7 +38,10 @@ pub fn subtract(memory: &[Region], reserved: &[Region], align: u64) -> Ranges {
             pieces = next;
         }
         for p in pieces.as_slice() {
-            let base = p.base.next_multiple_of(align);
+            // A piece at the top of the address space may have no aligned start.
+            let Some(base) = p.base.checked_next_multiple_of(align) else {
+                continue;
+            };
             let end = p.end() & !(align - 1);
             if end > base {
                 out.push(Region {
@@ -57,6 +60,15 @@ mod tests {
 
     fn r(base: u64, size: u64) -> Region {
         Region { base, size }
+    }
+
+    /// A bank at the very top of the address space (a hostile device tree's)
+    /// has no aligned start: it yields nothing instead of overflowing (found by
+    /// the `dtb` fuzz target).
+    #[test]
+    fn bank_at_the_top_of_the_address_space_yields_nothing() {
+        let out = subtract(&[r(u64::MAX - 0x10, 0x10)], &[], 0x1000);
+        assert!(out.as_slice().is_empty());
     }
 
     /// Reserving the middle of a bank leaves the two sides.
