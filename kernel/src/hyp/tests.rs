@@ -284,6 +284,17 @@ fn sleep_until(m: &mut Machine, vmid: u32, after: u64) -> (Rc<Cell<u64>>, Rc<Cel
     (deadline, woke_at)
 }
 
+/// The RTOS saw its timer's interrupt (`woke_at`), at most `ticks` after its
+/// `deadline`.
+fn assert_woke_within(woke_at: &Cell<u64>, deadline: &Cell<u64>, ticks: u64) {
+    assert!(woke_at.get() > 0, "the RTOS got no timer interrupt");
+    let latency = woke_at.get() - deadline.get();
+    assert!(
+        latency <= ticks,
+        "the RTOS ran {latency} ticks after its deadline (at most {ticks})"
+    );
+}
+
 /// Enables vCPU 0's virtual timer PPI (INTID 27, group 1) and the
 /// distributor in `vm`'s vGIC, as its guest would.
 fn enable_vtimer(vm: &Vm) {
@@ -720,12 +731,7 @@ fn rtos_preempts_linux_on_its_timer() {
     m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
     enable_vtimer(m.vm("rtos"));
     m.run(400);
-    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
-    let latency = woke_at.get() - deadline.get();
-    assert!(
-        latency <= 3 * 1000,
-        "the RTOS ran {latency} ticks after its deadline (a slice is 625,000)"
-    );
+    assert_woke_within(&woke_at, &deadline, 3 * 1000);
 }
 
 /// A console backlog on the RTOS's CPU goes out a FIFO's worth per UART
@@ -761,9 +767,7 @@ fn console_backlog_leaves_the_rtos_on_time() {
         steps += 1;
         assert!(steps < 10_000, "the backlog never drained");
     }
-    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
-    let latency = woke_at.get() - deadline.get();
-    assert!(latency <= 3 * 100, "the RTOS ran {latency} ticks late");
+    assert_woke_within(&woke_at, &deadline, 3 * 100);
     assert!(m.entries(0, 1) > 100, "Linux ran between the pieces");
 }
 
@@ -804,17 +808,12 @@ fn rtos_is_switched_in_before_its_deadline() {
         in_place > 0,
         "the RTOS was not switched in before its deadline"
     );
-    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
     assert_eq!(
         spurious.get(),
         0,
         "the RTOS was entered before its interrupt"
     );
-    let latency = woke_at.get() - deadline.get();
-    assert!(
-        latency <= 40,
-        "the RTOS ran {latency} ticks after its deadline"
-    );
+    assert_woke_within(&woke_at, &deadline, 40);
 }
 
 /// The RTOS (priority 10) beside a Linux that sleeps in WFI, on CPU 0: it
@@ -924,12 +923,7 @@ fn a_lower_vm_holding_its_vgic_does_not_delay_the_rtos() {
     within(20, "the CPU waited for a lower VM's vGIC lock", || {
         m.run(50)
     });
-    assert!(woke_at.get() > 0, "the RTOS got its timer interrupt");
-    let latency = woke_at.get() - deadline.get();
-    assert!(
-        latency <= 40,
-        "the RTOS ran {latency} ticks after its deadline"
-    );
+    assert_woke_within(&woke_at, &deadline, 40);
 }
 
 /// The RTOS sleeping in WFI while its state stays in an idle CPU (nothing
@@ -955,11 +949,7 @@ fn a_sleeping_rtos_still_in_its_cpu_is_woken_ahead_of_its_timer() {
     }
     assert_eq!(m.pcpus[0].loaded(), Some(1), "the RTOS stayed in the CPU");
     assert!(woke_early, "the idle CPU woke ahead of the RTOS's deadline");
-    let latency = woke_at.get() - deadline.get();
-    assert!(
-        latency <= 40,
-        "the RTOS ran {latency} ticks after its deadline"
-    );
+    assert_woke_within(&woke_at, &deadline, 40);
 }
 
 /// A vCPU switched in early whose timer interrupt turns out disabled in its
