@@ -30,9 +30,10 @@ pub fn run(q: &mut Qemu, command: &str, expect: &str) -> String {
     }
 }
 
-/// The last `rtos-stats:` line printed after byte `from` of the log, if any.
+/// The last complete `rtos-stats:` line printed after byte `from` of the log, if any.
 pub fn rtos_stats_after(log: &str, from: usize) -> Option<String> {
-    log[from..]
+    crate::log::complete(log)
+        .get(from..)?
         .lines()
         .filter(|l| l.contains("rtos-stats:"))
         .next_back()
@@ -58,5 +59,7 @@ mod tests {
         let last = rtos_stats_after(log, 0).unwrap();
         assert_eq!((field(&last, "periods"), field(&last, "misses")), (9, 2));
         assert_eq!(rtos_stats_after(log, log.len()), None);
+        let arriving = format!("{log}  rtos | rtos-stats: periods=12");
+        assert_eq!(rtos_stats_after(&arriving, 0), Some(last));
     }
 }

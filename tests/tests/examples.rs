@@ -77,7 +77,7 @@ fn rtos_runs_on(q: &mut Qemu, rtos_vm: &str, from: usize) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let log = q.log();
-        let complete = &log[..log.rfind('\n').unwrap_or(0)];
+        let complete = system_tests::log::complete(&log);
         let stats = complete.get(from..).unwrap_or("").lines().find_map(|l| {
             let (tag, rest) = l.split_once(" | ")?;
             (tag.trim() == rtos_vm).then_some(())?;

@@ -89,7 +89,9 @@ fn raspi4b_boots_linux_beside_the_rtos() {
     let deadline = std::time::Instant::now() + STEP;
     let stats = loop {
         let log = q.log();
-        let lines: Vec<&str> = log[mark..]
+        let lines: Vec<&str> = system_tests::log::complete(&log)
+            .get(mark..)
+            .unwrap_or("")
             .lines()
             .filter(|l| l.contains("rtos-stats:"))
             .collect();

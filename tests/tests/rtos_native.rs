@@ -28,8 +28,7 @@ fn native(image: &str, icount: bool) -> MachineConfig {
 
 /// The complete `rtos-stats:` lines printed so far.
 fn stats_lines(log: &str) -> Vec<(String, Stats)> {
-    let complete = &log[..log.rfind('\n').unwrap_or(0)];
-    complete
+    system_tests::log::complete(log)
         .lines()
         .filter(|l| l.contains("rtos-stats:"))
         .map(|l| {

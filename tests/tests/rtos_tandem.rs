@@ -127,7 +127,8 @@ fn twenty_restarts_leave_the_heap_unchanged() {
         let deadline = std::time::Instant::now() + TIMEOUT;
         loop {
             let log = q.log();
-            if let Some(line) = log[from..].lines().find(|l| l.contains("tandem heap: ")) {
+            let whole = system_tests::log::complete(&log).get(from..).unwrap_or("");
+            if let Some(line) = whole.lines().find(|l| l.contains("tandem heap: ")) {
                 return line.trim().to_string();
             }
             assert!(
@@ -203,7 +204,7 @@ fn rtos_tandem_at_commands_by_interrupt() {
         }
     }
     let stats = q.log();
-    let last = stats
+    let last = system_tests::log::complete(&stats)
         .lines()
         .filter(|l| l.contains("rtos-stats:"))
         .last()
