@@ -91,6 +91,10 @@ pub struct FakeCpu<L = IchLr> {
     pub hyp_timer: Option<u64>,
     /// The emulator tick's timer.
     pub tick_timer: Option<u64>,
+    /// Every write of the tick's timer: when, and what.
+    pub tick_writes: Vec<(u64, Option<u64>)>,
+    /// Every VM switch ([`Hw::load_stage2`]): when, and to which VTTBR.
+    pub switches: Vec<(u64, u64)>,
     pub lrs: Vec<u64>,
     pub interface_enabled: bool,
     pub underflow: bool,
@@ -145,6 +149,8 @@ impl<L> FakeCpu<L> {
             vbar_el1: 0,
             hyp_timer: None,
             tick_timer: None,
+            tick_writes: Vec::new(),
+            switches: Vec::new(),
             lrs: alloc::vec![0; lr_count],
             interface_enabled: false,
             underflow: false,
@@ -349,6 +355,7 @@ impl<L> Cpu for FakeCpu<L> {
 
     fn load_stage2(&mut self, vttbr: u64, _cntvoff: u64, vmpidr: u64) {
         self.events.push(Event::LoadStage2 { vttbr });
+        self.switches.push((self.now, vttbr));
         self.vttbr = vttbr;
         self.vmpidr = vmpidr;
     }
@@ -382,6 +389,7 @@ impl<L> Cpu for FakeCpu<L> {
 
     fn set_tick_timer(&mut self, cval: Option<u64>) {
         self.tick_timer = cval;
+        self.tick_writes.push((self.now, cval));
         self.pending.retain(|&i| i != TICK);
         self.raise_due_timers();
     }

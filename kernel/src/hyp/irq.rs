@@ -17,7 +17,7 @@ pub fn handle(p: &mut Pcpu, hv: &Hypervisor, hw: &mut impl Hw) {
         match intid {
             INTID_VTIMER => p.vtimer_fired(hv, hw),
             INTID_HYP_TIMER => p.hyp_timer_fired(hv, hw),
-            INTID_TICK => p.tick(hv, hw),
+            INTID_TICK => p.tick_fired(hv, hw),
             INTID_MAINTENANCE => p.maintenance(hv, hw),
             // The request itself is the sender's attention flag, read before every entry.
             i if i == u32::from(KICK_SGI) => {}

@@ -60,6 +60,9 @@ pub struct Vcpu {
     /// How many list registers the last flush filled; while loaded they are
     /// live in the hardware until synced.
     lr_used: usize,
+    /// `lrs[..lr_used]` were read back from the hardware at a switch and wait
+    /// to be folded into the model (its vGIC was busy then).
+    lrs_saved: bool,
     /// The list registers must be (re)filled before the next entry.
     need_flush: bool,
     /// Waiting in WFI for an interrupt.
@@ -84,6 +87,7 @@ impl Vcpu {
             ctx: VcpuContext::reset(),
             lrs: [0; MAX_LRS],
             lr_used: 0,
+            lrs_saved: false,
             need_flush: true,
             blocked: false,
             awaiting: None,
@@ -97,10 +101,39 @@ impl Vcpu {
     /// authoritative and the LRs must be refilled before the next entry.
     pub fn sync_lrs<H: Hw>(&mut self, vgic: &mut Vgic, hw: &mut H) {
         if self.lr_used > 0 {
-            hw.read_lrs(&mut self.lrs[..self.lr_used]);
+            if !self.lrs_saved {
+                hw.read_lrs(&mut self.lrs[..self.lr_used]);
+            }
             vgic.sync_with::<H::Lr>(self.index, &self.lrs[..self.lr_used]);
             self.lr_used = 0;
+            self.lrs_saved = false;
         }
+        self.need_flush = true;
+    }
+
+    /// Leaves the CPU: its list registers are folded into the model if its
+    /// vGIC is free, else read back and kept until its next refill. The CPU
+    /// may be on its way to a more urgent vCPU, which must not wait for a
+    /// lock that another of this VM's vCPUs holds. Until folded, the model
+    /// sees them as it does while the vCPU runs: still in its LRs.
+    fn leave_lrs<H: Hw>(&mut self, vm: &Vm, hw: &mut H) {
+        if self.lr_used > 0 {
+            match vm.vgic.try_lock() {
+                Some(mut vgic) => self.sync_lrs(&mut vgic, hw),
+                None if !self.lrs_saved => {
+                    hw.read_lrs(&mut self.lrs[..self.lr_used]);
+                    self.lrs_saved = true;
+                }
+                None => {}
+            }
+        }
+        self.need_flush = true;
+    }
+
+    /// Forgets its list registers (its VM was reloaded, or it starts afresh).
+    fn clear_lrs(&mut self) {
+        self.lr_used = 0;
+        self.lrs_saved = false;
         self.need_flush = true;
     }
 }
@@ -189,7 +222,7 @@ pub struct Pcpu {
     /// This CPU's emulator tick is armed, or needs none (while it runs vCPUs).
     ticking: bool,
     /// The priority of the vCPUs here that outrank every other one here, if
-    /// some do: this CPU wakes for them without arming its tick first.
+    /// some do: they run without this CPU's emulator tick.
     urgent_priority: Option<u8>,
     /// When paused console output continues (the console CPU only).
     console_resume: Option<u64>,
@@ -206,6 +239,12 @@ pub struct Pcpu {
 /// its timer in place ([`Pcpu::wait_in_place`]). The vCPU it preempts loses
 /// at most this much per deadline.
 const WAKE_LEAD_NS: u64 = 5_000;
+
+/// A vCPU that blocks with its timer due within this keeps its CPU and waits
+/// for the timer in place ([`Pcpu::wait_in_place`]): a vCPU switched in
+/// instead would be switched out again [`WAKE_LEAD_NS`] before the deadline,
+/// and get less than the two switches cost.
+const STAY_NS: u64 = 2 * WAKE_LEAD_NS;
 
 /// Between two FIFO loads of a console backlog: 32 bytes per 4 µs is about
 /// 8 MB/s, far beyond a real UART, at about a fifth of the console CPU.
@@ -286,11 +325,11 @@ impl Pcpu {
         }
         match self.current {
             Some(i) => {
-                // On the way to an urgent vCPU the tick waits for its first interrupt
-                // exit: under -icount a timer write may end this CPU's turn, and a
-                // busy CPU's turn then comes between the urgent vCPU and its deadline.
-                if !self.ticking && !self.urgent(i, hv) {
-                    self.tick(hv, hw);
+                // An urgent vCPU runs without this CPU's tick (see `tick_fired`).
+                match (self.ticking, self.urgent(i, hv)) {
+                    (false, false) => self.tick(hv, hw),
+                    (true, true) => self.untick(hv, hw),
+                    _ => {}
                 }
                 // Woken early: its WFI completes with its timer's interrupt, not before.
                 if core::mem::take(&mut self.vcpus[i].early) && !self.wait_in_place(i, hv, hw) {
@@ -315,7 +354,7 @@ impl Pcpu {
     /// much. It has a timer of its own for that reason: the EL2 timer is
     /// empty exactly when it matters.
     #[cold]
-    pub(super) fn tick(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+    fn tick(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         if let Some(t) = hv.emulator_tick {
             hw.set_tick_timer(Some(hw.now() + t));
         }
@@ -323,13 +362,36 @@ impl Pcpu {
         self.ticking = true;
     }
 
+    /// The emulator tick fired: re-armed, unless an urgent vCPU is this CPU's
+    /// current one. Such a vCPU runs without the tick: under `-icount` every
+    /// timer write may end this CPU's turn, and another busy CPU then runs up
+    /// to a quarter tick (5 µs) between the urgent vCPU and its deadline, as
+    /// QEMU traces of the `shared` layout showed. The other busy CPUs' ticks
+    /// still bound the turns; this one is armed again before a lower priority
+    /// is entered.
+    #[cold]
+    pub(super) fn tick_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if self.current.is_some_and(|i| self.urgent(i, hv)) {
+            self.untick(hv, hw);
+        } else {
+            self.tick(hv, hw);
+        }
+    }
+
+    /// Turns this CPU's emulator tick off (clearing the timer is no deadline,
+    /// so it never ends a turn).
+    #[cold]
+    fn untick(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        if hv.emulator_tick.is_some() {
+            hw.set_tick_timer(None);
+        }
+        self.ticking = false;
+    }
+
     fn idle(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
+        // An idle CPU takes no turns: it needs no tick.
         if self.ticking {
-            // An idle CPU takes no turns: it needs no tick.
-            if hv.emulator_tick.is_some() {
-                hw.set_tick_timer(None);
-            }
-            self.ticking = false;
+            self.untick(hv, hw);
         }
         // A reload in progress is this CPU's background work: no sleeping.
         if self.reloading.is_none() {
@@ -373,14 +435,11 @@ impl Pcpu {
 
     /// Handles the interrupts that made vCPU `i` exit; returns whether it goes
     /// straight back into the guest (the interrupts changed nothing this CPU
-    /// must do). Arms the emulator tick if the way in left it for later.
+    /// must do).
     // Out of line: the exit loop's code stays as small as it was.
     #[inline(never)]
     fn after_irq(&mut self, i: usize, hv: &Hypervisor, hw: &mut impl Hw) -> bool {
         irq::handle(self, hv, hw);
-        if !self.ticking {
-            self.tick(hv, hw);
-        }
         hw.reenter()
             && !self.resched
             && !self.timer_dirty
@@ -413,7 +472,7 @@ impl Pcpu {
     }
 
     /// The running vCPU `i` waits for an interrupt (WFI, or switched in
-    /// early) and its own timer falls due within [`WAKE_LEAD_NS`]: it keeps
+    /// early) and its own timer falls due within [`STAY_NS`]: it keeps
     /// the CPU, which idles at EL2 with the vCPU's state in place until an
     /// interrupt. Returns whether the vCPU has an interrupt to take (enter
     /// it); `false` if something else needs the scheduler first (or the timer
@@ -428,12 +487,12 @@ impl Pcpu {
         let v = &self.vcpus[i];
         let vm = &hv.vms[v.vm];
         let timer = hw.loaded_vtimer();
-        let lead = sched::ns_to_ticks(WAKE_LEAD_NS, hv.counter_hz);
+        let stay = sched::ns_to_ticks(STAY_NS, hv.counter_hz);
         let deadline = timer.cval.saturating_add(vm.cntvoff);
         if v.awaiting.is_some()
             || self.loaded != Some(i)
             || !timer.armed()
-            || deadline > hw.now().saturating_add(lead)
+            || deadline > hw.now().saturating_add(stay)
         {
             return false;
         }
@@ -549,8 +608,7 @@ impl Pcpu {
             v.blocked = false;
             v.early = false;
             v.awaiting = None;
-            v.lr_used = 0;
-            v.need_flush = true;
+            v.clear_lrs();
         }
         if !vm.is_running() {
             return;
@@ -565,8 +623,7 @@ impl Pcpu {
             v.ctx = VcpuContext::reset();
             v.blocked = false;
             v.early = false;
-            v.lr_used = 0;
-            v.need_flush = true;
+            v.clear_lrs();
             if self.loaded == Some(k) {
                 // The CPU holds the old life's state: never save it over the fresh one.
                 self.loaded = None;
@@ -634,11 +691,7 @@ impl Pcpu {
         }
         if let Some(old) = self.loaded {
             let v = &mut self.vcpus[old];
-            let vm = &hv.vms[v.vm];
-            {
-                let mut vgic = vm.vgic.lock();
-                v.sync_lrs(&mut vgic, hw);
-            }
+            v.leave_lrs(&hv.vms[v.vm], hw);
             hw.save_context(&mut v.ctx);
             v.ctx.gicv = hw.save_interface();
         }
@@ -729,6 +782,8 @@ impl Pcpu {
     pub(super) fn hyp_timer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         let now = hw.now();
         let lead = sched::ns_to_ticks(WAKE_LEAD_NS, hv.counter_hz);
+        // The highest priority woken ahead of its deadline.
+        let mut woken = None;
         for k in 0..self.vcpus.len() {
             let early = self.outranks_current(k, hv);
             let v = &mut self.vcpus[k];
@@ -742,9 +797,8 @@ impl Pcpu {
                 && v.blocked
             {
                 // Its deadline is near: switch to it now; it waits for its timer in place.
-                v.blocked = false;
-                v.early = true;
-                self.resched = true;
+                self.wake_early(k);
+                woken = woken.max(Some(vm.desc.priority));
             } else if Some(k) != self.loaded && v.ctx.timer.armed() && deadline <= now {
                 // Fired while out of the CPU: the guest finds it masked, as if Tandem had
                 // taken the interrupt (see `irq`).
@@ -758,9 +812,11 @@ impl Pcpu {
                 .loaded_sleeper_deadline(hv, hw)
                 .is_some_and(|d| d > now && d <= now.saturating_add(lead))
         {
-            self.vcpus[k].blocked = false;
-            self.vcpus[k].early = true;
-            self.resched = true;
+            self.wake_early(k);
+            woken = woken.max(Some(hv.vms[self.vcpus[k].vm].desc.priority));
+        }
+        if let Some(priority) = woken {
+            self.wake_higher_due_soon(priority, now, hv, hw);
         }
         if self.slice_end.is_some_and(|end| end <= now) {
             self.slice_end = None;
@@ -794,6 +850,42 @@ impl Pcpu {
         hw.set_hyp_timer(None);
         self.hyp_timer = None;
         self.timer_dirty = true;
+    }
+
+    /// Blocked vCPU `k` becomes runnable ahead of its timer deadline: the CPU
+    /// switches to it (if it outranks the rest) and it waits for the timer in place.
+    fn wake_early(&mut self, k: usize) {
+        self.vcpus[k].blocked = false;
+        self.vcpus[k].early = true;
+        self.resched = true;
+    }
+
+    /// The CPU wakes early for a vCPU of priority `priority`: a sleeping vCPU
+    /// of higher priority whose deadline follows within [`STAY_NS`] is woken
+    /// with it. The CPU then goes straight to that one, which waits for its
+    /// timer in place, instead of into the lower vCPU and out again just
+    /// before the deadline that matters more.
+    #[cold]
+    fn wake_higher_due_soon(&mut self, priority: u8, now: u64, hv: &Hypervisor, hw: &impl Hw) {
+        let soon = now.saturating_add(sched::ns_to_ticks(STAY_NS, hv.counter_hz));
+        for k in 0..self.vcpus.len() {
+            let v = &self.vcpus[k];
+            let vm = &hv.vms[v.vm];
+            if vm.desc.priority <= priority || !v.blocked {
+                continue;
+            }
+            let deadline = if Some(k) == self.loaded {
+                self.loaded_sleeper_deadline(hv, hw)
+            } else {
+                v.ctx
+                    .timer
+                    .armed()
+                    .then(|| v.ctx.timer.cval.saturating_add(vm.cntvoff))
+            };
+            if deadline.is_some_and(|d| d > now && d <= soon) {
+                self.wake_early(k);
+            }
+        }
     }
 
     /// The timer deadline of the vCPU whose state is in this CPU, while the CPU

@@ -719,6 +719,66 @@ fn emulator_tick_keeps_ticking() {
     assert_eq!(m.hws[1].tick_timer, None);
 }
 
+/// The RTOS runs without its CPU's emulator tick: the tick Linux had is
+/// turned off when the CPU switches to the RTOS, and is not re-armed until
+/// Linux runs again. Under `-icount` a re-arm could end the CPU's turn and
+/// let a busy CPU run a quarter tick (5 µs) between the RTOS and its
+/// deadline, as QEMU traces of the `shared` layout showed.
+#[test]
+fn the_rtos_runs_without_the_tick() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::with_tick(1, &[spec("linux", &[0]), rtos], Some(1250));
+    m.hws[0].entry_cost = 40;
+    // It sleeps until its deadline, takes its timer's interrupt, and sleeps for good.
+    let (deadline, woke_at) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
+    let (d, w) = (deadline.clone(), woke_at.clone());
+    m.hws[0].script(2, move |g| {
+        if d.get() == 0 {
+            d.set(g.now + 100_000);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        }
+        for lr in g.lrs.iter_mut() {
+            if IchLr::decode(*lr).vintid == 27 && w.get() == 0 {
+                w.set(g.now);
+            }
+            *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
+        }
+        wfi_exit()
+    });
+    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
+    enable_vtimer(m.vm("rtos"));
+    m.step(0);
+    assert!(deadline.get() > 0, "the RTOS set its timer");
+    while m.hws[0].now + 1_000 < deadline.get() {
+        m.step(0);
+    }
+    assert!(m.hws[0].tick_timer.is_some(), "Linux runs with the tick");
+    // Due between the early switch (at the deadline less 312 ticks) and the deadline.
+    m.hws[0].tick_timer = Some(deadline.get() - 50);
+    let from = m.hws[0].tick_writes.len();
+    m.run(50);
+    assert_woke_within(&woke_at, &deadline, 40);
+    let writes = &m.hws[0].tick_writes[from..];
+    let to_the_rtos: Vec<Option<u64>> = writes
+        .iter()
+        .filter(|&&(at, _)| at < woke_at.get())
+        .map(|&(_, cval)| cval)
+        .collect();
+    assert_eq!(
+        to_the_rtos,
+        [None],
+        "on the way to the RTOS the tick must be turned off, and only that"
+    );
+    assert!(
+        writes.last().is_some_and(|w| w.1.is_some()) && m.hws[0].tick_timer.is_some(),
+        "Linux runs with the tick again: {writes:?}"
+    );
+}
+
 #[test]
 fn rtos_preempts_linux_on_its_timer() {
     let rtos = VmSpec {
@@ -814,6 +874,76 @@ fn rtos_is_switched_in_before_its_deadline() {
         "the RTOS was entered before its interrupt"
     );
     assert_woke_within(&woke_at, &deadline, 40);
+}
+
+/// The RTOS blocks with its next deadline closer than two world switches
+/// are worth: it keeps its CPU and waits for its timer in place. Before, the
+/// CPU switched to the busy Linux beside it and back 5 µs before the
+/// deadline; under `-icount` the two switches, and another CPU's turn
+/// between them, put the RTOS up to 6 µs late.
+#[test]
+fn an_rtos_sleeping_briefly_keeps_its_cpu() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    let linux_entries = Rc::new(RefCell::new(Vec::new()));
+    let entries = linux_entries.clone();
+    m.hws[0].script(1, move |g| {
+        entries.borrow_mut().push(g.now);
+        g.regs.args.x[..4].copy_from_slice(&[SMCCC_VERSION, 0, 0, 0]);
+        hvc_exit()
+    });
+    // 8 µs: beyond the early switch's lead, within what is not worth a switch.
+    let brief = crate::sched::ns_to_ticks(8_000, HZ);
+    let (deadline, blocked_at, woke_at) = (
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+    );
+    let (d, b, w) = (deadline.clone(), blocked_at.clone(), woke_at.clone());
+    m.hws[0].script(2, move |g| {
+        let mut timer = false;
+        for lr in g.lrs.iter_mut() {
+            let l = IchLr::decode(*lr);
+            if l.vintid == 27 && l.state.pending() {
+                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
+                timer = true;
+            }
+        }
+        let next = if d.get() == 0 {
+            Some(100_000)
+        } else if timer && b.get() == 0 {
+            b.set(g.now);
+            Some(brief)
+        } else {
+            if timer && w.get() == 0 {
+                w.set(g.now);
+            }
+            None
+        };
+        if let Some(after) = next {
+            d.set(g.now + after);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        }
+        wfi_exit()
+    });
+    enable_vtimer(m.vm("rtos"));
+    m.run(20_000);
+    assert!(blocked_at.get() > 0, "the RTOS's first deadline never came");
+    assert_woke_within(&woke_at, &deadline, 40);
+    let switched = linux_entries
+        .borrow()
+        .iter()
+        .filter(|&&t| t > blocked_at.get() && t < woke_at.get())
+        .count();
+    assert_eq!(
+        switched, 0,
+        "Linux was entered while the RTOS slept {brief} ticks"
+    );
 }
 
 /// The RTOS (priority 10) beside a Linux that sleeps in WFI, on CPU 0: it
@@ -924,6 +1054,158 @@ fn a_lower_vm_holding_its_vgic_does_not_delay_the_rtos() {
         m.run(50)
     });
     assert_woke_within(&woke_at, &deadline, 40);
+}
+
+/// When a [`sleeper`] was entered, and when it saw its timer's interrupt.
+struct Sleeper {
+    entries: Rc<RefCell<Vec<u64>>>,
+    woke_at: Rc<Cell<u64>>,
+}
+
+/// A guest that sets its timer for `deadline` at its first entry, records when
+/// it sees the timer's interrupt, completes it, and sleeps in WFI.
+fn sleeper(deadline: u64) -> (impl FnMut(&mut GuestView<'_>) -> ExitSnapshot, Sleeper) {
+    let (entries, woke_at) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(0u64)));
+    let (e, w) = (entries.clone(), woke_at.clone());
+    let mut first = true;
+    let script = move |g: &mut GuestView<'_>| {
+        e.borrow_mut().push(g.now);
+        if core::mem::take(&mut first) {
+            g.context.timer.cval = deadline;
+            g.context.timer.ctl = 1;
+        }
+        for lr in g.lrs.iter_mut() {
+            if IchLr::decode(*lr).vintid == 27 && w.get() == 0 {
+                w.set(g.now);
+            }
+            *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
+        }
+        wfi_exit()
+    };
+    (script, Sleeper { entries, woke_at })
+}
+
+/// On an idle CPU, Linux's deadline comes 5 µs before the RTOS's: the CPU
+/// wakes early for Linux's, and goes straight to the RTOS, which waits for its
+/// timer in place; Linux runs after it. Before, the CPU went to Linux, entered
+/// it at its deadline, and left it for the RTOS just before the RTOS's (QEMU
+/// traces of the `shared` layout: the RTOS 3.8 µs late).
+#[test]
+fn a_lower_deadline_just_before_the_rtos_does_not_delay_it() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    // The RTOS's deadline follows Linux's by just more than the early switch's lead,
+    // so that Linux's timer comes before the RTOS's early switch.
+    let lead = crate::sched::ns_to_ticks(5_000, HZ);
+    let (linux_deadline, rtos_deadline) = (100_000, 100_000 + lead + 1);
+    let (linux, linux_woke) = sleeper(linux_deadline);
+    let (rtos, rtos_woke) = sleeper(rtos_deadline);
+    m.hws[0].script(1, linux);
+    m.hws[0].script(2, rtos);
+    enable_vtimer(m.vm("linux"));
+    enable_vtimer(m.vm("rtos"));
+    m.run(50);
+    let rtos_woke = rtos_woke.woke_at.get();
+    assert_woke_within(&Cell::new(rtos_woke), &Cell::new(rtos_deadline), 40);
+    let on_the_way: Vec<u64> = linux_woke
+        .entries
+        .borrow()
+        .iter()
+        .copied()
+        .filter(|&t| t > linux_deadline - 1_000 && t < rtos_woke)
+        .collect();
+    assert_eq!(
+        on_the_way,
+        [],
+        "Linux was entered on the way to the RTOS's deadline"
+    );
+    assert!(
+        linux_woke.woke_at.get() > rtos_woke,
+        "Linux got its timer after the RTOS"
+    );
+    // Switched to the RTOS when the CPU woke, ahead of Linux's deadline.
+    let rtos_vttbr = m.vm("rtos").vttbr;
+    let switched = m.hws[0]
+        .switches
+        .iter()
+        .rev()
+        .find(|s| s.1 == rtos_vttbr && s.0 < rtos_woke)
+        .map(|s| s.0);
+    assert!(
+        switched.is_some_and(|t| t < linux_deadline),
+        "the RTOS was switched in at {switched:?}, after Linux's deadline {linux_deadline}"
+    );
+}
+
+/// The RTOS's CPU leaves a Linux vCPU with an interrupt active in its list
+/// registers while another of Linux's vCPUs holds Linux's vGIC: the switch
+/// does not wait for that lock. Linux's list registers are kept, and folded
+/// into its vGIC when it next runs: its interrupt is still active there.
+#[test]
+fn leaving_a_vcpu_never_waits_for_its_vgic() {
+    let rtos = VmSpec {
+        priority: 10,
+        ..spec("rtos", &[0])
+    };
+    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
+    m.hws[0].entry_cost = 40;
+    let held: Rc<RefCell<Option<VgicGuard>>> = Rc::new(RefCell::new(None));
+    // Linux acknowledges SPI 40 and stays in its handler, busy with hypercalls;
+    // it counts the entries that find the interrupt still active.
+    let active = Rc::new(Cell::new(0u32));
+    let a = active.clone();
+    m.hws[0].script(1, move |g| {
+        for lr in g.lrs.iter_mut() {
+            let l = IchLr::decode(*lr);
+            if l.vintid == 40 && l.state.pending() {
+                *lr = (*lr & !(0b11 << 62)) | (0b10 << 62);
+            } else if l.vintid == 40 && l.state.active() {
+                a.set(a.get() + 1);
+            }
+        }
+        g.regs.args.x[..4].copy_from_slice(&[SMCCC_VERSION, 0, 0, 0]);
+        hvc_exit()
+    });
+    let (deadline, woke_at) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
+    let (d, w, h) = (deadline.clone(), woke_at.clone(), held.clone());
+    m.hws[0].script(2, move |g| {
+        if d.get() == 0 {
+            d.set(g.now + 100_000);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
+            w.set(g.now);
+            h.borrow_mut().take();
+        }
+        wfi_exit()
+    });
+    let linux = m.vm("linux");
+    enable_spi(linux, 40);
+    enable_vtimer(m.vm("rtos"));
+    m.hv.inject(linux, 40, None, &mut m.hws[0]);
+    for _ in 0..100 {
+        m.step(0);
+        if active.get() > 0 {
+            break;
+        }
+    }
+    assert!(active.get() > 0, "Linux never took its interrupt");
+    assert!(m.hws[0].now + 1_000 < deadline.get());
+    *held.borrow_mut() = Some(linux.vgic.lock());
+    let before = active.get();
+    within(20, "leaving Linux waited for its vGIC lock", || {
+        m.run(5_000)
+    });
+    assert_woke_within(&woke_at, &deadline, 40);
+    assert!(held.borrow().is_none());
+    assert!(
+        active.get() > before,
+        "Linux's active interrupt was lost while its LRs waited to be folded"
+    );
 }
 
 /// The RTOS sleeping in WFI while its state stays in an idle CPU (nothing
