@@ -362,14 +362,26 @@ fn proc_stat_steal(q: &mut Qemu, cpu: &str) -> u64 {
 }
 
 /// The `shared` layout: the RTOS on pCPU 0 beside Linux vCPU 0, Linux vCPU 1
-/// alone on pCPU 1. Under stress the RTOS misses nothing and stays within
-/// [`BUSY_PCPUS_LAT_MAX_NS`] (measured 9.2 µs); Linux's CPU 0 shows steal time
-/// (Arm PV time) while its CPU 1, which shares with nobody, shows none (measured:
-/// 15 ticks, and 0).
+/// alone on pCPU 1. Under stress the RTOS misses nothing, 99 % of its releases
+/// come within [`SHARED_STRESSED_P99_NS`] (measured 1.6 µs) and the worst
+/// within [`BUSY_PCPUS_LAT_MAX_NS`] (measured 6.4 µs); Linux's CPU 0 shows
+/// steal time (Arm PV time) while its CPU 1, which shares with nobody, shows
+/// none (measured: 8 ticks, and 0).
 #[test]
 fn shared_layout_steal_only_where_shared() {
+    /// Before the RTOS's way in stopped losing other CPUs' turns: 2.4 µs.
+    const SHARED_STRESSED_P99_NS: u64 = 2_000;
     let (mut q, stats) = boot_stressed("shared", "shared_layout_steal_only_where_shared", 4, 2);
     assert_busy_latency(&q, &stats[0]);
+    let p99 = field(&stats[0], "lat_p99_ns");
+    assert!(
+        p99 <= SHARED_STRESSED_P99_NS,
+        "{}",
+        q.failure(&format!(
+            "RTOS p99 latency {p99} ns > {SHARED_STRESSED_P99_NS} ns beside stressed Linux: {}",
+            stats[0]
+        ))
+    );
     let (cpu0, cpu1) = (
         proc_stat_steal(&mut q, "cpu0"),
         proc_stat_steal(&mut q, "cpu1"),

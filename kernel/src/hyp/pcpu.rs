@@ -173,6 +173,11 @@ impl LrHardware {
     }
 }
 
+/// The earlier of an optional deadline and `deadline`.
+fn earliest(a: Option<u64>, deadline: u64) -> Option<u64> {
+    Some(a.map_or(deadline, |a| a.min(deadline)))
+}
+
 /// The scheduling parameters of `vm`'s vCPUs, in counter ticks at `hz`.
 fn sched_params(vm: &Vm, hz: u64) -> Params {
     let us = |n: u32| sched::ns_to_ticks(u64::from(n) * 1000, hz);
@@ -240,10 +245,11 @@ pub struct Pcpu {
 /// at most this much per deadline.
 const WAKE_LEAD_NS: u64 = 5_000;
 
-/// A vCPU that blocks with its timer due within this keeps its CPU and waits
-/// for the timer in place ([`Pcpu::wait_in_place`]): a vCPU switched in
-/// instead would be switched out again [`WAKE_LEAD_NS`] before the deadline,
-/// and get less than the two switches cost.
+/// A vCPU that shares its CPU and blocks with its timer due within this keeps
+/// the CPU and waits for the timer in place ([`Pcpu::wait_in_place`]): a vCPU
+/// switched in instead would be switched out again [`WAKE_LEAD_NS`] before the
+/// deadline, and get less than the two switches cost. (A vCPU alone on its CPU
+/// blocks: it stays loaded, and the idle CPU is woken early for it.)
 const STAY_NS: u64 = 2 * WAKE_LEAD_NS;
 
 /// Between two FIFO loads of a console backlog: 32 bytes per 4 µs is about
@@ -472,7 +478,8 @@ impl Pcpu {
     }
 
     /// The running vCPU `i` waits for an interrupt (WFI, or switched in
-    /// early) and its own timer falls due within [`STAY_NS`]: it keeps
+    /// early) and its own timer falls due within [`STAY_NS`] (alone on this
+    /// CPU, [`WAKE_LEAD_NS`]): it keeps
     /// the CPU, which idles at EL2 with the vCPU's state in place until an
     /// interrupt. Returns whether the vCPU has an interrupt to take (enter
     /// it); `false` if something else needs the scheduler first (or the timer
@@ -487,7 +494,14 @@ impl Pcpu {
         let v = &self.vcpus[i];
         let vm = &hv.vms[v.vm];
         let timer = hw.loaded_vtimer();
-        let stay = sched::ns_to_ticks(STAY_NS, hv.counter_hz);
+        // Alone here, it loses no switch by blocking: it stays loaded, and is woken
+        // early as the CPU's loaded sleeper.
+        let stay = if self.vcpus.len() > 1 {
+            STAY_NS
+        } else {
+            WAKE_LEAD_NS
+        };
+        let stay = sched::ns_to_ticks(stay, hv.counter_hz);
         let deadline = timer.cval.saturating_add(vm.cntvoff);
         if v.awaiting.is_some()
             || self.loaded != Some(i)
@@ -782,8 +796,9 @@ impl Pcpu {
     pub(super) fn hyp_timer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         let now = hw.now();
         let lead = sched::ns_to_ticks(WAKE_LEAD_NS, hv.counter_hz);
-        // The highest priority woken ahead of its deadline.
+        // The highest priority woken ahead of its deadline, and the earliest such deadline.
         let mut woken = None;
+        let mut guard = None;
         for k in 0..self.vcpus.len() {
             let early = self.outranks_current(k, hv);
             let v = &mut self.vcpus[k];
@@ -799,6 +814,7 @@ impl Pcpu {
                 // Its deadline is near: switch to it now; it waits for its timer in place.
                 self.wake_early(k);
                 woken = woken.max(Some(vm.desc.priority));
+                guard = earliest(guard, deadline);
             } else if Some(k) != self.loaded && v.ctx.timer.armed() && deadline <= now {
                 // Fired while out of the CPU: the guest finds it masked, as if Tandem had
                 // taken the interrupt (see `irq`).
@@ -808,11 +824,12 @@ impl Pcpu {
             }
         }
         if let Some(k) = self.loaded
-            && self
+            && let Some(deadline) = self
                 .loaded_sleeper_deadline(hv, hw)
-                .is_some_and(|d| d > now && d <= now.saturating_add(lead))
+                .filter(|&d| d > now && d <= now.saturating_add(lead))
         {
             self.wake_early(k);
+            guard = earliest(guard, deadline);
             woken = woken.max(Some(hv.vms[self.vcpus[k].vm].desc.priority));
         }
         if let Some(priority) = woken {
@@ -845,10 +862,13 @@ impl Pcpu {
             }
         }
         self.check_vm_deadlines(hv, hw, now);
-        // The timer's interrupt stays asserted while its deadline is past: disarm it
-        // now, and plan it before the next entry (once, after any reschedule).
-        hw.set_hyp_timer(None);
-        self.hyp_timer = None;
+        // The timer's interrupt stays asserted while its deadline is past: move it
+        // now, and plan it before the next entry (once, after any reschedule). Until
+        // then it guards the deadline of a vCPU woken early: under `-icount` each
+        // CPU's turn is a quarter of the time to the nearest deadline of any timer,
+        // so while this CPU switches to that vCPU the other CPUs' turns stay short.
+        hw.set_hyp_timer(guard);
+        self.hyp_timer = guard;
         self.timer_dirty = true;
     }
 
