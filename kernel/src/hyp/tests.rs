@@ -268,6 +268,16 @@ fn two_vms_share_a_cpu_with_their_own_state() {
 /// entry and then sleeps (WFI); returns the deadline and when the guest first
 /// saw the timer's interrupt in its list registers (0 until then).
 fn sleep_until(m: &mut Machine, vmid: u32, after: u64) -> (Rc<Cell<u64>>, Rc<Cell<u64>>) {
+    sleep_until_then(m, vmid, after, || {})
+}
+
+/// [`sleep_until`], running `on_wake` when the guest sees its timer's interrupt.
+fn sleep_until_then(
+    m: &mut Machine,
+    vmid: u32,
+    after: u64,
+    mut on_wake: impl FnMut() + 'static,
+) -> (Rc<Cell<u64>>, Rc<Cell<u64>>) {
     let deadline = Rc::new(Cell::new(0u64));
     let woke_at = Rc::new(Cell::new(0u64));
     let (d, w) = (deadline.clone(), woke_at.clone());
@@ -278,6 +288,7 @@ fn sleep_until(m: &mut Machine, vmid: u32, after: u64) -> (Rc<Cell<u64>>, Rc<Cel
             g.context.timer.ctl = 1;
         } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
             w.set(g.now);
+            on_wake();
         }
         wfi_exit()
     });
@@ -726,10 +737,7 @@ fn emulator_tick_keeps_ticking() {
 /// deadline, as QEMU traces of the `shared` layout showed.
 #[test]
 fn the_rtos_runs_without_the_tick() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::with_tick(1, &[spec("linux", &[0]), rtos], Some(1250));
     m.hws[0].entry_cost = 40;
     // It sleeps until its deadline, takes its timer's interrupt, and sleeps for good.
@@ -786,15 +794,7 @@ fn the_rtos_runs_without_the_tick() {
 /// whole lead (QEMU traces of the `shared` layout).
 #[test]
 fn the_el2_timer_guards_the_deadline_of_an_early_wake() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
-    let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
-    m.hws[0].entry_cost = 40;
-    let (deadline, woke_at) = sleep_until(&mut m, 2, 100_000);
-    m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
-    enable_vtimer(m.vm("rtos"));
+    let (mut m, deadline, woke_at) = rtos_beside_busy_linux(40, 100_000);
     m.run(5_000);
     assert_woke_within(&woke_at, &deadline, 40);
     let lead = crate::sched::ns_to_ticks(5_000, HZ);
@@ -816,17 +816,30 @@ fn the_el2_timer_guards_the_deadline_of_an_early_wake() {
     );
 }
 
-#[test]
-fn rtos_preempts_linux_on_its_timer() {
-    let rtos = VmSpec {
+/// The RTOS: priority 10, one vCPU on CPU 0.
+fn rtos_spec() -> VmSpec {
+    VmSpec {
         priority: 10,
         ..spec("rtos", &[0])
-    };
+    }
+}
+
+/// The RTOS (priority 10) sleeping `after` ticks from its first entry
+/// ([`sleep_until`]) beside a Linux busy with hypercalls, on CPU 0, whose
+/// guest entries cost `entry_cost` ticks.
+fn rtos_beside_busy_linux(entry_cost: u64, after: u64) -> (Machine, Rc<Cell<u64>>, Rc<Cell<u64>>) {
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
-    m.hws[0].entry_cost = 1000;
-    let (deadline, woke_at) = sleep_until(&mut m, 2, 200_000);
+    m.hws[0].entry_cost = entry_cost;
+    let (deadline, woke_at) = sleep_until(&mut m, 2, after);
     m.hws[0].script(1, calls([SMCCC_VERSION, 0, 0, 0]));
     enable_vtimer(m.vm("rtos"));
+    (m, deadline, woke_at)
+}
+
+#[test]
+fn rtos_preempts_linux_on_its_timer() {
+    let (mut m, deadline, woke_at) = rtos_beside_busy_linux(1000, 200_000);
     m.run(400);
     assert_woke_within(&woke_at, &deadline, 3 * 1000);
 }
@@ -840,10 +853,7 @@ fn console_backlog_leaves_the_rtos_on_time() {
     use crate::arch::Console;
     use crate::arch::fake::UART_FIFO;
     const UART: u32 = 33;
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::with_uart(1, &[spec("linux", &[0]), rtos], UART);
     // A guest entry costs 1.6 µs, less than the console pace (4 µs).
     m.hws[0].entry_cost = 100;
@@ -874,10 +884,7 @@ fn console_backlog_leaves_the_rtos_on_time() {
 /// is never entered before it).
 #[test]
 fn rtos_is_switched_in_before_its_deadline() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     let deadline = Rc::new(Cell::new(0u64));
@@ -913,6 +920,74 @@ fn rtos_is_switched_in_before_its_deadline() {
     assert_woke_within(&woke_at, &deadline, 40);
 }
 
+/// When a guest [`sleep_briefly`] scripts set its last deadline, when it went
+/// to sleep briefly, and when it woke from that sleep.
+struct BriefSleep {
+    deadline: Rc<Cell<u64>>,
+    blocked_at: Rc<Cell<u64>>,
+    woke_at: Rc<Cell<u64>>,
+}
+
+impl BriefSleep {
+    /// Checks that the brief sleep came and ended within 40 ticks of its
+    /// deadline; returns when it began and ended.
+    fn woke_on_time(&self) -> (u64, u64) {
+        assert!(
+            self.blocked_at.get() > 0,
+            "the RTOS's first deadline never came"
+        );
+        assert_woke_within(&self.woke_at, &self.deadline, 40);
+        (self.blocked_at.get(), self.woke_at.get())
+    }
+}
+
+/// Scripts the RTOS, VM `vmid` on CPU 0: it sleeps until a deadline 100 000
+/// ticks ahead, then for 8 µs (beyond the early switch's lead, within what
+/// is not worth a switch), taking and completing its timer's interrupt each
+/// time.
+fn sleep_briefly(m: &mut Machine, vmid: u32) -> BriefSleep {
+    let brief = crate::sched::ns_to_ticks(8_000, HZ);
+    enable_vtimer(m.vm("rtos"));
+    let (deadline, blocked_at, woke_at) = (
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+    );
+    let (d, b, w) = (deadline.clone(), blocked_at.clone(), woke_at.clone());
+    m.hws[0].script(vmid, move |g| {
+        let mut timer = false;
+        for lr in g.lrs.iter_mut() {
+            let l = IchLr::decode(*lr);
+            if l.vintid == 27 && l.state.pending() {
+                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
+                timer = true;
+            }
+        }
+        let next = if d.get() == 0 {
+            Some(100_000)
+        } else if timer && b.get() == 0 {
+            b.set(g.now);
+            Some(brief)
+        } else {
+            if timer && w.get() == 0 {
+                w.set(g.now);
+            }
+            None
+        };
+        if let Some(after) = next {
+            d.set(g.now + after);
+            g.context.timer.cval = d.get();
+            g.context.timer.ctl = 1;
+        }
+        wfi_exit()
+    });
+    BriefSleep {
+        deadline,
+        blocked_at,
+        woke_at,
+    }
+}
+
 /// The RTOS blocks with its next deadline closer than two world switches
 /// are worth: it keeps its CPU and waits for its timer in place. Before, the
 /// CPU switched to the busy Linux beside it and back 5 µs before the
@@ -920,10 +995,7 @@ fn rtos_is_switched_in_before_its_deadline() {
 /// between them, put the RTOS up to 6 µs late.
 #[test]
 fn an_rtos_sleeping_briefly_keeps_its_cpu() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     let linux_entries = Rc::new(RefCell::new(Vec::new()));
@@ -933,54 +1005,15 @@ fn an_rtos_sleeping_briefly_keeps_its_cpu() {
         g.regs.args.x[..4].copy_from_slice(&[SMCCC_VERSION, 0, 0, 0]);
         hvc_exit()
     });
-    // 8 µs: beyond the early switch's lead, within what is not worth a switch.
-    let brief = crate::sched::ns_to_ticks(8_000, HZ);
-    let (deadline, blocked_at, woke_at) = (
-        Rc::new(Cell::new(0u64)),
-        Rc::new(Cell::new(0u64)),
-        Rc::new(Cell::new(0u64)),
-    );
-    let (d, b, w) = (deadline.clone(), blocked_at.clone(), woke_at.clone());
-    m.hws[0].script(2, move |g| {
-        let mut timer = false;
-        for lr in g.lrs.iter_mut() {
-            let l = IchLr::decode(*lr);
-            if l.vintid == 27 && l.state.pending() {
-                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
-                timer = true;
-            }
-        }
-        let next = if d.get() == 0 {
-            Some(100_000)
-        } else if timer && b.get() == 0 {
-            b.set(g.now);
-            Some(brief)
-        } else {
-            if timer && w.get() == 0 {
-                w.set(g.now);
-            }
-            None
-        };
-        if let Some(after) = next {
-            d.set(g.now + after);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        }
-        wfi_exit()
-    });
-    enable_vtimer(m.vm("rtos"));
+    let sleep = sleep_briefly(&mut m, 2);
     m.run(20_000);
-    assert!(blocked_at.get() > 0, "the RTOS's first deadline never came");
-    assert_woke_within(&woke_at, &deadline, 40);
+    let (blocked_at, woke_at) = sleep.woke_on_time();
     let switched = linux_entries
         .borrow()
         .iter()
-        .filter(|&&t| t > blocked_at.get() && t < woke_at.get())
+        .filter(|&&t| t > blocked_at && t < woke_at)
         .count();
-    assert_eq!(
-        switched, 0,
-        "Linux was entered while the RTOS slept {brief} ticks"
-    );
+    assert_eq!(switched, 0, "Linux was entered while the RTOS slept 8 µs");
 }
 
 /// Alone on its CPU, the RTOS loses no switch by blocking: sleeping 8 µs, it
@@ -989,54 +1022,16 @@ fn an_rtos_sleeping_briefly_keeps_its_cpu() {
 /// made the `default` layout's stressed mean latency 0.9 -> 1.5 µs.)
 #[test]
 fn a_lone_rtos_sleeping_briefly_idles_its_cpu() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::with_tick(1, &[rtos], Some(1250));
     m.hws[0].entry_cost = 40;
-    let brief = crate::sched::ns_to_ticks(8_000, HZ);
-    let (deadline, blocked_at, woke_at) = (
-        Rc::new(Cell::new(0u64)),
-        Rc::new(Cell::new(0u64)),
-        Rc::new(Cell::new(0u64)),
-    );
-    let (d, b, w) = (deadline.clone(), blocked_at.clone(), woke_at.clone());
-    m.hws[0].script(1, move |g| {
-        let mut timer = false;
-        for lr in g.lrs.iter_mut() {
-            let l = IchLr::decode(*lr);
-            if l.vintid == 27 && l.state.pending() {
-                *lr &= !(0b11 << 62); // ICH_LR_EL2.State: taken and completed
-                timer = true;
-            }
-        }
-        let next = if d.get() == 0 {
-            Some(100_000)
-        } else if timer && b.get() == 0 {
-            b.set(g.now);
-            Some(brief)
-        } else {
-            if timer && w.get() == 0 {
-                w.set(g.now);
-            }
-            None
-        };
-        if let Some(after) = next {
-            d.set(g.now + after);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        }
-        wfi_exit()
-    });
-    enable_vtimer(m.vm("rtos"));
+    let sleep = sleep_briefly(&mut m, 1);
     m.run(200);
-    assert!(blocked_at.get() > 0, "the RTOS's first deadline never came");
-    assert_woke_within(&woke_at, &deadline, 40);
+    let (blocked_at, woke_at) = sleep.woke_on_time();
     let idled = m.hws[0]
         .tick_writes
         .iter()
-        .any(|&(at, cval)| at >= blocked_at.get() && at < woke_at.get() && cval.is_none());
+        .any(|&(at, cval)| at >= blocked_at && at < woke_at && cval.is_none());
     assert!(
         idled,
         "the CPU kept the tick through the RTOS's brief sleep"
@@ -1047,10 +1042,7 @@ fn a_lone_rtos_sleeping_briefly_idles_its_cpu() {
 /// sleeps until a deadline 100 000 ticks ahead, twice, taking and completing
 /// its timer's interrupt each time; `on_second` runs at its second wake.
 fn rtos_sleeping_twice(mut on_second: impl FnMut() + 'static) -> SleepingRtos {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     m.hws[0].script(1, |_| wfi_exit());
@@ -1189,10 +1181,7 @@ fn sleeper(deadline: u64) -> (impl FnMut(&mut GuestView<'_>) -> ExitSnapshot, Sl
 /// traces of the `shared` layout: the RTOS 3.8 µs late).
 #[test]
 fn a_lower_deadline_just_before_the_rtos_does_not_delay_it() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     // The RTOS's deadline follows Linux's by just more than the early switch's lead,
@@ -1244,10 +1233,7 @@ fn a_lower_deadline_just_before_the_rtos_does_not_delay_it() {
 /// into its vGIC when it next runs: its interrupt is still active there.
 #[test]
 fn leaving_a_vcpu_never_waits_for_its_vgic() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     let held: Rc<RefCell<Option<VgicGuard>>> = Rc::new(RefCell::new(None));
@@ -1267,18 +1253,9 @@ fn leaving_a_vcpu_never_waits_for_its_vgic() {
         g.regs.args.x[..4].copy_from_slice(&[SMCCC_VERSION, 0, 0, 0]);
         hvc_exit()
     });
-    let (deadline, woke_at) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
-    let (d, w, h) = (deadline.clone(), woke_at.clone(), held.clone());
-    m.hws[0].script(2, move |g| {
-        if d.get() == 0 {
-            d.set(g.now + 100_000);
-            g.context.timer.cval = d.get();
-            g.context.timer.ctl = 1;
-        } else if w.get() == 0 && g.lrs.iter().any(|&lr| lr & 0xffff_ffff == 27) {
-            w.set(g.now);
-            h.borrow_mut().take();
-        }
-        wfi_exit()
+    let h = held.clone();
+    let (deadline, woke_at) = sleep_until_then(&mut m, 2, 100_000, move || {
+        h.borrow_mut().take();
     });
     let linux = m.vm("linux");
     enable_spi(linux, 40);
@@ -1336,10 +1313,7 @@ fn a_sleeping_rtos_still_in_its_cpu_is_woken_ahead_of_its_timer() {
 /// it blocks, and the lower-priority vCPU runs on.
 #[test]
 fn early_switch_gives_way_when_the_timer_brings_nothing() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let mut m = Machine::new(1, &[spec("linux", &[0]), rtos]);
     m.hws[0].entry_cost = 40;
     let armed = Rc::new(Cell::new(false));
@@ -1535,10 +1509,7 @@ fn watchdog_expiry_is_a_crash() {
 /// one piece, not the whole reload.
 #[test]
 fn reload_yields_to_a_higher_priority_vcpu() {
-    let rtos = VmSpec {
-        priority: 10,
-        ..spec("rtos", &[0])
-    };
+    let rtos = rtos_spec();
     let linux = VmSpec {
         ram_size: 32 << 20,
         ..spec("linux", &[0])
