@@ -93,8 +93,6 @@ pub struct FakeCpu<L = IchLr> {
     pub tick_timer: Option<u64>,
     /// Every write of the tick's timer: when, and what.
     pub tick_writes: Vec<(u64, Option<u64>)>,
-    /// Every write of the EL2 timer: when, and what.
-    pub hyp_timer_writes: Vec<(u64, Option<u64>)>,
     /// Every VM switch ([`Hw::load_stage2`]): when, and to which VTTBR.
     pub switches: Vec<(u64, u64)>,
     pub lrs: Vec<u64>,
@@ -153,7 +151,6 @@ impl<L> FakeCpu<L> {
             tick_timer: None,
             tick_writes: Vec::new(),
             switches: Vec::new(),
-            hyp_timer_writes: Vec::new(),
             lrs: alloc::vec![0; lr_count],
             interface_enabled: false,
             underflow: false,
@@ -399,7 +396,6 @@ impl<L> Cpu for FakeCpu<L> {
 
     fn set_hyp_timer(&mut self, cval: Option<u64>) {
         self.hyp_timer = cval;
-        self.hyp_timer_writes.push((self.now, cval));
         self.pending.retain(|&i| i != HYP_TIMER);
         self.raise_due_timers();
     }

@@ -173,11 +173,6 @@ impl LrHardware {
     }
 }
 
-/// The earlier of an optional deadline and `deadline`.
-fn earliest(a: Option<u64>, deadline: u64) -> Option<u64> {
-    Some(a.map_or(deadline, |a| a.min(deadline)))
-}
-
 /// The scheduling parameters of `vm`'s vCPUs, in counter ticks at `hz`.
 fn sched_params(vm: &Vm, hz: u64) -> Params {
     let us = |n: u32| sched::ns_to_ticks(u64::from(n) * 1000, hz);
@@ -796,9 +791,8 @@ impl Pcpu {
     pub(super) fn hyp_timer_fired(&mut self, hv: &Hypervisor, hw: &mut impl Hw) {
         let now = hw.now();
         let lead = sched::ns_to_ticks(WAKE_LEAD_NS, hv.counter_hz);
-        // The highest priority woken ahead of its deadline, and the earliest such deadline.
+        // The highest priority woken ahead of its deadline.
         let mut woken = None;
-        let mut guard = None;
         for k in 0..self.vcpus.len() {
             let early = self.outranks_current(k, hv);
             let v = &mut self.vcpus[k];
@@ -814,7 +808,6 @@ impl Pcpu {
                 // Its deadline is near: switch to it now; it waits for its timer in place.
                 self.wake_early(k);
                 woken = woken.max(Some(vm.desc.priority));
-                guard = earliest(guard, deadline);
             } else if Some(k) != self.loaded && v.ctx.timer.armed() && deadline <= now {
                 // Fired while out of the CPU: the guest finds it masked, as if Tandem had
                 // taken the interrupt (see `irq`).
@@ -824,12 +817,11 @@ impl Pcpu {
             }
         }
         if let Some(k) = self.loaded
-            && let Some(deadline) = self
+            && self
                 .loaded_sleeper_deadline(hv, hw)
-                .filter(|&d| d > now && d <= now.saturating_add(lead))
+                .is_some_and(|d| d > now && d <= now.saturating_add(lead))
         {
             self.wake_early(k);
-            guard = earliest(guard, deadline);
             woken = woken.max(Some(hv.vms[self.vcpus[k].vm].desc.priority));
         }
         if let Some(priority) = woken {
@@ -862,13 +854,10 @@ impl Pcpu {
             }
         }
         self.check_vm_deadlines(hv, hw, now);
-        // The timer's interrupt stays asserted while its deadline is past: move it
-        // now, and plan it before the next entry (once, after any reschedule). Until
-        // then it guards the deadline of a vCPU woken early: under `-icount` each
-        // CPU's turn is a quarter of the time to the nearest deadline of any timer,
-        // so while this CPU switches to that vCPU the other CPUs' turns stay short.
-        hw.set_hyp_timer(guard);
-        self.hyp_timer = guard;
+        // The timer's interrupt stays asserted while its deadline is past: disarm it
+        // now, and plan it before the next entry (once, after any reschedule).
+        hw.set_hyp_timer(None);
+        self.hyp_timer = None;
         self.timer_dirty = true;
     }
 

@@ -787,35 +787,6 @@ fn the_rtos_runs_without_the_tick() {
     );
 }
 
-/// From the RTOS's early wake until its CPU re-plans, the EL2 timer stays
-/// armed at the RTOS's deadline instead of off. Under `-icount` the nearest
-/// deadline of any timer sizes the other CPUs' turns: with the EL2 timer off
-/// and the RTOS's timer not loaded yet, a busy CPU's turn could fill the
-/// whole lead (QEMU traces of the `shared` layout).
-#[test]
-fn the_el2_timer_guards_the_deadline_of_an_early_wake() {
-    let (mut m, deadline, woke_at) = rtos_beside_busy_linux(40, 100_000);
-    m.run(5_000);
-    assert_woke_within(&woke_at, &deadline, 40);
-    let lead = crate::sched::ns_to_ticks(5_000, HZ);
-    let early = deadline.get() - lead;
-    let on_the_way: Vec<Option<u64>> = m.hws[0]
-        .hyp_timer_writes
-        .iter()
-        .filter(|&&(at, _)| at >= early && at < woke_at.get())
-        .map(|&(_, cval)| cval)
-        .collect();
-    assert_eq!(
-        on_the_way.first(),
-        Some(&Some(deadline.get())),
-        "the early wake left the EL2 timer {on_the_way:?}"
-    );
-    assert!(
-        !on_the_way.contains(&None),
-        "the EL2 timer was off on the RTOS's way in: {on_the_way:?}"
-    );
-}
-
 /// The RTOS: priority 10, one vCPU on CPU 0.
 fn rtos_spec() -> VmSpec {
     VmSpec {
